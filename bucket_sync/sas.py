@@ -1,0 +1,135 @@
+"""SAS container URLs: split into the container address and the token, read expiry and permissions.
+
+The core only ever handles a :class:`ContainerSas`; where it came from (the iTwin bucket API, a reality
+data access call, or the command line) is the resolver's business.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from .errors import UsageError
+from .redact import REDACTED, redact, register_secret
+
+_PERMISSION_NAMES = {
+    "r": "read (r)",
+    "a": "add (a)",
+    "c": "create (c)",
+    "w": "write (w)",
+    "d": "delete (d)",
+    "l": "list (l)",
+}
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_sas_time(value: str) -> datetime | None:
+    """Parse ``se=``/``st=`` values: ISO 8601 UTC with or without seconds, or a bare date."""
+    value = value.strip()
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def permission_name(letter: str) -> str:
+    return _PERMISSION_NAMES.get(letter, letter)
+
+
+@dataclass(frozen=True)
+class ContainerSas:
+    """A container address plus the SAS token that grants access to it.
+
+    ``container_url`` has no query string; ``token`` is the query string without ``?``.
+    """
+
+    container_url: str
+    token: str
+    expires_at: datetime | None
+    permissions: str
+
+    @classmethod
+    def from_url(cls, url: str) -> "ContainerSas":
+        """Split a SAS container URL. Raises UsageError (never echoing the signature) when malformed."""
+        parts = urlsplit(url.strip())
+        shown = redact(url)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise UsageError(f"not a container URL: {shown}", hint="give https://<account>.blob.core.windows.net/<container>?<sas>")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise UsageError(
+                f"refusing plain http:// to a non-loopback host: {shown}",
+                hint="use https://; http:// is accepted only for 127.0.0.1/localhost (the Azurite emulator)",
+            )
+        if not parts.query:
+            raise UsageError(f"the URL carries no SAS token: {shown}", hint="append the container SAS query string (?sv=...&sig=...)")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if "sig" not in query:
+            raise UsageError(f"the URL's query has no SAS signature (sig=): {shown}", hint="copy the whole SAS URL, including &sig=...")
+        register_secret(query["sig"][0])
+        expires = None
+        if "se" in query:
+            expires = parse_sas_time(query["se"][0])
+            if expires is None:
+                raise UsageError(f"cannot read the SAS expiry se={query['se'][0]!r}", hint="check the SAS URL")
+        container = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        return cls(container_url=container, token=parts.query, expires_at=expires, permissions=query.get("sp", [""])[0])
+
+    @property
+    def url(self) -> str:
+        """The full URL, secret included: only for handing to storage, never for printing."""
+        return f"{self.container_url}?{self.token}"
+
+    @property
+    def redacted_url(self) -> str:
+        return redact(self.url)
+
+    def seconds_left(self, now: datetime) -> float | None:
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - now).total_seconds()
+
+    def lacks(self, letters: str) -> str:
+        """The permission letters among ``letters`` that this SAS does not grant ('' when unknown)."""
+        if not self.permissions:
+            return ""
+        return "".join(c for c in letters if c not in self.permissions)
+
+
+def describe_missing(letters: str) -> str:
+    return ", ".join(permission_name(c) for c in letters)
+
+
+__all__ = ["ContainerSas", "describe_missing", "is_loopback_host", "parse_sas_time", "REDACTED"]
+
+
+class SasSource:
+    """Where the core gets the SAS for a container, and asks for a new one.
+
+    ``current()`` returns a SAS that is not about to expire (refreshing first when needed);
+    ``refresh(stale)`` is called after storage answered 403 with ``stale``: it returns a newer SAS, or
+    ``stale`` itself when no newer one can be had (a SAS URL given directly). Thread-safe.
+    """
+
+    def current(self) -> ContainerSas:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def refresh(self, stale: ContainerSas) -> ContainerSas:  # pragma: no cover - interface
+        raise NotImplementedError
