@@ -1,0 +1,58 @@
+"""Explicit bounds: bytes buffered in memory across every file and block in flight."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+MiB = 1024 * 1024
+
+
+class ByteBudget:
+    """A counting semaphore in bytes. A single request larger than the whole budget is clamped to it,
+    so it still runs (alone) instead of deadlocking."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._free = total
+        self._cond = threading.Condition()
+        self.peak = 0
+
+    def acquire(self, n: int) -> int:
+        n = min(n, self.total)
+        with self._cond:
+            while self._free < n:
+                self._cond.wait()
+            self._free -= n
+            self.peak = max(self.peak, self.total - self._free)
+        return n
+
+    def release(self, n: int) -> None:
+        n = min(n, self.total)
+        with self._cond:
+            self._free += n
+            self._cond.notify_all()
+
+    @contextmanager
+    def hold(self, n: int) -> Iterator[None]:
+        taken = self.acquire(n)
+        try:
+            yield
+        finally:
+            self.release(taken)
+
+
+# Azure: at most 50,000 blocks per blob, a block at most 4000 MiB.
+MAX_BLOCKS = 50_000
+MAX_BLOCK_SIZE = 4000 * MiB
+DEFAULT_BLOCK_SIZE = 8 * MiB
+
+
+def choose_block_size(file_size: int, requested: int | None = None) -> int:
+    """The requested (or default) block size, raised when the file would need more than 50,000 blocks."""
+    block = requested or DEFAULT_BLOCK_SIZE
+    needed = -(-file_size // MAX_BLOCKS)
+    if needed > block:
+        block = -(-needed // MiB) * MiB  # round up to whole MiB
+    return min(block, MAX_BLOCK_SIZE)

@@ -1,0 +1,100 @@
+"""The pure diff: one pass over two sorted streams, a decision per key, each with its reason.
+
+No I/O here. What to do with a key seen on one side only is the policy's (``delete_extras`` swaps the
+strategy for destination-only keys); what to do with a pair is :func:`decide_pair`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from ..errors import UnsafeBlobNameError
+from .keys import check_key
+from .model import Action, Entry, LocalFile, PlannedAction, Reason, RemoteBlob
+
+# Local filesystems keep nanoseconds and we store them in the `mtime` metadata, so equal means equal;
+# a remote mtime that only comes from Last-Modified has whole seconds.
+FINE_WINDOW_NS = 1_000
+COARSE_WINDOW_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class DiffPolicy:
+    transfer: Action  # UPLOAD or DOWNLOAD
+    delete_extras: bool = False
+    checksum: bool = False
+    overwrite: bool = False
+
+
+def mtimes_equal(src: Entry, dst: Entry) -> bool:
+    coarse = any(isinstance(e, RemoteBlob) and not e.mtime_from_metadata for e in (src, dst))
+    window = COARSE_WINDOW_NS if coarse else FINE_WINDOW_NS
+    if coarse:
+        return abs(src.mtime_ns // COARSE_WINDOW_NS - dst.mtime_ns // COARSE_WINDOW_NS) == 0
+    return abs(src.mtime_ns - dst.mtime_ns) < window
+
+
+def decide_pair(src: Entry, dst: Entry, policy: DiffPolicy) -> tuple[Action, Reason]:
+    if policy.overwrite:
+        return policy.transfer, Reason.OVERWRITE
+    if src.size != dst.size:
+        return policy.transfer, Reason.SIZE_CHANGED
+    if policy.checksum:
+        return Action.COMPARE, Reason.CHECKSUM
+    if mtimes_equal(src, dst):
+        return Action.SKIP, Reason.UNCHANGED
+    return Action.COMPARE, Reason.MTIME_DIFFERS
+
+
+def _guard(entry: Entry) -> str | None:
+    """Remote names must be safe local paths before anything is planned for them."""
+    if isinstance(entry, RemoteBlob):
+        try:
+            check_key(entry.key)
+        except UnsafeBlobNameError as exc:
+            return exc.message
+    return None
+
+
+def diff(sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -> Iterator[PlannedAction]:
+    """Walk both sorted streams together and yield one PlannedAction per key."""
+    src_it, dst_it = iter(sources), iter(dests)
+    src, dst = next(src_it, None), next(dst_it, None)
+    while src is not None or dst is not None:
+        if dst is None or (src is not None and src.key < dst.key):
+            problem = _guard(src) if policy.transfer is Action.DOWNLOAD else None
+            if problem:
+                yield PlannedAction(Action.REJECT, Reason.UNSAFE_NAME, src.key, src, None, problem)
+            else:
+                yield PlannedAction(policy.transfer, Reason.NEW, src.key, src, None)
+            src = next(src_it, None)
+        elif src is None or dst.key < src.key:
+            if policy.delete_extras:
+                problem = _guard(dst)
+                if problem and isinstance(dst, RemoteBlob) and policy.transfer is Action.DOWNLOAD:
+                    yield PlannedAction(Action.REJECT, Reason.UNSAFE_NAME, dst.key, None, dst, problem)
+                else:
+                    yield PlannedAction(Action.DELETE, Reason.EXTRA, dst.key, None, dst)
+            dst = next(dst_it, None)
+        else:
+            problem = _guard(src) if policy.transfer is Action.DOWNLOAD else None
+            if problem:
+                yield PlannedAction(Action.REJECT, Reason.UNSAFE_NAME, src.key, src, dst, problem)
+            else:
+                action, reason = decide_pair(src, dst, policy)
+                yield PlannedAction(action, reason, src.key, src, dst)
+            src, dst = next(src_it, None), next(dst_it, None)
+
+
+def sorted_check(entries: Iterable[Entry], side: str) -> Iterator[Entry]:
+    """Pass entries through, failing loudly if a stream is not sorted (a bug, never user input)."""
+    last = None
+    for e in entries:
+        if last is not None and e.key <= last:
+            raise AssertionError(f"{side} stream out of order: {last!r} then {e.key!r}")
+        last = e.key
+        yield e
+
+
+__all__ = ["DiffPolicy", "decide_pair", "diff", "mtimes_equal", "LocalFile", "RemoteBlob"]

@@ -1,0 +1,230 @@
+"""Run a plan: files in parallel, blocks in parallel, bounded memory, per-file retries, one result each.
+
+A failed file is a result, not an exception: the run goes on and the Tally maps results to the exit code.
+Errors that would fail every remaining file the same way (no permission, expired SAS, missing container)
+stop the run early instead of hammering storage with doomed requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..errors import AuthError, BucketSyncError, NotFoundError
+from ..redact import redact
+from .budget import ByteBudget, MiB
+from .diff import DiffPolicy, diff
+from .download import Downloader
+from .events import Listener, Tally
+from .keys import join_blob_name
+from .model import Action, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status, TransferResult
+from .storage import Storage
+from .upload import Uploader, file_md5
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    concurrency: int = 16
+    block_size: int | None = None  # None: chosen from the file size
+    memory_budget: int = 128 * MiB  # bytes buffered across everything in flight
+    file_attempts: int = 3  # whole-file attempts on transient errors, on top of per-request retries
+    dry_run: bool = False
+
+
+@dataclass
+class Plan:
+    """What a run will do. Skipped keys are counted, not kept: a no-op run holds nothing per file."""
+
+    work: list[PlannedAction] = field(default_factory=list)
+    deletes: list[PlannedAction] = field(default_factory=list)
+    rejected: list[PlannedAction] = field(default_factory=list)
+    skipped: int = 0
+    dest_count: int = 0
+    source_count: int = 0
+
+    @property
+    def work_bytes(self) -> int:
+        return sum(a.size for a in self.work)
+
+
+class Engine:
+    def __init__(self, storage: Storage, *, direction: Direction, prefix: str, local_root: str | None,
+                 settings: TransferSettings, listener: Listener, tally: Tally,
+                 stop: threading.Event | None = None) -> None:
+        self.storage = storage
+        self.direction = direction
+        self.prefix = prefix
+        self.local_root = local_root
+        self.settings = settings
+        self.listener = listener
+        self.tally = tally
+        self.stop = stop or threading.Event()
+        self.op = Op.UPLOAD if direction is Direction.UP else Op.DOWNLOAD
+
+    # -- planning ----------------------------------------------------------------------------------
+    def plan(self, sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -> Plan:
+        plan = Plan()
+        counted_dests = _Counter(dests)
+        counted_sources = _Counter(sources)
+        for action in diff(counted_sources, counted_dests, policy):
+            if action.action is Action.SKIP:
+                plan.skipped += 1
+                self._emit(self.op, action, Status.SKIPPED)
+            elif action.action is Action.DELETE:
+                plan.deletes.append(action)
+            elif action.action is Action.REJECT:
+                plan.rejected.append(action)
+            else:
+                plan.work.append(action)
+        plan.dest_count = counted_dests.n
+        plan.source_count = counted_sources.n
+        return plan
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, plan: Plan, *, delete: bool = True) -> None:
+        for action in plan.rejected:
+            self._emit(self.op, action, Status.FAILED, error=f"{action.detail}; not written", exit_code=1)
+        self.listener.on_plan(len(plan.work) + (len(plan.deletes) if delete else 0), plan.work_bytes)
+        if self.settings.dry_run:
+            for action in plan.work:
+                self._emit(self.op, action, Status.PLANNED)
+            for action in plan.deletes if delete else ():
+                self._emit(Op.DELETE, action, Status.PLANNED)
+            return
+        concurrency = max(1, self.settings.concurrency)
+        budget = ByteBudget(max(self.settings.memory_budget, 2 * (self.settings.block_size or 0)))
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="file") as files, \
+                ThreadPoolExecutor(concurrency, thread_name_prefix="block") as blocks:
+            self._uploader = Uploader(self.storage, blocks, budget, block_size=self.settings.block_size,
+                                      on_bytes=self.listener.on_bytes, cancel=self.stop)
+            self._downloader = Downloader(self.storage, blocks, budget, chunk_size=self.settings.block_size,
+                                          on_bytes=self.listener.on_bytes, cancel=self.stop)
+            self._submit_all(files, plan.work, self._transfer, concurrency)
+            if delete and plan.deletes:
+                failed = self.tally.count(None, Status.FAILED)
+                if failed or self.tally.fatal or self.stop.is_set():
+                    for action in plan.deletes:
+                        self._emit(Op.DELETE, action, Status.SKIPPED,
+                                   error=f"not deleted: {failed} transfer(s) failed, deletes wait for a clean run")
+                else:
+                    self._submit_all(files, plan.deletes, self._delete, concurrency)
+
+    def _submit_all(self, pool: ThreadPoolExecutor, actions: list[PlannedAction], fn, concurrency: int) -> None:
+        slots = threading.BoundedSemaphore(concurrency * 2)  # bounds files queued, not just running
+        futures = []
+        try:
+            for action in actions:
+                if self.stop.is_set():
+                    break
+                slots.acquire()
+                fut = pool.submit(fn, action)
+                fut.add_done_callback(lambda _f: slots.release())
+                futures.append(fut)
+            for fut in futures:
+                fut.result()
+        except BaseException:
+            self.stop.set()  # Ctrl-C: let in-flight requests end, start nothing new
+            raise
+
+    def _transfer(self, action: PlannedAction) -> None:
+        attempts = max(1, self.settings.file_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                if action.action is Action.COMPARE:
+                    if self._same_content(action):
+                        return
+                    action = PlannedAction(self.op_action, Reason.CONTENT_CHANGED, action.key, action.source, action.dest)
+                sent = self._move_bytes(action)
+                self._emit(self.op, action, Status.OK, bytes_sent=sent)
+                return
+            except BucketSyncError as exc:
+                if exc.retryable and attempt < attempts and not self.stop.is_set():
+                    log.info("%s: %s; retrying (attempt %d of %d)", action.key, redact(exc), attempt + 1, attempts)
+                    time.sleep(random.uniform(0.5, 1.5) * attempt)
+                    continue
+                self._fail(self.op, action, exc)
+                return
+            except Exception as exc:  # a bug or an untranslated library error: report it, keep going
+                log.debug("unexpected error on %s", action.key, exc_info=True)
+                self._fail(self.op, action, BucketSyncError(f"{action.key}: unexpected {type(exc).__name__}: {redact(exc)}"))
+                return
+
+    @property
+    def op_action(self) -> Action:
+        return Action.UPLOAD if self.direction is Direction.UP else Action.DOWNLOAD
+
+    def _move_bytes(self, action: PlannedAction) -> int:
+        src = action.source
+        if self.direction is Direction.UP:
+            assert isinstance(src, LocalFile)
+            return self._uploader.upload(src, join_blob_name(self.prefix, src.key))
+        assert isinstance(src, RemoteBlob) and self.local_root is not None
+        return self._downloader.download(src, self.local_root)
+
+    def _same_content(self, action: PlannedAction) -> bool:
+        """Sizes equal: compare MD5; when equal only the mtime is fixed (no bytes move)."""
+        local, remote = (action.source, action.dest) if self.direction is Direction.UP else (action.dest, action.source)
+        assert isinstance(local, LocalFile) and isinstance(remote, RemoteBlob)
+        if remote.md5 is None or file_md5(local.path) != remote.md5:
+            return False
+        if self.direction is Direction.UP:
+            self.storage.set_mtime(remote.name, local.mtime_ns)
+        else:
+            os.utime(local.path, ns=(remote.mtime_ns, remote.mtime_ns))
+        self._emit(self.op, action, Status.SKIPPED, error=None)
+        return True
+
+    def _delete(self, action: PlannedAction) -> None:
+        dest = action.dest
+        try:
+            if isinstance(dest, RemoteBlob):
+                self.storage.delete(dest.name)
+            else:
+                assert isinstance(dest, LocalFile)
+                try:
+                    os.remove(dest.path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise BucketSyncError(f"{dest.key}: cannot delete: {exc.strerror or exc}") from None
+            self._emit(Op.DELETE, action, Status.OK)
+        except BucketSyncError as exc:
+            self._fail(Op.DELETE, action, exc)
+
+    # -- results ---------------------------------------------------------------------------------
+    def _fail(self, op: Op, action: PlannedAction, exc: BucketSyncError) -> None:
+        if isinstance(exc, (AuthError, NotFoundError)):
+            self.tally.set_fatal(exc)
+            self.stop.set()
+        self._emit(op, action, Status.FAILED, error=redact(exc), exit_code=int(exc.exit_code))
+
+    def _emit(self, op: Op, action: PlannedAction, status: Status, *, error: str | None = None,
+              exit_code: int = 0, bytes_sent: int = 0) -> None:
+        name = action.dest.name if isinstance(action.dest, RemoteBlob) else (
+            action.source.name if isinstance(action.source, RemoteBlob) else join_blob_name(self.prefix, action.key))
+        self.listener.on_result(TransferResult(op=op, key=name, bytes=action.size, status=status, reason=action.reason,
+                                               error=error, exit_code=exit_code, bytes_sent=bytes_sent))
+
+
+class _Counter:
+    """Counts entries as the diff consumes them (the mirror guard needs the destination's size)."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        self._it = iter(entries)
+        self.n = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Entry:
+        item = next(self._it)
+        self.n += 1
+        return item

@@ -1,0 +1,98 @@
+"""Typed records passed between the stages: scan/list -> diff -> plan -> transfer -> results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    key: str  # relative POSIX path: the part of the blob name after the remote prefix
+    path: str  # absolute local path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteBlob:
+    key: str  # relative to the remote prefix
+    name: str  # full blob name in the container
+    size: int
+    mtime_ns: int  # from the `mtime` metadata when present, else Last-Modified
+    md5: bytes | None
+    etag: str | None = None
+    mtime_from_metadata: bool = False
+
+
+Entry = LocalFile | RemoteBlob
+
+
+class Direction(Enum):
+    UP = "up"  # local is the source, the container the destination
+    DOWN = "down"
+
+
+class Action(Enum):
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+    DELETE = "delete"  # delete the destination entry (remote blob, or local file on a download mirror)
+    COMPARE = "compare"  # sizes equal, mtimes differ: compare MD5, then transfer or only fix the mtime
+    SKIP = "skip"
+    REJECT = "reject"  # cannot be done safely (unsafe blob name, name clash): reported as failed
+
+
+class Reason(Enum):
+    NEW = "new"
+    SIZE_CHANGED = "changed size"
+    CONTENT_CHANGED = "changed content"
+    MTIME_DIFFERS = "same size, different mtime"
+    CHECKSUM = "checksum requested"
+    OVERWRITE = "overwrite requested"
+    EXTRA = "extra"
+    UNCHANGED = "unchanged"
+    UNSAFE_NAME = "unsafe name"
+    NAME_CLASH = "name clash"
+    NOT_A_REGULAR_FILE = "not a regular file"
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    action: Action
+    reason: Reason
+    key: str
+    source: Entry | None
+    dest: Entry | None
+    detail: str = ""
+
+    @property
+    def size(self) -> int:
+        entry = self.source if self.action is not Action.DELETE else self.dest
+        return entry.size if entry is not None else 0
+
+
+class Op(Enum):
+    """The operation a result reports, as the JSON ``op`` field names it."""
+
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+    DELETE = "delete"
+
+
+class Status(Enum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    PLANNED = "planned"
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    op: Op
+    key: str  # the blob name
+    bytes: int
+    status: Status
+    reason: Reason | None = None
+    error: str | None = None
+    exit_code: int = 0  # for failures: the exit code the error maps to (1, 3 or 4)
+    bytes_sent: int = 0  # bytes that actually crossed the wire (resumed uploads send fewer)
