@@ -1,0 +1,208 @@
+"""The one place that talks HTTP to the iTwin Platform API and IMS.
+
+Retries live here so every call gets the same rules: 429 and 503 wait for ``Retry-After`` within a bounded
+total wait; dropped connections and 500/502/504 are retried a few times with exponential backoff and
+jitter. httpx exceptions are translated here: nothing httpx-specific escapes this module (apart from the
+``httpx.Client`` and ``httpx.Response`` objects themselves). ``sleep`` and the clocks are injected so tests
+run instantly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from .. import __version__
+from ..errors import ApiError, TransientError, UsageError
+from ..redact import redact
+from ..sas import is_loopback_host
+from .api_errors import error_from_response
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"bucket-sync/{__version__}"
+
+DEFAULT_MAX_WAIT_S = 300.0
+DEFAULT_MAX_RETRIES = 4
+# A Retry-After beyond this is a misbehaving proxy, not a plan: wait this long and ask again.
+RETRY_AFTER_CAP_S = 120.0
+# For a negative, garbage or past Retry-After; also the floor, so repeated "0" cannot hammer the API.
+RETRY_AFTER_DEFAULT_S = 1.0
+_BACKOFF_BASE_S = 0.5
+_BACKOFF_CAP_S = 30.0
+_THROTTLE_BASE_S = 2.0
+_THROTTLE_CAP_S = 60.0
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Failures that happen before the request left: safe to retry even a PATCH or POST.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def make_client(*, timeout: float = 30.0) -> httpx.Client:
+    """An httpx client with our User-Agent and timeouts (connect fast, allow a slow answer)."""
+    return httpx.Client(headers={"User-Agent": USER_AGENT}, timeout=httpx.Timeout(timeout, connect=10.0))
+
+
+def require_secure_url(url: str, *, option: str) -> str:
+    """``url`` without a trailing slash; https required unless the host is loopback (tests, emulators)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"{option} {url!r} is not an http(s) URL", hint=f"give {option} https://<host>")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise UsageError(
+            f"refusing plain http:// for {option} {url!r}: tokens would travel unencrypted",
+            hint="use https://; http:// is accepted only for 127.0.0.1/localhost",
+        )
+    return url.strip().rstrip("/")
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait per a ``Retry-After`` header (delta-seconds or HTTP date); None when absent.
+
+    ``now`` is the epoch time the header's date is relative to. The result is clamped to
+    [RETRY_AFTER_DEFAULT_S, RETRY_AFTER_CAP_S].
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return RETRY_AFTER_DEFAULT_S
+    if seconds != seconds or seconds <= 0:  # NaN, negative, or a date already past
+        return RETRY_AFTER_DEFAULT_S
+    return max(RETRY_AFTER_DEFAULT_S, min(seconds, RETRY_AFTER_CAP_S))
+
+
+def backoff(attempt: int, *, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with "equal jitter": between half and all of min(cap, base * 2^(attempt-1))."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return ceiling / 2 + rng() * ceiling / 2
+
+
+def request_with_retries(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    max_wait_s: float = DEFAULT_MAX_WAIT_S,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    rng: Callable[[], float] = random.random,
+    idempotent: bool | None = None,
+    app_email: str | None = None,
+    hints: Mapping[int, str] | None = None,
+    **kwargs,
+) -> httpx.Response:
+    """Send a request; return the 2xx response, or raise a bucket_sync error.
+
+    ``what`` completes "could not ..." in messages. ``kwargs`` go to ``client.request`` (headers, params,
+    json, data, auth). Total time spent waiting between attempts never exceeds ``max_wait_s``.
+    """
+    method = method.upper()
+    # Per request, so a client handed in by the caller (tests, a shared pool) still identifies us.
+    kwargs["headers"] = {"User-Agent": USER_AGENT, **dict(kwargs.get("headers") or {})}
+    if idempotent is None:
+        idempotent = method in _IDEMPOTENT
+    start = clock()
+    failures = throttles = 0
+
+    def budget_allows(wait: float) -> bool:
+        return clock() - start + wait <= max_wait_s
+
+    while True:
+        try:
+            resp = client.request(method, url, **kwargs)
+        except httpx.UnsupportedProtocol as exc:
+            raise UsageError(f"could not {what}: unsupported URL scheme", hint="use https://") from exc
+        except httpx.TransportError as exc:
+            failures += 1
+            wait = backoff(failures, base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S, rng=rng)
+            retry = idempotent or isinstance(exc, _NOT_SENT)
+            if retry and failures <= max_retries and budget_allows(wait):
+                log.info("%s: %s, retrying in %.1f s", what, type(exc).__name__, wait)
+                sleep(wait)
+                continue
+            raise TransientError(
+                f"could not {what}: cannot reach {urlsplit(url).netloc} "
+                f"({type(exc).__name__}: {redact(exc) or 'no details'}) after {failures} attempt(s)",
+                hint="check the network connection, proxy settings and --api-url/--ims-url",
+            ) from exc
+        except httpx.HTTPError as exc:  # too many redirects, undecodable body, ...
+            raise ApiError(f"could not {what}: {type(exc).__name__}: {redact(exc)}", status=0) from exc
+        except httpx.InvalidURL as exc:
+            raise UsageError(f"could not {what}: invalid URL ({redact(exc)})") from exc
+
+        if resp.is_success:
+            return resp
+        status = resp.status_code
+        wait = None
+        if status in (429, 503):
+            # The server refused before doing anything, so even PATCH/POST may be repeated.
+            throttles += 1
+            wait = parse_retry_after(resp.headers.get("retry-after"), now=_server_now(resp, wall_clock))
+            if wait is None:
+                wait = backoff(throttles, base=_THROTTLE_BASE_S, cap=_THROTTLE_CAP_S, rng=rng)
+        elif status in (500, 502, 504) and idempotent:
+            failures += 1
+            if failures <= max_retries:
+                wait = backoff(failures, base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S, rng=rng)
+        if wait is not None and budget_allows(wait):
+            log.info("%s: HTTP %d, retrying in %.1f s", what, status, wait)
+            sleep(wait)
+            continue
+        waited = clock() - start
+        note = f"gave up after retrying for {waited:.0f} s" if (throttles or failures) else None
+        raise error_from_response(resp, what=what, app_email=app_email, hints=hints, note=note)
+
+
+def _server_now(resp: httpx.Response, wall_clock: Callable[[], float]) -> float:
+    """The server's idea of now (its Date header), so an HTTP-date Retry-After ignores local clock skew."""
+    date = resp.headers.get("date")
+    if date:
+        try:
+            return parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+    return wall_clock()
+
+
+class ApiTransport:
+    """An httpx client bound to the retry settings, shared by the API client and IMS token requests."""
+
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._owns_client = client is None
+        self.client = client if client is not None else make_client()
+        self._settings = dict(
+            sleep=sleep, clock=clock, wall_clock=wall_clock, max_wait_s=max_wait_s, max_retries=max_retries, rng=rng
+        )
+
+    def request(self, method: str, url: str, *, what: str, **kwargs) -> httpx.Response:
+        """See :func:`request_with_retries` (``idempotent``, ``app_email``, ``hints`` and httpx kwargs)."""
+        return request_with_retries(self.client, method, url, what=what, **self._settings, **kwargs)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
