@@ -1,0 +1,660 @@
+"""A local stand-in for the iTwin Platform API and Bentley IMS, backed by a real Azurite.
+
+One HTTP server on 127.0.0.1 answers both as ``{api}`` (``ITWIN_API_URL``) and as ``{ims}``
+(``ITWIN_IMS_URL``), with the paths, JSON shapes and error bodies of the real services
+(see /work/shared/REFERENCE.md and the seed pages). The SAS URLs it hands out are real Azurite container
+SAS, so a client that works here works against Azure storage the same way.
+
+    with AzuriteServer() as azurite, PlatformEmulator(azurite) as emu:
+        itwin = emu.add_itwin()                          # container bucket-<itwin> created
+        emu.inject(r"/bucket$", 429, retry_after=1)      # next bucket call is rate limited
+        ... run the client with ITWIN_API_URL=ITWIN_IMS_URL=emu.url,
+            ITWIN_CLIENT_ID=emu.client_id, ITWIN_CLIENT_SECRET=emu.client_secret ...
+        assert emu.request_count(r"/bucket$") == 2
+
+Test controls (Python methods, and the same over HTTP as ``POST /_emulator/<name>`` with a JSON object of
+the same keyword arguments, for the standalone server and the demo):
+
+    itwins         add_itwin(itwin_id=None, datacenter_supported=True, permissions="racwdl",
+                             organization="org-1", datacenter="eastus")  -> {"iTwinId"}
+    reality-data   add_reality_data(rd_id=None, itwin_id=None)           -> {"realityDataId", "iTwinId"}
+    deny-move      deny_move_for(rd_id)
+    inject         inject(path_regex, status, times=1, retry_after=None, body=None, method=None, delay=0)
+    expire-tokens  expire_tokens(refresh=False)
+    configure      configure(sas_lifetime=None, token_lifetime=None)
+    reset          reset()
+    GET /_emulator/requests  -> {"requests": [{"method","path","status"}, ...]}
+    GET /_emulator/state     -> registered iTwins and reality data
+
+The emulator never prints a secret: its request log shows method, path (no query string) and status.
+
+Standalone: ``python -m devtools.emulator --azurite-port N [--port M] [--itwin GUID ...]`` prints
+``ITWIN_API_URL=...`` style lines (including the demo client secret) on stdout for a script to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .emulator_auth import AuthServer, Reply, parse_form
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+ACCEPT_V1 = "application/vnd.bentley.itwin-platform.v1+json"
+ACCEPT_V2 = "application/vnd.bentley.itwin-platform.v2+json"
+READ_PERMISSIONS = "rl"
+WRITE_PERMISSIONS = "racwdl"
+
+
+def is_guid(value: str | None) -> bool:
+    return bool(value) and bool(GUID_RE.match(value))
+
+
+def api_error(status: int, code: str, message: str, details: list[dict] | None = None, headers=None) -> Reply:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return Reply.json(status, {"error": error}, headers)
+
+
+def invalid_value(value: object, target: str) -> dict:
+    return {"code": "InvalidValue", "message": f"The value '{value}' is not valid.", "target": target}
+
+
+# Bodies of the real services, reused by handlers and as defaults for injected faults.
+HEADER_NOT_FOUND = ("HeaderNotFound", "Header Authorization was not found in the request. Access denied.")
+INVALID_TOKEN = (
+    "Unauthorized",
+    "Access denied due to invalid access_token. Make sure to provide a valid token for this API endpoint.",
+)
+RESOURCE_NOT_FOUND = ("ResourceNotFound", "The requested resource was not found.")
+ITWIN_NOT_FOUND = ("iTwinNotFound", "Requested iTwin is not available.")
+RD_NOT_FOUND = ("RealityDataNotFound", "Requested reality data is not available.")
+INSUFFICIENT = ("InsufficientPermissions", "The user has insufficient permissions for the requested operation.")
+RATE_LIMITED = (
+    "RateLimitExceeded",
+    "The client sent more requests than allowed by this API for the current tier of the client.",
+)
+DEFAULT_FAULT_BODIES = {
+    400: ("BadRequest", "The request is invalid."),
+    401: INVALID_TOKEN,
+    403: INSUFFICIENT,
+    404: RESOURCE_NOT_FOUND,
+    409: ("Conflict", "The request conflicts with the current state."),
+    429: RATE_LIMITED,
+    500: ("InternalServerError", "The server encountered an internal error. Please retry the request."),
+    502: ("BadGateway", "The gateway received an invalid response."),
+    503: ("ServiceUnavailable", "The service is temporarily unavailable. Please retry later."),
+    504: ("GatewayTimeout", "The gateway timed out."),
+}
+
+
+@dataclass
+class ITwin:
+    itwin_id: str
+    container: str
+    datacenter_supported: bool = True
+    permissions: str = "racwdl"
+    organization: str = "org-1"
+    datacenter: str = "eastus"
+
+
+@dataclass
+class RealityData:
+    rd_id: str
+    container: str
+    itwin_id: str
+
+
+@dataclass
+class Fault:
+    path_regex: re.Pattern
+    status: int  # 0: drop the connection without an answer
+    times: int | None  # None: until reset()
+    retry_after: int | str | None
+    body: Any
+    method: str | None
+    delay: float
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern
+    handler: str  # name of a PlatformEmulator method: (request, **groups) -> Reply
+    accept: str | None = None  # API routes: required Accept media type; None: IMS route, no bearer check
+
+
+def _route(method: str, pattern: str, handler: str, accept: str | None = None) -> Route:
+    return Route(method, re.compile(pattern), handler, accept)
+
+
+ROUTES = [
+    _route("GET", r"/\.well-known/openid-configuration", "_discovery"),
+    _route("GET", r"/connect/authorize", "_authorize"),
+    _route("POST", r"/connect/token", "_token"),
+    _route("GET", r"/reality-modeling/itwins/(?P<itwin_id>[^/]+)/bucket", "_get_bucket", ACCEPT_V2),
+    _route("GET", r"/reality-management/reality-data/(?P<rd_id>[^/]+)/(?P<access>readaccess|writeaccess)",
+           "_get_access", ACCEPT_V1),
+    _route("PATCH", r"/reality-management/reality-data/(?P<rd_id>[^/]+)/move", "_move", ACCEPT_V1),
+]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Any  # email.message.Message: case-insensitive
+    body: bytes
+
+
+class PlatformEmulator:
+    def __init__(
+        self,
+        azurite: Any,
+        *,
+        port: int = 0,
+        sas_lifetime: float = 3600,
+        token_lifetime: float = 3600,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        """``azurite``: anything with ``account_name``, ``account_key``, ``blob_endpoint`` (an AzuriteServer)."""
+        self.azurite = azurite
+        self._port = port
+        self._defaults = {"sas_lifetime": sas_lifetime, "token_lifetime": token_lifetime}
+        self.sas_lifetime = sas_lifetime
+        self.auth = AuthServer(token_lifetime=token_lifetime)
+        self._log = log
+        self._lock = threading.RLock()
+        self._itwins: dict[str, ITwin] = {}
+        self._reality_data: dict[str, RealityData] = {}
+        self._deny_move: set[str] = set()
+        self._faults: list[Fault] = []
+        self._requests: list[tuple[str, str, int]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "emulator not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "emulator not started"
+        return self._server.server_address[1]
+
+    @property
+    def client_id(self) -> str:
+        return self.auth.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.auth.client_secret
+
+    def start(self) -> "PlatformEmulator":
+        if self._server is not None:
+            return self
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
+        self._server.daemon_threads = True
+        self.auth.issuer = self.url
+        self._thread = threading.Thread(target=self._server.serve_forever, name="platform-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "PlatformEmulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- registrations -----------------------------------------------------------------------------
+    def add_itwin(
+        self,
+        itwin_id: str | None = None,
+        datacenter_supported: bool = True,
+        permissions: str = "racwdl",
+        organization: str = "org-1",
+        datacenter: str = "eastus",
+    ) -> str:
+        """Register an iTwin (a fresh GUID unless given) and create its container ``bucket-<id>``."""
+        itwin_id = (itwin_id or str(uuid.uuid4())).lower()
+        if not is_guid(itwin_id):
+            raise ValueError(f"not a GUID: {itwin_id!r}")
+        record = ITwin(itwin_id, f"bucket-{itwin_id}", datacenter_supported, permissions, organization, datacenter)
+        self.azurite.create_container(record.container)
+        with self._lock:
+            self._itwins[itwin_id] = record
+        return itwin_id
+
+    def configure_itwin(self, itwin_id: str, **changes: Any) -> None:
+        """Change a registered iTwin, e.g. ``permissions="rw"`` or ``datacenter_supported=False``."""
+        with self._lock:
+            record = self._itwins[itwin_id.lower()]
+            for key, value in changes.items():
+                if key not in ("datacenter_supported", "permissions", "organization", "datacenter"):
+                    raise TypeError(f"unknown iTwin setting {key!r}")
+                setattr(record, key, value)
+
+    def add_reality_data(self, rd_id: str | None = None, itwin_id: str | None = None) -> str:
+        """Register a reality data (container ``rd-<id>``) in ``itwin_id`` (a new iTwin if None)."""
+        rd_id = (rd_id or str(uuid.uuid4())).lower()
+        if not is_guid(rd_id):
+            raise ValueError(f"not a GUID: {rd_id!r}")
+        itwin_id = (itwin_id or self.add_itwin()).lower()
+        with self._lock:
+            if itwin_id not in self._itwins:
+                raise KeyError(f"iTwin {itwin_id} is not registered: add_itwin() first")
+        record = RealityData(rd_id, f"rd-{rd_id}", itwin_id)
+        self.azurite.create_container(record.container)
+        with self._lock:
+            self._reality_data[rd_id] = record
+        return rd_id
+
+    def reality_data_itwin(self, rd_id: str) -> str:
+        """The iTwin a reality data belongs to now (after moves)."""
+        with self._lock:
+            return self._reality_data[rd_id.lower()].itwin_id
+
+    def deny_move_for(self, rd_id: str) -> None:
+        """Moving this reality data answers 403 InsufficientPermissions (until reset())."""
+        with self._lock:
+            self._deny_move.add(rd_id.lower())
+
+    # -- test controls -----------------------------------------------------------------------------
+    def inject(
+        self,
+        path_regex: str,
+        status: int,
+        times: int | None = 1,
+        retry_after: int | str | None = None,
+        body: Any = None,
+        method: str | None = None,
+        delay: float = 0,
+    ) -> None:
+        """Answer the next ``times`` requests whose path matches (re.search) with ``status``.
+
+        ``body``: a dict/list (JSON), a str (sent as text/html if it starts with ``<``, else text/plain),
+        or None for the real service's error body for that status. ``status=0`` drops the connection
+        without an answer. ``times=None`` keeps the fault until reset(). ``delay`` seconds before answering.
+        """
+        fault = Fault(re.compile(path_regex), int(status), times, retry_after, body,
+                      method.upper() if method else None, float(delay))
+        with self._lock:
+            self._faults.append(fault)
+
+    def expire_tokens(self, refresh: bool = False) -> None:
+        """Every access token issued so far is now refused with 401 (refresh tokens too if ``refresh``)."""
+        self.auth.expire_tokens(refresh=refresh)
+
+    def configure(self, sas_lifetime: float | None = None, token_lifetime: float | None = None) -> None:
+        with self._lock:
+            if sas_lifetime is not None:
+                self.sas_lifetime = sas_lifetime
+            if token_lifetime is not None:
+                self.auth.token_lifetime = token_lifetime
+
+    def reset(self) -> None:
+        """Clear faults, move denials and the request log; restore lifetimes. Registrations stay."""
+        with self._lock:
+            self._faults.clear()
+            self._deny_move.clear()
+            self._requests.clear()
+            self.sas_lifetime = self._defaults["sas_lifetime"]
+            self.auth.token_lifetime = self._defaults["token_lifetime"]
+
+    @property
+    def requests(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every request answered since the last reset(), admin calls excluded."""
+        with self._lock:
+            return list(self._requests)
+
+    def request_count(self, path_regex: str, method: str | None = None, status: int | None = None) -> int:
+        pattern = re.compile(path_regex)
+        return sum(
+            1
+            for m, p, s in self.requests
+            if pattern.search(p) and (method is None or m == method.upper()) and (status is None or s == status)
+        )
+
+    def issued_secrets(self) -> frozenset[str]:
+        """Every access/refresh/id token, auth code, client secret and SAS ``sig`` (raw and URL-encoded)."""
+        with self.auth.lock:
+            return frozenset(self.auth.secrets)
+
+    def issue_access_token(self, lifetime: float | None = None, scopes: list[str] | None = None) -> str:
+        """A valid user access token minted directly (for ``ITWIN_ACCESS_TOKEN`` tests)."""
+        return self.auth.issue_access_token(lifetime=lifetime, scopes=scopes)[0]
+
+    def state(self) -> dict:
+        with self._lock:
+            return {
+                "itwins": [asdict(i) for i in self._itwins.values()],
+                "realityData": [asdict(r) for r in self._reality_data.values()],
+                "sasLifetime": self.sas_lifetime,
+                "tokenLifetime": self.auth.token_lifetime,
+            }
+
+    # -- request handling --------------------------------------------------------------------------
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if (fault.method is None or fault.method == method) and fault.path_regex.search(path):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _fault_reply(self, fault: Fault, path: str) -> Reply:
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(fault.retry_after)
+        if isinstance(fault.body, (dict, list)):
+            return Reply.json(fault.status, fault.body, headers)
+        if isinstance(fault.body, str):
+            ctype = "text/html; charset=utf-8" if fault.body.lstrip().startswith("<") else "text/plain; charset=utf-8"
+            return Reply(fault.status, fault.body.encode(), {"Content-Type": ctype, **headers})
+        if path.startswith("/connect/"):  # IMS speaks OAuth errors
+            error = "temporarily_unavailable" if fault.status >= 500 or fault.status == 429 else "invalid_request"
+            return Reply.json(fault.status, {"error": error, "error_description": "Injected fault."}, headers)
+        code, message = DEFAULT_FAULT_BODIES.get(fault.status, ("Error", "Injected fault."))
+        return api_error(fault.status, code, message, headers=headers)
+
+    def handle(self, request: Request) -> Reply | None:
+        """Answer one client request; None means: drop the connection."""
+        fault = self._take_fault(request.method, request.path)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            return None if fault.status == 0 else self._fault_reply(fault, request.path)
+
+        route, groups = None, {}
+        for candidate in ROUTES:
+            match = candidate.pattern.fullmatch(request.path)
+            if match and candidate.method == request.method:
+                route, groups = candidate, match.groupdict()
+                break
+        if route is None:  # unknown path or method: the gateway has no such operation
+            return api_error(404, *RESOURCE_NOT_FOUND)
+        if route.accept is not None:
+            # The gateway routes on the versioned media type: a wrong one finds no operation. A missing
+            # Accept is tolerated (the docs only "recommend" it), */* is not.
+            accept = request.headers.get("Accept")
+            if accept and route.accept not in [part.split(";")[0].strip().lower() for part in accept.split(",")]:
+                return api_error(404, *RESOURCE_NOT_FOUND)
+            auth = request.headers.get("Authorization")
+            if not auth:
+                return api_error(401, *HEADER_NOT_FOUND)
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or self.auth.check_access_token(token.strip()) is None:
+                return api_error(401, *INVALID_TOKEN)
+        return getattr(self, route.handler)(request, **groups)
+
+    # IMS
+    def _discovery(self, request: Request) -> Reply:
+        return self.auth.discovery()
+
+    def _authorize(self, request: Request) -> Reply:
+        return self.auth.authorize(request.query)
+
+    def _token(self, request: Request) -> Reply:
+        return self.auth.token(parse_form(request.body), request.headers.get("Authorization"))
+
+    # API
+    def _sas_url(self, container: str, permissions: str) -> str:
+        url = self.azurite.blob_endpoint + "/" + container + "?" + self._sas(container, permissions)
+        return url
+
+    def _sas(self, container: str, permissions: str) -> str:
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+        from datetime import datetime, timedelta, timezone
+
+        now = datetime.now(timezone.utc)
+        token = generate_container_sas(
+            account_name=self.azurite.account_name,
+            container_name=container,
+            account_key=self.azurite.account_key,
+            permission=ContainerSasPermissions.from_string(permissions),
+            expiry=now + timedelta(seconds=self.sas_lifetime),
+            start=now - timedelta(minutes=1),  # tolerate clock skew, as the real service does
+        )
+        sig = parse_qs(token)["sig"][0]
+        encoded = [part[4:] for part in token.split("&") if part.startswith("sig=")][0]
+        with self.auth.lock:
+            self.auth.secrets.update({sig, encoded})
+        return token
+
+    def _get_bucket(self, request: Request, itwin_id: str) -> Reply:
+        with self._lock:
+            record = self._itwins.get(itwin_id.lower()) if is_guid(itwin_id) else None
+        if record is None:
+            return api_error(404, *ITWIN_NOT_FOUND)
+        if not record.datacenter_supported:
+            return api_error(
+                400,
+                "InvalidRealityModelingRequest",
+                "Could not retrieve the bucket.",
+                [{"code": "InvalidProperty", "message": "iTwin data center location is not supported."}],
+            )
+        url = self._sas_url(record.container, record.permissions)
+        return Reply.json(200, {"bucket": {"iTwinId": itwin_id}, "_links": {"containerUrl": {"href": url}}})
+
+    def _get_access(self, request: Request, rd_id: str, access: str) -> Reply:
+        if not is_guid(rd_id):
+            return api_error(422, "InvalidRealityDataRequest", "Invalid RealityData request.", [invalid_value(rd_id, "id")])
+        itwin_param = request.query.get("iTwinId", [None])[0]
+        if itwin_param is not None and not is_guid(itwin_param):
+            return api_error(
+                422, "InvalidRealityDataRequest", "Invalid RealityData request.", [invalid_value(itwin_param, "iTwinId")]
+            )
+        with self._lock:
+            record = self._reality_data.get(rd_id.lower())
+        if record is None or (itwin_param is not None and itwin_param.lower() != record.itwin_id):
+            return api_error(404, *RD_NOT_FOUND)
+        write = access == "writeaccess"
+        url = self._sas_url(record.container, WRITE_PERMISSIONS if write else READ_PERMISSIONS)
+        return Reply.json(
+            200,
+            {"type": "AzureBlobSasUrl", "access": "Write" if write else "Read", "_links": {"containerUrl": {"href": url}}},
+        )
+
+    def _move(self, request: Request, rd_id: str) -> Reply:
+        def invalid(detail: dict) -> Reply:
+            return api_error(422, "InvalidRealityDataRequest", "Invalid RealityData request.", [detail])
+
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return invalid({"code": "InvalidRequestBody", "message": "Failed to parse request body."})
+        if "iTwinId" not in body:
+            return invalid({"code": "MissingRequiredProperty", "message": "Required property is missing.", "target": "iTwinId"})
+        dest = body["iTwinId"]
+        if not isinstance(dest, str) or not is_guid(dest):
+            return invalid(invalid_value(dest, "iTwinId"))
+        dest = dest.lower()
+        with self._lock:
+            record = self._reality_data.get(rd_id.lower()) if is_guid(rd_id) else None
+            if record is None:
+                return api_error(404, *RD_NOT_FOUND)
+            target = self._itwins.get(dest)
+            if target is None:
+                return api_error(404, *ITWIN_NOT_FOUND)
+            source = self._itwins[record.itwin_id]
+            if record.rd_id in self._deny_move or source.organization != target.organization:
+                return api_error(403, *INSUFFICIENT)
+            if record.itwin_id == dest:
+                return api_error(409, "AlreadyExists", "Reality data is already within the given iTwin.")
+            if source.datacenter != target.datacenter:
+                return invalid({
+                    "code": "InvalidValue",
+                    "message": "The destination iTwin must be in the same data center location as the reality data.",
+                    "target": "iTwinId",
+                })
+            record.itwin_id = dest
+        return Reply(204)
+
+    # Admin API (not subject to faults, not in the request log)
+    def _admin_add_reality_data(self, **kwargs: Any) -> dict:
+        rd_id = self.add_reality_data(**kwargs)
+        return {"realityDataId": rd_id, "iTwinId": self.reality_data_itwin(rd_id)}
+
+    def _admin(self, method: str, name: str, body: bytes) -> Reply:
+        if method == "GET" and name == "requests":
+            return Reply.json(200, {"requests": [{"method": m, "path": p, "status": s} for m, p, s in self.requests]})
+        if method == "GET" and name == "state":
+            return Reply.json(200, self.state())
+        actions: dict[str, Callable[..., Any]] = {
+            "itwins": lambda **kw: {"iTwinId": self.add_itwin(**kw)},
+            "reality-data": self._admin_add_reality_data,
+            "deny-move": self.deny_move_for,
+            "inject": self.inject,
+            "expire-tokens": self.expire_tokens,
+            "configure": self.configure,
+            "reset": self.reset,
+        }
+        if method != "POST" or name not in actions:
+            return api_error(404, "ResourceNotFound", f"No admin operation {method} /_emulator/{name}.")
+        try:
+            kwargs = json.loads(body) if body.strip() else {}
+            if not isinstance(kwargs, dict):
+                raise TypeError("the body must be a JSON object of keyword arguments")
+            result = actions[name](**kwargs)
+        except (TypeError, ValueError, KeyError, re.error) as exc:
+            return api_error(400, "InvalidAdminRequest", str(exc))
+        return Reply.json(201, result) if result is not None else Reply(204)
+
+
+def _make_handler(emulator: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as clients' connection pools expect
+        server_version = "iTwinPlatformEmulator"
+        sys_version = ""
+        timeout = 60  # idle keep-alive connections end
+
+        def _dispatch(self) -> None:
+            parts = urlsplit(self.path)
+            path = unquote(parts.path)
+            body = self._read_body()
+            if path.startswith("/_emulator/"):
+                self._send(emulator._admin(self.command, path[len("/_emulator/"):], body))
+                return
+            request = Request(self.command, path, parse_qs(parts.query, keep_blank_values=True), self.headers, body)
+            try:
+                reply = emulator.handle(request)
+            except Exception as exc:  # a bug in the emulator: answer like a failing service, say why on stderr
+                print(f"emulator: error handling {self.command} {path}: {type(exc).__name__}", file=sys.stderr)
+                reply = api_error(500, "InternalServerError", "The emulator failed to handle the request.")
+            status = 0 if reply is None else reply.status
+            with emulator._lock:
+                emulator._requests.append((self.command, path, status))
+            if emulator._log:
+                # Path only: query strings may carry codes or state, never worth the risk.
+                emulator._log(f"{self.command} {path} -> {status or 'dropped'}")
+            if reply is None:
+                self.close_connection = True
+                return
+            self._send(reply)
+
+        def _read_body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline().strip():  # trailers
+                            pass
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _send(self, reply: Reply) -> None:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            if reply.status not in (204, 304):
+                self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            if reply.body and reply.status not in (204, 304) and self.command != "HEAD":
+                self.wfile.write(reply.body)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _dispatch
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # the default log prints the request line with its query string
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .azurite import AzuriteServer
+
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.emulator",
+        description="Run the iTwin Platform + IMS emulator against a running Azurite.",
+    )
+    parser.add_argument("--azurite-port", type=int, required=True, help="port of a running Azurite blob service")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--sas-lifetime", type=float, default=3600, help="seconds a handed-out SAS is valid")
+    parser.add_argument("--token-lifetime", type=float, default=3600, help="seconds an access token is valid")
+    parser.add_argument("--itwin", action="append", default=[], metavar="GUID", help="register this iTwin")
+    parser.add_argument("--reality-data", action="append", default=[], metavar="RD_GUID:ITWIN_GUID",
+                        help="register a reality data in an iTwin")
+    parser.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    args = parser.parse_args(argv)
+
+    azurite = AzuriteServer.attach(args.azurite_port)
+    log = None if args.quiet else (lambda line: print(f"emulator: {line}", file=sys.stderr, flush=True))
+    emulator = PlatformEmulator(
+        azurite, port=args.port, sas_lifetime=args.sas_lifetime, token_lifetime=args.token_lifetime, log=log
+    )
+    for itwin in args.itwin:
+        emulator.add_itwin(itwin)
+    for pair in args.reality_data:
+        rd, _, itwin = pair.partition(":")
+        if itwin and itwin.lower() not in {i["itwin_id"] for i in emulator.state()["itwins"]}:
+            emulator.add_itwin(itwin)
+        emulator.add_reality_data(rd, itwin or None)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with emulator:
+        # Machine-readable, for scripts/demo: these lines include the demo client's secret.
+        print(f"ITWIN_API_URL={emulator.url}")
+        print(f"ITWIN_IMS_URL={emulator.url}")
+        print(f"ITWIN_CLIENT_ID={emulator.client_id}")
+        print(f"ITWIN_CLIENT_SECRET={emulator.client_secret}", flush=True)
+        print(f"emulator: listening on {emulator.url} (Azurite at {azurite.blob_endpoint})", file=sys.stderr, flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
