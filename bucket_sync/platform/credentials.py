@@ -1,0 +1,264 @@
+"""Where access tokens for the iTwin Platform API come from, and how they are renewed.
+
+Three sources, first found wins (CONTRACT.md, "Credentials"): a static ``ITWIN_ACCESS_TOKEN``; client
+credentials (a service app) renewed before ``expires_in`` runs out; a cached interactive sign-in (plugged in
+through ``cached_login_loader``, implemented with ``auth login``). :class:`BearerAuth` puts the token on
+requests and, after a 401, renews it and resends once: httpx's auth flow is built for exactly that.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Mapping
+from datetime import datetime, timezone
+
+import httpx
+
+from ..errors import NoCredentialsError
+from ..redact import register_secret
+from .http import ApiTransport, require_secure_url
+from .ims import SCOPE, TokenGrant, request_token
+
+log = logging.getLogger(__name__)
+
+APP_EMAIL_DOMAIN = "apps.imsoidc.bentley.com"
+# IMS always sends expires_in; should it not, assume the usual one-hour lifetime rather than forever.
+_ASSUMED_LIFETIME_S = 3600.0
+# Bentley's clients renew 1 to 5 minutes early; a tenth of the lifetime keeps short test tokens usable.
+_MAX_RENEW_MARGIN_S = 300.0
+# After a failed early renewal, keep the still-valid token and try again this soon (at most).
+_RENEW_RETRY_S = 30.0
+
+NO_CREDENTIALS_MESSAGE = (
+    "no credentials for the iTwin Platform API: set ITWIN_ACCESS_TOKEN; or set ITWIN_CLIENT_ID and "
+    "ITWIN_CLIENT_SECRET (or client_id/client_secret under [auth] in the config file) for a service app; "
+    "or run `bucket-sync auth login`"
+)
+
+
+class TokenProvider(ABC):
+    """A source of bearer tokens. Thread-safe.
+
+    ``token()`` returns a token valid now (renewing first when it can and must); ``invalidate(token)`` is
+    called after a 401 so that the next ``token()`` renews if it can; ``describe()`` says what this is for
+    ``auth status``; ``expires_at`` is when the current token expires, when known; ``app_email`` is the
+    service app's address (which must be invited to the iTwin), else None.
+    """
+
+    app_email: str | None = None
+
+    @abstractmethod
+    def token(self) -> str: ...
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` if it is the current one. Sources that cannot renew ignore this."""
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return None
+
+
+class StaticToken(TokenProvider):
+    """A token given as is (``ITWIN_ACCESS_TOKEN``): never renewed, so a 401 is final."""
+
+    def __init__(self, token: str, *, source: str = "ITWIN_ACCESS_TOKEN") -> None:
+        self._token = token.strip()
+        self._source = source
+        register_secret(self._token)
+        self._expires_at = _jwt_expiry(self._token)
+
+    def token(self) -> str:
+        return self._token
+
+    def describe(self) -> str:
+        return f"access token from {self._source} (used as is, cannot be renewed)"
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self._expires_at
+
+
+class RenewingTokenProvider(TokenProvider):
+    """Caches a token from ``_grant()`` and renews it before it expires; the base of renewable sources.
+
+    Renewal happens under a lock, so concurrent callers wait for one request to IMS instead of each
+    sending their own.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires = 0.0
+        self._renew_at = 0.0
+
+    @abstractmethod
+    def _grant(self) -> TokenGrant:
+        """Ask IMS for a new token (raising AuthError when refused)."""
+
+    def token(self) -> str:
+        with self._lock:
+            now = self._clock()
+            if self._token is not None and now < self._renew_at:
+                return self._token
+            try:
+                grant = self._grant()
+            except Exception as exc:
+                if self._token is None or now >= self._expires:
+                    raise
+                # Early renewal failed but the token still works: keep going, try again soon.
+                self._renew_at = now + min(_RENEW_RETRY_S, (self._expires - now) / 2)
+                log.warning("could not renew the access token yet, still valid for %.0f s: %s", self._expires - now, exc)
+                return self._token
+            register_secret(grant.access_token)
+            lifetime = grant.expires_in if grant.expires_in and grant.expires_in > 0 else _ASSUMED_LIFETIME_S
+            self._token = grant.access_token
+            self._expires = now + lifetime
+            self._renew_at = self._expires - min(_MAX_RENEW_MARGIN_S, lifetime / 10)
+            log.debug("got an access token from %s, valid for %.0f s", self.describe(), lifetime)
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        with self._lock:
+            if token == self._token:
+                self._token = None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        with self._lock:
+            if self._token is None:
+                return None
+            return datetime.fromtimestamp(self._expires, timezone.utc)
+
+
+class ClientCredentials(RenewingTokenProvider):
+    """A service app's token: ``grant_type=client_credentials`` at ``{ims}/connect/token``."""
+
+    def __init__(
+        self,
+        ims_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str = SCOPE,
+        transport: ApiTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        source: str = "ITWIN_CLIENT_ID/ITWIN_CLIENT_SECRET",
+    ) -> None:
+        super().__init__(clock=clock)
+        register_secret(client_secret)
+        self._ims_url = require_secure_url(ims_url, option="--ims-url")
+        self.client_id = client_id.strip()
+        self._client_secret = client_secret.strip()
+        self._scope = scope
+        self._transport = transport or ApiTransport()
+        self._source = source
+        self.app_email = f"{self.client_id}@{APP_EMAIL_DOMAIN}"
+
+    def describe(self) -> str:
+        return f"client credentials (client id {_short(self.client_id)}, from {self._source})"
+
+    def _grant(self) -> TokenGrant:
+        return request_token(
+            self._transport,
+            self._ims_url,
+            {"grant_type": "client_credentials", "scope": self._scope},
+            client_auth=(self.client_id, self._client_secret),
+            what=f"get an access token for client {_short(self.client_id)} from IMS",
+        )
+
+
+CachedLoginLoader = Callable[[], "TokenProvider | None"]
+
+
+def choose_credentials(
+    env: Mapping[str, str],
+    config_auth: Mapping[str, object] | None,
+    ims_url: str,
+    *,
+    cached_login_loader: CachedLoginLoader | None = None,
+    transport: ApiTransport | None = None,
+) -> TokenProvider:
+    """The first credential source found, in CONTRACT.md's order; NoCredentialsError when none is.
+
+    ``config_auth`` is the config file's ``[auth]`` table (``client_id``, ``client_secret``); a key given
+    in the environment wins over the file. ``cached_login_loader`` returns the ``auth login`` session, or
+    None when there is none. Nothing is sent over the network here.
+    """
+    token = (env.get("ITWIN_ACCESS_TOKEN") or "").strip()
+    if token:
+        return StaticToken(token)
+    auth = config_auth or {}
+    env_id, env_secret = (env.get("ITWIN_CLIENT_ID") or "").strip(), (env.get("ITWIN_CLIENT_SECRET") or "").strip()
+    cfg_id, cfg_secret = _config_value(auth, "client_id"), _config_value(auth, "client_secret")
+    register_secret(env_secret or None)
+    register_secret(cfg_secret or None)
+    client_id, client_secret = env_id or cfg_id, env_secret or cfg_secret
+    if client_id and client_secret:
+        env_name, cfg_name = "ITWIN_CLIENT_ID/ITWIN_CLIENT_SECRET", "[auth] in the config file"
+        if env_id and env_secret:
+            source = env_name
+        elif not env_id and not env_secret:
+            source = cfg_name
+        else:
+            source = f"{env_name} and {cfg_name}"
+        return ClientCredentials(ims_url, client_id, client_secret, transport=transport, source=source)
+    if client_id or client_secret:
+        # Half a pair is a mistake worth naming, not a reason to fall through to another identity.
+        have, lack = ("client id", "client secret") if client_id else ("client secret", "client id")
+        raise NoCredentialsError(
+            f"a {have} is configured but no {lack}",
+            hint="set both ITWIN_CLIENT_ID and ITWIN_CLIENT_SECRET (or client_id and client_secret under [auth] in the config file)",
+        )
+    if cached_login_loader is not None:
+        provider = cached_login_loader()
+        if provider is not None:
+            return provider
+    raise NoCredentialsError(NO_CREDENTIALS_MESSAGE, hint="a SAS container URL given directly needs no credentials")
+
+
+class BearerAuth(httpx.Auth):
+    """Sets ``Authorization: Bearer``; after a 401, renews the token and resends the request once."""
+
+    def __init__(self, provider: TokenProvider) -> None:
+        self._provider = provider
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._provider.token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        self._provider.invalidate(token)
+        renewed = self._provider.token()
+        if renewed != token:  # a source that cannot renew gets the 401 as is
+            log.debug("the API refused the access token (401); retrying once with a renewed one")
+            request.headers["Authorization"] = f"Bearer {renewed}"
+            yield request
+
+
+def _config_value(auth: Mapping[str, object], key: str) -> str:
+    value = auth.get(key, auth.get(key.replace("_", "-")))
+    return str(value).strip() if value is not None else ""
+
+
+def _short(client_id: str) -> str:
+    return client_id if len(client_id) <= 12 else client_id[:8] + "…"
+
+
+def _jwt_expiry(token: str) -> datetime | None:
+    """The ``exp`` claim of a JWT, read without verifying it (for display only); None if not a JWT."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return datetime.fromtimestamp(float(claims["exp"]), timezone.utc)
+    except (IndexError, ValueError, KeyError, TypeError, OverflowError, OSError):
+        return None
