@@ -1,0 +1,145 @@
+"""The iTwin Platform API calls bucket-sync needs: container URLs for buckets and reality data, and move.
+
+This module knows nothing of blobs: it hands back the SAS container URL as a string and lets the resolver
+parse it. The bucket API is a technology preview whose answer changed shape once already, so the URL is
+looked for in every place it has been seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+
+from ..errors import ApiError, ExitCode
+from ..redact import register_secret
+from .api_errors import snippet
+from .credentials import BearerAuth, TokenProvider
+from .http import DEFAULT_MAX_WAIT_S, ApiTransport, require_secure_url
+
+ACCEPT_V1 = "application/vnd.bentley.itwin-platform.v1+json"
+ACCEPT_V2 = "application/vnd.bentley.itwin-platform.v2+json"
+
+_MOVE_HINTS = {
+    403: "moving needs realitydata_manage on both iTwins (or Organization Administrator of the organization owning both)",
+    404: "check the reality data id and the destination iTwin id, and that you have access to both",
+    422: (
+        "check the destination iTwin id; it must be in the same organization and data center as the reality data, "
+        "which may be associated with at most one iTwin"
+    ),
+}
+
+
+class PlatformApi:
+    """A client of the iTwin Platform API at ``api_url`` (https, or http on loopback only)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        tokens: TokenProvider,
+        *,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        transport: ApiTransport | None = None,
+    ) -> None:
+        self.api_url = require_secure_url(api_url, option="--api-url")
+        self.tokens = tokens
+        self._transport = transport or ApiTransport(http, sleep=sleep, clock=clock, max_wait_s=max_wait_s)
+        self._auth = BearerAuth(tokens)
+
+    def bucket_container_url(self, itwin_id: str) -> str:
+        """The SAS container URL of the iTwin's Reality Modeling bucket (read and write)."""
+        what = f"get the Reality Modeling bucket of iTwin {itwin_id}"
+        resp = self._send("GET", f"/reality-modeling/itwins/{quote(itwin_id, safe='')}/bucket", ACCEPT_V2, what)
+        return _container_url(resp, what)
+
+    def reality_data_container_url(self, reality_data_id: str, *, write: bool, itwin_id: str | None = None) -> str:
+        """The SAS container URL for reading (``readaccess``) or writing (``writeaccess``) a reality data."""
+        access = "writeaccess" if write else "readaccess"
+        what = f"get {'write' if write else 'read'} access to reality data {reality_data_id}"
+        params = {"iTwinId": itwin_id} if itwin_id else None
+        path = f"/reality-management/reality-data/{quote(reality_data_id, safe='')}/{access}"
+        resp = self._send("GET", path, ACCEPT_V1, what, params=params)
+        return _container_url(resp, what)
+
+    def move_reality_data(self, reality_data_id: str, to_itwin_id: str) -> None:
+        """Move a reality data to another iTwin (204 is success)."""
+        what = f"move reality data {reality_data_id} to iTwin {to_itwin_id}"
+        path = f"/reality-management/reality-data/{quote(reality_data_id, safe='')}/move"
+        try:
+            self._send("PATCH", path, ACCEPT_V1, what, json={"iTwinId": to_itwin_id}, hints=_MOVE_HINTS)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            raise ApiError(
+                f"could not {what}: reality data is already within that iTwin",
+                status=409,
+                code=err.code,
+                target=err.target,
+                details=err.details,
+                exit_code=ExitCode.FAILED,
+                hint="nothing was moved; check the destination iTwin id",
+            ) from err
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> "PlatformApi":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _send(
+        self, method: str, path: str, accept: str, what: str, *, hints: Mapping[int, str] | None = None, **kwargs
+    ) -> httpx.Response:
+        return self._transport.request(
+            method,
+            self.api_url + path,
+            what=what,
+            headers={"Accept": accept},
+            auth=self._auth,
+            app_email=self.tokens.app_email,
+            hints=hints,
+            **kwargs,
+        )
+
+
+def _container_url(resp: httpx.Response, what: str) -> str:
+    """Find the SAS container URL in a 2xx answer: ``_links.containerUrl.href`` or where it used to be."""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    url = _find_container_url(data) if isinstance(data, dict) else None
+    if url is None:
+        seen = f"fields: {', '.join(sorted(map(str, data)))}" if isinstance(data, dict) else (
+            f"the server said {snippet(resp.text, resp.headers.get('content-type', ''))!r}"
+        )
+        raise ApiError(
+            f"could not {what}: the API answered HTTP {resp.status_code} without a container URL ({seen})",
+            status=resp.status_code,
+            exit_code=ExitCode.FAILED,
+            hint="the API is a preview and its answer may have changed: check --api-url, or report this",
+        )
+    # Registered before anyone can log it: the caller parses it, but a log line might come first.
+    for sig in parse_qs(urlsplit(url).query).get("sig", ()):
+        register_secret(sig)
+    return url
+
+
+def _find_container_url(data: dict) -> str | None:
+    bucket = data.get("bucket") if isinstance(data.get("bucket"), dict) else {}
+    for holder in (data.get("_links"), data, bucket, bucket.get("_links")):
+        if not isinstance(holder, dict):
+            continue
+        value = holder.get("containerUrl")
+        if isinstance(value, dict):
+            value = value.get("href")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
