@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _BASE_URL_KEY = "bucket_sync.base_url"
+_STORAGE_RETRY_OPTIONS = ("retry_total", "retry_connect", "retry_read", "retry_status", "retry_to_secondary",
+                          "location_mode", "hosts", "retry_hook")
 
 
 def with_token(url: str, token: str) -> str:
@@ -83,6 +85,10 @@ class RetryPolicy(HTTPPolicy):
             self._sleep(seconds)
 
     def send(self, request):
+        # The SDK's own retry policy, which this one replaces, consumes these per-request options;
+        # left in place they would reach the HTTP transport as unknown arguments.
+        for option in _STORAGE_RETRY_OPTIONS:
+            request.context.options.pop(option, None)
         attempt = 0
         while True:
             attempt += 1
@@ -102,6 +108,8 @@ class RetryPolicy(HTTPPolicy):
                 _close(response)
                 _rewind(request)
                 continue
+            # The SDK's response handlers read which location answered; with one endpoint it is primary.
+            response.http_response.location_mode = "primary"
             return response
 
     def _cancelled(self) -> bool:

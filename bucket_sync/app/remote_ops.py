@@ -1,0 +1,117 @@
+"""ls, rm and url: the commands that act on the remote side only."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..errors import BucketSyncError, NotFoundError
+from ..redact import redact
+from ..sas import ContainerSas, SasSource
+from ..sync.events import FanOut, Listener, Summary, Tally
+from ..sync.keys import join_blob_name
+from ..sync.model import Op, Reason, RemoteBlob, Status, TransferResult
+from ..sync.mtime import format_mtime
+from ..sync.storage import Storage
+
+
+@dataclass(frozen=True)
+class ListedEntry:
+    name: str  # full blob name, or a folder name ending in '/' (non-recursive listing)
+    blob: RemoteBlob | None
+
+    def as_event(self) -> dict:
+        if self.blob is None:
+            return {"event": "dir", "key": self.name}
+        b = self.blob
+        return {"event": "blob", "key": self.name, "size": b.size, "mtime": format_mtime(b.mtime_ns),
+                "md5": b.md5.hex() if b.md5 else None}
+
+
+def list_remote(source: SasSource, prefix: str, *, recursive: bool) -> list[ListedEntry]:
+    storage = Storage(source, concurrency=1)
+    try:
+        blobs = storage.list(prefix)
+        if not blobs and prefix:
+            single = storage.get(prefix, prefix.rsplit("/", 1)[-1])
+            if single is not None:
+                return [ListedEntry(prefix, single)]
+    finally:
+        storage.close()
+    entries: list[ListedEntry] = []
+    seen_dirs: set[str] = set()
+    for b in blobs:
+        if not recursive and "/" in b.key:
+            folder = join_blob_name(prefix, b.key.split("/", 1)[0]) + "/"
+            if folder not in seen_dirs:
+                seen_dirs.add(folder)
+                entries.append(ListedEntry(folder, None))
+            continue
+        entries.append(ListedEntry(b.name, b))
+    entries.sort(key=lambda e: e.name)
+    return entries
+
+
+def format_long(entry: ListedEntry) -> str:
+    if entry.blob is None:
+        return f"{'DIR':>14}  {'':20}  {'':32}  {entry.name}"
+    b = entry.blob
+    mtime = datetime.fromtimestamp(b.mtime_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    md5 = b.md5.hex() if b.md5 else "-"
+    return f"{b.size:>14}  {mtime:20}  {md5:32}  {entry.name}"
+
+
+def remove_remote(source: SasSource, prefix: str, *, recursive: bool, dry_run: bool, concurrency: int,
+                  renderer: Listener) -> Summary:
+    tally = Tally()
+    listener = FanOut(tally, renderer)
+    storage = Storage(source, concurrency=concurrency)
+    try:
+        if recursive:
+            targets = storage.list(prefix)
+            exact = storage.get(prefix, prefix) if prefix else None
+            if exact is not None:
+                targets.append(exact)
+        else:
+            if not prefix:
+                raise BucketSyncError("rm without --recursive needs a blob name", hint="add --recursive to delete everything under the prefix")
+            exact = storage.get(prefix, prefix)
+            if exact is None:
+                raise NotFoundError(f"no blob named {prefix!r}", hint="to delete everything under a prefix, add --recursive")
+            targets = [exact]
+        listener.on_plan(len(targets), 0)
+        stop = threading.Event()
+
+        def delete(blob: RemoteBlob) -> None:
+            if stop.is_set():
+                return
+            result = TransferResult(Op.DELETE, blob.name, blob.size, Status.PLANNED if dry_run else Status.OK, Reason.EXTRA)
+            if not dry_run:
+                try:
+                    storage.delete(blob.name)
+                except BucketSyncError as exc:
+                    if exc.exit_code != 1:
+                        tally.set_fatal(exc)
+                        stop.set()
+                    result = TransferResult(Op.DELETE, blob.name, blob.size, Status.FAILED, error=redact(exc), exit_code=int(exc.exit_code))
+            listener.on_result(result)
+
+        with ThreadPoolExecutor(max(1, concurrency)) as pool:
+            list(pool.map(delete, targets))
+    finally:
+        storage.close()
+    return tally.summary("rm")
+
+
+def describe_url(sas: ContainerSas, *, show_secret: bool) -> dict:
+    return {
+        "event": "url",
+        "url": sas.url if show_secret else sas.redacted_url,
+        "expires": sas.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if sas.expires_at else None,
+        "permissions": sas.permissions or None,
+    }
+
+
+__all__ = ["list_remote", "format_long", "remove_remote", "describe_url"]

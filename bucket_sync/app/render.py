@@ -1,0 +1,131 @@
+"""Renderers: human (tqdm progress + one-line summary), JSON lines, quiet. All read the same events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from typing import TextIO
+
+from tqdm import tqdm
+
+from ..sync.events import Listener, Summary
+from ..sync.model import Status, TransferResult
+
+log = logging.getLogger("bucket_sync")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+class JsonRenderer(Listener):
+    """stdout carries only JSON objects, one per line (CONTRACT.md, Output)."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self._lock = threading.Lock()
+
+    def emit(self, obj: dict) -> None:
+        line = json.dumps(obj, ensure_ascii=False)
+        with self._lock:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def on_result(self, r: TransferResult) -> None:
+        obj = {"event": "transfer", "op": r.op.value, "key": r.key, "bytes": r.bytes, "status": r.status.value}
+        if r.reason is not None:
+            obj["reason"] = r.reason.value
+        if r.error:
+            obj["error"] = r.error
+        self.emit(obj)
+
+    def on_notice(self, key: str, message: str) -> None:
+        log.warning("%s: %s", key, message)
+
+    def finish(self, summary: Summary) -> None:
+        self.emit(summary.as_event())
+
+
+class HumanRenderer(Listener):
+    """A progress bar on stderr when it is a terminal; failures and (with -v) each file as log lines."""
+
+    def __init__(self, *, quiet: bool = False, verbose: int = 0, progress: bool | None = None,
+                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.quiet = quiet
+        self.verbose = verbose
+        self.progress = (not quiet) and (self.err.isatty() if progress is None else progress)
+        self._bar: tqdm | None = None
+        self._lock = threading.Lock()
+        self._files_total = 0
+        self._files_done = 0
+
+    def on_plan(self, files: int, total_bytes: int) -> None:
+        self._files_total = files
+        if self.progress and files:
+            self._bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, file=self.err,
+                             dynamic_ncols=True, desc=f"0/{files} files", mininterval=0.2, leave=True)
+
+    def on_bytes(self, n: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(n)
+
+    def _line(self, text: str, *, to_err: bool = True) -> None:
+        stream = self.err if to_err else self.out
+        with self._lock:
+            if self._bar is not None:
+                self._bar.write(text, file=stream)
+            else:
+                stream.write(text + "\n")
+                stream.flush()
+
+    def on_result(self, r: TransferResult) -> None:
+        if r.status is Status.PLANNED:
+            reason = f" ({r.reason.value})" if r.reason else ""
+            self._line(f"would {r.op.value} {r.key}{reason}", to_err=False)
+            return
+        if r.status is Status.FAILED:
+            self._line(f"FAILED {r.op.value} {r.key}: {r.error}")
+        elif r.status is Status.OK:
+            if self.verbose:
+                self._line(f"{r.op.value}ed {r.key}".replace("eed ", "ed ") + (f" ({r.reason.value})" if r.reason else ""))
+        elif r.status is Status.SKIPPED and (self.verbose > 1 or r.error):
+            self._line(f"skipped {r.key}" + (f": {r.error}" if r.error else ""))
+        if r.status in (Status.OK, Status.FAILED):
+            with self._lock:
+                self._files_done += 1
+                if self._bar is not None:
+                    self._bar.set_description_str(f"{self._files_done}/{self._files_total} files", refresh=False)
+
+    def on_notice(self, key: str, message: str) -> None:
+        if not self.quiet:
+            self._line(f"skipped {key}: {message}")
+
+    def finish(self, summary: Summary) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self.quiet:
+            return
+        parts = []
+        if summary.planned:
+            parts.append(f"dry run: {summary.planned} action(s) planned")
+        for word, n in (("uploaded", summary.uploaded), ("downloaded", summary.downloaded), ("deleted", summary.deleted)):
+            if n:
+                parts.append(f"{word} {n}")
+        parts.append(f"skipped {summary.skipped}")
+        parts.append(f"failed {summary.failed}")
+        rate = summary.bytes / summary.seconds if summary.seconds > 0 else 0
+        line = f"{summary.op}: " + ", ".join(parts) + f"; {human_bytes(summary.bytes)} in {summary.seconds:.1f} s"
+        if summary.bytes:
+            line += f" ({human_bytes(rate)}/s)"
+        self.out.write(line + "\n")
+        self.out.flush()

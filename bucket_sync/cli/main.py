@@ -1,0 +1,102 @@
+"""The `bucket-sync` command: the group, and the one place errors become exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..config import load_config
+from ..errors import BucketSyncError, ExitCode
+from ..redact import redact
+from .remote_cmds import ls, rm, url
+from .transfer_cmds import download, upload
+
+log = logging.getLogger("bucket_sync")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="bucket-sync")
+def cli() -> None:
+    """Keep local folders in sync with Bentley iTwin Platform storage.
+
+    REMOTE is itwin://<iTwinId>/<prefix> (the iTwin's Reality Modeling bucket),
+    reality-data://<realityDataId>/<prefix>, or a SAS container URL.
+    """
+
+
+for command in (upload, download, ls, rm, url):
+    cli.add_command(command)
+
+
+def _config_arg(args: list[str]) -> str | None:
+    """--config may stand anywhere on the line; it must be read before click builds option defaults."""
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _command_name(args: list[str]) -> str:
+    for arg in args:
+        if not arg.startswith("-"):
+            return arg
+    return "bucket-sync"
+
+
+def report_error(exc: BucketSyncError, *, json_mode: bool, command: str) -> None:
+    message = redact(exc.message)
+    hint = redact(exc.hint) if exc.hint else None
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
+    if json_mode:
+        obj = {"event": "summary", "op": command, "uploaded": 0, "downloaded": 0, "deleted": 0, "skipped": 0,
+               "failed": 0, "bytes": 0, "seconds": 0.0, "exit_code": int(exc.exit_code), "error": message}
+        click.echo(json.dumps(obj))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args
+    command = _command_name(args)
+    try:
+        config = load_config(_config_arg(args), os.environ)
+        obj: dict = {"config": config}
+        _install_login_loader(obj)
+        code = cli.main(args=args, prog_name="bucket-sync", standalone_mode=False,
+                        default_map=config.default_map(), obj=obj)
+        code = code if isinstance(code, int) else 0
+    except click.ClickException as exc:
+        exc.show()
+        code = ExitCode.USAGE
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        code = 130
+    except BucketSyncError as exc:
+        report_error(exc, json_mode=json_mode, command=command)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = 130
+    except Exception as exc:  # a bug: say so plainly, never a raw traceback (it could carry a URL)
+        click.echo(f"error: unexpected {type(exc).__name__}: {redact(exc)}", err=True)
+        click.echo("  hint: run again with -vv for details, and report it", err=True)
+        log.debug("traceback", exc_info=True)
+        code = ExitCode.FAILED
+    sys.exit(int(code))
+
+
+def _install_login_loader(obj: dict) -> None:
+    """The cached `auth login` session, when that module is present (it arrives with the auth commands)."""
+    try:
+        from ..platform.login_store import load_cached_login  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    obj["cached_login_loader"] = load_cached_login

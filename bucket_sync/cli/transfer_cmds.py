@@ -1,0 +1,70 @@
+"""upload, download, mirror."""
+
+from __future__ import annotations
+
+import click
+
+from ..app.sync_run import SyncRequest, run_sync
+from ..errors import UsageError
+from ..sync.model import Direction
+from ..targets import looks_remote, parse_remote
+from .options import common_options, make_filter, make_globals, make_renderer, make_settings, transfer_options
+
+
+def _finish(renderer, summary) -> int:
+    renderer.finish(summary)
+    return summary.exit_code
+
+
+@click.command()
+@click.argument("args", nargs=-1, required=True, metavar="LOCAL... REMOTE")
+@transfer_options
+@click.option("--overwrite", is_flag=True, help="Transfer every file, even unchanged ones.")
+@click.option("--follow-symlinks", is_flag=True, help="Upload what symbolic links point to (default: skip them).")
+@click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
+@common_options
+@click.pass_context
+def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
+    """Upload files and folders to REMOTE.
+
+    A file goes to REMOTE/<its name>; a folder's contents go under REMOTE with their relative paths.
+    Unchanged files (same size and mtime, or same MD5) are skipped.
+    """
+    g = make_globals(ctx, kw)
+    if len(args) < 2:
+        raise UsageError("upload needs at least one LOCAL path and a REMOTE", hint="bucket-sync upload ./photos itwin://<iTwinId>/photos")
+    *local, remote_text = args
+    remote = parse_remote(remote_text, itwin_id=kw.pop("itwin"))
+    for path in local:
+        if looks_remote(path):
+            raise UsageError(f"upload takes local paths first and one REMOTE last; {path!r} looks remote")
+    req = SyncRequest(command="upload", direction=Direction.UP, local=tuple(local), prefix=remote.prefix,
+                      settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
+                      overwrite=kw.pop("overwrite"), follow_symlinks=kw.pop("follow_symlinks"))
+    renderer = make_renderer(g)
+    return _finish(renderer, run_sync(req, g.sas_source(remote, write=True), renderer))
+
+
+@click.command()
+@click.argument("remote_text", metavar="REMOTE")
+@click.argument("local_dir", metavar="LOCAL_DIR")
+@transfer_options
+@click.option("--overwrite", is_flag=True, help="Transfer every blob, even unchanged ones.")
+@click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
+@common_options
+@click.pass_context
+def download(ctx: click.Context, remote_text: str, local_dir: str, **kw) -> int:
+    """Download every blob under REMOTE into LOCAL_DIR at its relative path.
+
+    Files are written as <name>.bucket-sync-partial, checked against the blob's MD5, and renamed into
+    place; blob names that would land outside LOCAL_DIR are refused.
+    """
+    g = make_globals(ctx, kw)
+    remote = parse_remote(remote_text, itwin_id=kw.pop("itwin"))
+    if looks_remote(local_dir):
+        raise UsageError("download takes REMOTE first and a local folder second")
+    req = SyncRequest(command="download", direction=Direction.DOWN, local=(local_dir,), prefix=remote.prefix,
+                      settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
+                      overwrite=kw.pop("overwrite"))
+    renderer = make_renderer(g)
+    return _finish(renderer, run_sync(req, g.sas_source(remote, write=False), renderer))
