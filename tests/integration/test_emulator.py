@@ -1,0 +1,406 @@
+"""The platform emulator behaves like the real iTwin Platform API and IMS (checked with httpx directly),
+and the SAS URLs it hands out are enforced by Azurite."""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import hashlib
+import json
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import ContainerClient
+
+from devtools.azurite import REPO_ROOT
+from tests.support.cli import find_leaks
+
+pytestmark = pytest.mark.integration
+
+V1 = "application/vnd.bentley.itwin-platform.v1+json"
+V2 = "application/vnd.bentley.itwin-platform.v2+json"
+
+
+@pytest.fixture
+def http(emulator):
+    with httpx.Client(base_url=emulator.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def token(emulator, http) -> str:
+    r = http.post("/connect/token", data={"grant_type": "client_credentials", "scope": "itwin-platform"},
+                  auth=(emulator.client_id, emulator.client_secret))
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def claims(jwt: str) -> dict:
+    payload = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def bucket(http, itwin, token, accept=V2):
+    headers = {"Accept": accept}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return http.get(f"/reality-modeling/itwins/{itwin}/bucket", headers=headers)
+
+
+def access(http, rd, token, kind="readaccess", itwin=None, accept=V1):
+    params = {"iTwinId": itwin} if itwin else None
+    return http.get(f"/reality-management/reality-data/{rd}/{kind}", params=params,
+                    headers={"Accept": accept, "Authorization": f"Bearer {token}"})
+
+
+def move(http, rd, token, body):
+    return http.patch(f"/reality-management/reality-data/{rd}/move", json=body,
+                      headers={"Accept": V1, "Authorization": f"Bearer {token}"})
+
+
+def sas_href(response) -> str:
+    assert response.status_code == 200, response.text
+    return response.json()["_links"]["containerUrl"]["href"]
+
+
+def error_code(response) -> str:
+    return response.json()["error"]["code"]
+
+
+# -- IMS ----------------------------------------------------------------------------------------------
+
+def test_client_credentials_by_basic_and_form(emulator, http):
+    form = {"grant_type": "client_credentials", "scope": "itwin-platform"}
+    by_basic = http.post("/connect/token", data=form, auth=(emulator.client_id, emulator.client_secret))
+    by_form = http.post("/connect/token", data={**form, "client_id": emulator.client_id,
+                                                 "client_secret": emulator.client_secret})
+    for r in (by_basic, by_form):
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and "refresh_token" not in body
+        c = claims(body["access_token"])
+        assert c["email"] == f"{emulator.client_id}@apps.imsoidc.bentley.com"
+        assert "itwin-platform" in c["scope"]
+        assert abs(c["exp"] - (time.time() + 3600)) < 5
+        assert body["access_token"] in emulator.issued_secrets()
+
+    emulator.configure(token_lifetime=120)
+    assert http.post("/connect/token", data=form, auth=(emulator.client_id, emulator.client_secret)).json()[
+        "expires_in"] == 120
+
+
+def test_token_endpoint_errors(emulator, http):
+    form = {"grant_type": "client_credentials", "scope": "itwin-platform"}
+    r = http.post("/connect/token", data=form, auth=(emulator.client_id, "wrong"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = http.post("/connect/token", data=form)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = http.post("/connect/token", data={**form, "scope": "openid"}, auth=(emulator.client_id, emulator.client_secret))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+    r = http.post("/connect/token", data={**form, "grant_type": "password"},
+                  auth=(emulator.client_id, emulator.client_secret))
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+    assert emulator.client_secret not in r.text
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def test_pkce_code_flow_and_refresh(emulator, http, new_itwin):
+    discovery = http.get("/.well-known/openid-configuration").json()
+    assert discovery["token_endpoint"] == f"{emulator.url}/connect/token"
+    assert urlsplit(discovery["authorization_endpoint"]).path == "/connect/authorize"
+
+    verifier, challenge = _pkce()
+    redirect_uri = "http://localhost:53117/signin-callback"
+    r = http.get(discovery["authorization_endpoint"], params={
+        "response_type": "code", "client_id": "native-cli", "redirect_uri": redirect_uri,
+        "scope": "itwin-platform offline_access", "state": "xyz", "code_challenge": challenge,
+        "code_challenge_method": "S256"})
+    assert r.status_code == 302
+    location = urlsplit(r.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == redirect_uri
+    query = {k: v[0] for k, v in parse_qs(location.query).items()}
+    assert query["state"] == "xyz"
+    code = query["code"]
+
+    exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                "client_id": "native-cli", "code_verifier": verifier}
+    bad = http.post("/connect/token", data={**exchange, "code_verifier": _pkce()[0]})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+    # A failed exchange burns the code (single use), so authorize again.
+    r = http.get("/connect/authorize", params={
+        "response_type": "code", "client_id": "native-cli", "redirect_uri": redirect_uri,
+        "scope": "itwin-platform offline_access", "state": "s2", "code_challenge": challenge,
+        "code_challenge_method": "S256"})
+    exchange["code"] = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
+    tokens = http.post("/connect/token", data=exchange)
+    assert tokens.status_code == 200, tokens.text
+    body = tokens.json()
+    assert claims(body["access_token"])["email"] == "user@example.com"
+    assert bucket(http, new_itwin, body["access_token"]).status_code == 200
+    assert http.post("/connect/token", data=exchange).json()["error"] == "invalid_grant"  # code reused
+
+    refreshed = http.post("/connect/token", data={"grant_type": "refresh_token", "client_id": "native-cli",
+                                                  "refresh_token": body["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    new = refreshed.json()
+    assert new["access_token"] != body["access_token"] and new["refresh_token"] != body["refresh_token"]
+    # Rotation: the old refresh token is spent.
+    again = http.post("/connect/token", data={"grant_type": "refresh_token", "client_id": "native-cli",
+                                              "refresh_token": body["refresh_token"]})
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+    # expire_tokens(): access tokens die, refresh tokens still renew.
+    emulator.expire_tokens()
+    assert bucket(http, new_itwin, new["access_token"]).status_code == 401
+    renewed = http.post("/connect/token", data={"grant_type": "refresh_token", "client_id": "native-cli",
+                                                "refresh_token": new["refresh_token"]}).json()
+    assert bucket(http, new_itwin, renewed["access_token"]).status_code == 200
+    issued = emulator.issued_secrets()
+    assert {code, body["access_token"], body["refresh_token"], new["refresh_token"]} <= issued
+
+
+def test_authorize_requires_s256_and_loopback_redirect(http):
+    _, challenge = _pkce()
+    params = {"response_type": "code", "client_id": "native-cli", "redirect_uri": "http://127.0.0.1:5000/cb",
+              "scope": "itwin-platform", "state": "s", "code_challenge": challenge}
+    r = http.get("/connect/authorize", params={**params, "code_challenge_method": "plain"})
+    assert r.status_code == 302
+    assert parse_qs(urlsplit(r.headers["Location"]).query)["error"] == ["invalid_request"]
+    r = http.get("/connect/authorize", params={**params, "code_challenge_method": "S256",
+                                               "redirect_uri": "https://evil.example/cb"})
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
+# -- Reality Modeling bucket ----------------------------------------------------------------------------
+
+def test_bucket_sas_works_against_azurite(emulator, http, token, new_itwin, bucket_container):
+    r = bucket(http, new_itwin, token)
+    assert r.json()["bucket"] == {"iTwinId": new_itwin}
+    href = sas_href(r)
+    parts = urlsplit(href)
+    assert parts.path == f"/devstoreaccount1/bucket-{new_itwin}"
+    query = parse_qs(parts.query)
+    assert query["sp"] == ["racwdl"] and query["sr"] == ["c"]
+    assert query["sig"][0] in emulator.issued_secrets()
+
+    container = ContainerClient.from_container_url(href)
+    container.upload_blob("dir/hello.txt", b"hello")
+    assert [b.name for b in container.list_blobs()] == ["dir/hello.txt"]
+    assert bucket_container(new_itwin).download_blob("dir/hello.txt").readall() == b"hello"
+    assert emulator.request_count(r"/bucket$", method="GET", status=200) == 1
+
+
+def test_bucket_errors(emulator, http, token, new_itwin):
+    r = bucket(http, new_itwin, None)
+    assert r.status_code == 401 and r.json()["error"] == {
+        "code": "HeaderNotFound", "message": "Header Authorization was not found in the request. Access denied."}
+    r = bucket(http, new_itwin, "not-a-token")
+    assert r.status_code == 401 and error_code(r) == "Unauthorized"
+
+    r = bucket(http, str(uuid.uuid4()), token)
+    assert r.status_code == 404 and error_code(r) == "iTwinNotFound"
+    r = bucket(http, new_itwin, token, accept=V1)
+    assert r.status_code == 404 and error_code(r) == "ResourceNotFound"
+    r = bucket(http, new_itwin, token, accept="*/*")
+    assert r.status_code == 404 and error_code(r) == "ResourceNotFound"
+    r = http.get(f"/reality-modeling/itwins/{new_itwin}/bucket", headers={"Authorization": f"Bearer {token}",
+                                                                          "Accept": ""})
+    assert r.status_code == 200  # a missing Accept is tolerated
+
+    unsupported = emulator.add_itwin(datacenter_supported=False)
+    r = bucket(http, unsupported, token)
+    assert r.status_code == 400 and r.json()["error"] == {
+        "code": "InvalidRealityModelingRequest", "message": "Could not retrieve the bucket.",
+        "details": [{"code": "InvalidProperty", "message": "iTwin data center location is not supported."}]}
+
+    emulator.expire_tokens()
+    r = bucket(http, new_itwin, token)
+    assert r.status_code == 401 and error_code(r) == "Unauthorized"
+    # Only the path is logged, never a query string.
+    assert all("?" not in path for _, path, _ in emulator.requests)
+
+
+def test_sas_lifetime_is_enforced_by_azurite(emulator, http, token, new_itwin):
+    emulator.configure(sas_lifetime=2)
+    href = sas_href(bucket(http, new_itwin, token))
+    expiry = parse_qs(urlsplit(href).query)["se"][0]
+    assert abs(calendar.timegm(time.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ")) - time.time()) < 3
+    container = ContainerClient.from_container_url(href)
+    list(container.list_blobs())
+    time.sleep(3)
+    with pytest.raises(HttpResponseError) as err:
+        list(container.list_blobs())
+    assert err.value.status_code == 403
+
+
+def test_bucket_without_list_permission(emulator, http, token, new_itwin):
+    emulator.configure_itwin(new_itwin, permissions="rw")
+    href = sas_href(bucket(http, new_itwin, token))
+    assert parse_qs(urlsplit(href).query)["sp"] == ["rw"]
+    container = ContainerClient.from_container_url(href)
+    container.upload_blob("a.txt", b"a")
+    with pytest.raises(HttpResponseError) as err:
+        list(container.list_blobs())
+    assert err.value.status_code == 403 and err.value.error_code == "AuthorizationPermissionMismatch"
+
+
+# -- fault injection ----------------------------------------------------------------------------------
+
+def test_injected_429_then_success(emulator, http, token, new_itwin):
+    emulator.inject(r"/bucket$", 429, times=2, retry_after=1)
+    for _ in range(2):
+        r = bucket(http, new_itwin, token)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert error_code(r) == "RateLimitExceeded"
+    assert bucket(http, new_itwin, token).status_code == 200
+    assert emulator.request_count(r"/bucket$") == 3
+    assert [s for _, path, s in emulator.requests if path.endswith("/bucket")] == [429, 429, 200]
+
+
+def test_admin_http_api(emulator, http, token):
+    r = http.post("/_emulator/itwins", json={})
+    assert r.status_code == 201
+    itwin = r.json()["iTwinId"]
+    assert http.post("/_emulator/inject", json={"path_regex": "/bucket$", "status": 503,
+                                                "method": "GET"}).status_code == 204
+    r = bucket(http, itwin, token)
+    assert r.status_code == 503 and error_code(r) == "ServiceUnavailable"
+    assert http.post("/_emulator/inject", json={"path_regex": "/bucket$", "status": 502,
+                                                "body": "<html>Bad gateway</html>"}).status_code == 204
+    r = bucket(http, itwin, token)
+    assert r.status_code == 502 and r.headers["content-type"].startswith("text/html")
+    assert http.post("/_emulator/inject", json={"path_regex": "/bucket$", "status": 0}).status_code == 204
+    with pytest.raises(httpx.TransportError):
+        bucket(http, itwin, token)
+    assert bucket(http, itwin, token).status_code == 200
+
+    assert http.post("/_emulator/configure", json={"sas_lifetime": 60}).status_code == 204
+    assert parse_qs(urlsplit(sas_href(bucket(http, itwin, token))).query)["se"]
+    assert http.post("/_emulator/expire-tokens").status_code == 204
+    assert bucket(http, itwin, token).status_code == 401
+    seen = http.get("/_emulator/requests").json()["requests"]
+    assert [x["status"] for x in seen if x["path"].endswith("/bucket")] == [503, 502, 0, 200, 200, 401]
+    assert http.post("/_emulator/inject", json={"bogus": 1}).status_code == 400
+    assert http.post("/_emulator/reset").status_code == 204
+    assert emulator.requests == [] and emulator.sas_lifetime == 3600
+
+
+# -- Reality Management -------------------------------------------------------------------------------
+
+def test_reality_data_read_sas_cannot_write(emulator, http, token, new_reality_data):
+    itwin = emulator.reality_data_itwin(new_reality_data)
+    write = access(http, new_reality_data, token, "writeaccess", itwin=itwin)
+    assert write.json()["type"] == "AzureBlobSasUrl" and write.json()["access"] == "Write"
+    assert urlsplit(sas_href(write)).path == f"/devstoreaccount1/rd-{new_reality_data}"
+    ContainerClient.from_container_url(sas_href(write)).upload_blob("tile.b3dm", b"123")
+
+    read = access(http, new_reality_data, token)
+    assert read.json()["access"] == "Read"
+    reader = ContainerClient.from_container_url(sas_href(read))
+    assert [b.name for b in reader.list_blobs()] == ["tile.b3dm"]
+    assert reader.download_blob("tile.b3dm").readall() == b"123"
+    with pytest.raises(HttpResponseError) as err:
+        reader.upload_blob("other", b"x")
+    assert err.value.status_code == 403
+
+
+def test_reality_data_errors(emulator, http, token, new_reality_data, new_itwin):
+    r = access(http, str(uuid.uuid4()), token)
+    assert r.status_code == 404 and error_code(r) == "RealityDataNotFound"
+    r = access(http, new_reality_data, token, itwin=new_itwin)  # not associated with that iTwin
+    assert r.status_code == 404 and error_code(r) == "RealityDataNotFound"
+    r = access(http, new_reality_data, token, accept=V2)
+    assert r.status_code == 404 and error_code(r) == "ResourceNotFound"
+    r = access(http, "not-a-guid", token)
+    assert r.status_code == 422 and error_code(r) == "InvalidRealityDataRequest"
+
+
+def test_move(emulator, http, token, new_reality_data, new_itwin):
+    rd, source = new_reality_data, emulator.reality_data_itwin(new_reality_data)
+
+    r = move(http, rd, token, {"iTwinId": "028cb17d-01e5-4d92-bfee-89b201a92"})
+    assert r.status_code == 422 and r.json()["error"] == {
+        "code": "InvalidRealityDataRequest", "message": "Invalid RealityData request.",
+        "details": [{"code": "InvalidValue", "message": "The value '028cb17d-01e5-4d92-bfee-89b201a92' is not valid.",
+                     "target": "iTwinId"}]}
+    r = move(http, rd, token, {})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["target"] == "iTwinId"
+    r = move(http, str(uuid.uuid4()), token, {"iTwinId": new_itwin})
+    assert r.status_code == 404 and error_code(r) == "RealityDataNotFound"
+    r = move(http, rd, token, {"iTwinId": str(uuid.uuid4())})
+    assert r.status_code == 404
+    r = move(http, rd, token, {"iTwinId": source})
+    assert r.status_code == 409 and error_code(r) == "AlreadyExists"
+
+    other_org = emulator.add_itwin(organization="org-2")
+    r = move(http, rd, token, {"iTwinId": other_org})
+    assert r.status_code == 403 and error_code(r) == "InsufficientPermissions"
+    emulator.deny_move_for(rd)
+    assert move(http, rd, token, {"iTwinId": new_itwin}).status_code == 403
+    emulator.reset()
+
+    r = move(http, rd, token, {"iTwinId": new_itwin})
+    assert r.status_code == 204 and r.content == b""
+    assert emulator.reality_data_itwin(rd) == new_itwin
+    assert access(http, rd, token, itwin=source).status_code == 404
+    assert access(http, rd, token, itwin=new_itwin).status_code == 200
+    assert move(http, rd, token, {"iTwinId": new_itwin}).status_code == 409
+    r = http.patch(f"/reality-management/reality-data/{rd}/move", json={"iTwinId": source}, headers={"Accept": V1})
+    assert r.status_code == 401 and error_code(r) == "HeaderNotFound"
+
+
+# -- standalone server and the leak checker -----------------------------------------------------------
+
+def test_standalone_emulator(azurite):
+    itwin = str(uuid.uuid4())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devtools.emulator", "--azurite-port", str(azurite.port), "--itwin", itwin,
+         "--sas-lifetime", "600"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        values = {}
+        while len(values) < 4:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            key, _, value = line.strip().partition("=")
+            values[key] = value
+        with httpx.Client(base_url=values["ITWIN_API_URL"], timeout=10) as client:
+            r = client.post("/connect/token", data={"grant_type": "client_credentials", "scope": "itwin-platform"},
+                            auth=(values["ITWIN_CLIENT_ID"], values["ITWIN_CLIENT_SECRET"]))
+            tok = r.json()["access_token"]
+            href = sas_href(bucket(client, itwin, tok))
+            se = parse_qs(urlsplit(href).query)["se"][0]
+            assert calendar.timegm(time.strptime(se, "%Y-%m-%dT%H:%M:%SZ")) - time.time() < 700
+            ContainerClient.from_container_url(href).upload_blob("x", b"x")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "GET /reality-modeling/itwins/" in err
+    assert tok not in err and values["ITWIN_CLIENT_SECRET"] not in err and "sig=" not in err
+
+
+def test_leak_checker_never_shows_the_secret():
+    secret = "s3cr3t-" + secrets.token_hex(16)
+    problems = find_leaks({"stderr": f"token was {secret} oops", "stdout": "clean"}, {secret})
+    assert len(problems) == 1 and "stderr" in problems[0] and secret not in problems[0]
+    assert find_leaks({"stdout": "nothing here"}, {secret}) == []
+
+
+def test_scripts_are_executable():
+    for script in ("scripts/setup", "scripts/test", "scripts/demo", ".ci/run"):
+        path = Path(REPO_ROOT, script)
+        assert path.exists() and path.stat().st_mode & 0o111, script
