@@ -1,0 +1,178 @@
+"""Turn a REMOTE target into a :class:`SasSource`: the core asks it for the SAS, and for a new one.
+
+A SAS URL given on the command line cannot be renewed; one from the API is fetched lazily, refreshed
+before its ``se=`` expiry and again after storage answers 403 with it, for as long as the run lasts. Many
+transfer threads ask at once, so at most one fetch is in flight and the others wait for its result (or
+keep using the current SAS while it is still valid).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from ..errors import SasExpiredError, UsageError
+from ..sas import ContainerSas, SasSource
+from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, SasUrlTarget
+from .api import PlatformApi
+
+log = logging.getLogger(__name__)
+
+# Refresh this long before expiry at most; for short-lived SAS, a fifth of the lifetime instead.
+_MAX_REFRESH_MARGIN_S = 300.0
+_REFRESH_FRACTION = 0.2
+# A SAS without se= has an unknown lifetime: Bentley's clients treat API SAS as valid about an hour and
+# refresh after 50 minutes.
+_NO_EXPIRY_REFRESH_S = 3000.0
+# A 403 with a SAS fetched moments ago is not about expiry (a missing permission, clock skew): fetching
+# again would only spend the API's rate limit, once per failing file.
+_MIN_REFETCH_INTERVAL_S = 5.0
+# After a failed early refresh, keep the still-valid SAS and try again this soon (at most).
+_RETRY_AFTER_FAILURE_S = 15.0
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class StaticSasSource(SasSource):
+    """A SAS URL given directly: used as is, never refreshed."""
+
+    def __init__(self, sas: ContainerSas, *, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._sas = sas
+        self._now = now
+
+    def current(self) -> ContainerSas:
+        if self._sas.expires_at is not None and self._sas.expires_at <= self._now():
+            raise SasExpiredError(
+                f"the SAS URL expired at {_format_time(self._sas.expires_at)}; get a new one",
+                hint="or use itwin:// or reality-data://, for which bucket-sync fetches and refreshes the SAS itself",
+            )
+        return self._sas
+
+    def refresh(self, stale: ContainerSas) -> ContainerSas:
+        return self._sas  # nothing newer to be had: the caller reports storage's 403
+
+
+class ApiSasSource(SasSource):
+    """A SAS fetched from the API by ``fetch()`` (which returns the SAS container URL), kept fresh."""
+
+    def __init__(self, fetch: Callable[[], str], *, clock: Callable[[], float] = time.time, what: str = "the container") -> None:
+        self._fetch_url = fetch
+        self._clock = clock  # wall-clock seconds: compared with the SAS's se= time
+        self._what = what
+        self._cond = threading.Condition()
+        self._sas: ContainerSas | None = None
+        self._fetched_at = 0.0
+        self._refresh_at = 0.0
+        self._min_interval = 0.0
+        self._fetching = False
+        self._generation = 0  # counts finished fetches, so waiters know theirs is done
+        self._error: BaseException | None = None
+
+    def current(self) -> ContainerSas:
+        with self._cond:
+            while True:
+                now = self._clock()
+                if self._sas is not None and now < self._refresh_at:
+                    return self._sas
+                if not self._fetching:
+                    self._fetching = True
+                    break
+                if self._usable(now):  # another thread is refreshing ahead of expiry
+                    return self._sas
+                self._wait_for_fetch()
+        return self._fetch(keep_valid_on_failure=True)
+
+    def refresh(self, stale: ContainerSas) -> ContainerSas:
+        with self._cond:
+            while True:
+                if self._sas is not None and self._sas != stale:
+                    return self._sas  # already replaced by another thread
+                if self._fetching:
+                    self._wait_for_fetch()
+                    continue
+                if self._sas is not None and self._clock() - self._fetched_at < self._min_interval:
+                    return self._sas
+                self._fetching = True
+                break
+        return self._fetch(keep_valid_on_failure=False)
+
+    def _usable(self, now: float) -> bool:
+        sas = self._sas
+        return sas is not None and (sas.expires_at is None or now < sas.expires_at.timestamp())
+
+    def _wait_for_fetch(self) -> None:
+        """Wait (lock held) until the fetch in flight finishes; raise its error if it failed."""
+        generation = self._generation
+        while self._generation == generation:
+            self._cond.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _fetch(self, *, keep_valid_on_failure: bool) -> ContainerSas:
+        """Fetch a new SAS (lock not held; this thread set ``_fetching``) and publish it to the others."""
+        try:
+            sas = ContainerSas.from_url(self._fetch_url())
+        except BaseException as exc:
+            with self._cond:
+                # Waiters get this fetch's error; after an interrupt they simply try again themselves.
+                self._finish(error=exc if isinstance(exc, Exception) else None)
+                now = self._clock()
+                if keep_valid_on_failure and isinstance(exc, Exception) and self._usable(now):
+                    expires = self._sas.expires_at
+                    left = expires.timestamp() - now if expires else float("inf")
+                    self._refresh_at = now + min(_RETRY_AFTER_FAILURE_S, left / 2)
+                    log.warning("could not refresh the SAS for %s yet, the current one still works: %s", self._what, exc)
+                    return self._sas
+            raise
+        with self._cond:
+            first = self._sas is None
+            self._install(sas)
+            self._finish(error=None)
+        until = _format_time(sas.expires_at) if sas.expires_at else "unknown (no se=)"
+        log.log(logging.DEBUG if first else logging.INFO, "%s SAS for %s, valid until %s",
+                "got" if first else "refreshed", self._what, until)
+        return sas
+
+    def _install(self, sas: ContainerSas) -> None:
+        now = self._clock()
+        self._sas, self._fetched_at = sas, now
+        if sas.expires_at is None:
+            self._refresh_at = now + _NO_EXPIRY_REFRESH_S
+            self._min_interval = _MIN_REFETCH_INTERVAL_S
+            return
+        lifetime = sas.expires_at.timestamp() - now
+        if lifetime <= 0:
+            log.warning("the SAS for %s expired at %s, before it arrived: check the system clock",
+                        self._what, _format_time(sas.expires_at))
+        self._min_interval = min(_MIN_REFETCH_INTERVAL_S, max(lifetime, 0) / 10)
+        margin = min(_MAX_REFRESH_MARGIN_S, _REFRESH_FRACTION * max(lifetime, 0))
+        # Never due again at once, or a bad clock would turn every call into a fetch.
+        self._refresh_at = max(sas.expires_at.timestamp() - margin, now + self._min_interval, now + 0.1)
+
+    def _finish(self, *, error: BaseException | None) -> None:
+        self._fetching = False
+        self._error = error
+        self._generation += 1
+        self._cond.notify_all()
+
+
+def resolve_sas_source(target: Remote, *, write: bool, api_factory: Callable[[], PlatformApi]) -> SasSource:
+    """The SAS source for ``target``; ``api_factory`` is called only for API targets (a SAS URL needs no
+    credentials). No network call happens here: API targets fetch on first ``current()``."""
+    if isinstance(target, SasUrlTarget):
+        return StaticSasSource(target.sas)
+    if isinstance(target, ItwinBucketTarget):
+        api = api_factory()
+        return ApiSasSource(lambda: api.bucket_container_url(target.itwin_id), what=target.describe())
+    if isinstance(target, RealityDataTarget):
+        api = api_factory()
+        return ApiSasSource(
+            lambda: api.reality_data_container_url(target.reality_data_id, write=write, itwin_id=target.itwin_id),
+            what=target.describe(),
+        )
+    raise UsageError(f"not a remote location: {target!r}")
