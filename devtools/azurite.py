@@ -4,8 +4,9 @@
         azurite.create_container("data")
         url = azurite.container_sas_url("data")   # http://127.0.0.1:<port>/devstoreaccount1/data?<sas>
 
-Pass ``location=Path(...)`` for disk persistence; only then does :meth:`AzuriteServer.restart` keep the
-blobs (it reuses the port, to simulate a storage outage). ``AzuriteServer.attach(port)`` wraps an Azurite
+Pass ``location=Path(...)`` for disk persistence; only then do blobs survive :meth:`AzuriteServer.stop`
+and a later :meth:`AzuriteServer.start` or :meth:`AzuriteServer.restart` (both reuse the port, to simulate
+a storage outage). ``AzuriteServer.attach(port)`` wraps an Azurite
 that someone else started (the standalone emulator uses it).
 
 ``python -m devtools.azurite [--port N] [--location DIR]`` runs one in the foreground.
@@ -107,6 +108,8 @@ class AzuriteServer:
                 self.port = free_port()
             try:
                 self._spawn()
+                # Later start()s (after stop(), for outage tests) come back on the same port.
+                self._fixed_port = True
                 return self
             except AzuriteError as exc:
                 last_error = exc
@@ -193,11 +196,7 @@ class AzuriteServer:
             time.sleep(0.05)
         if downtime_s:
             time.sleep(downtime_s)
-        fixed, self._fixed_port = self._fixed_port, True
-        try:
-            self.start()
-        finally:
-            self._fixed_port = fixed
+        self.start()
 
     def __enter__(self) -> "AzuriteServer":
         return self.start()

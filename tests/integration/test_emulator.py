@@ -393,6 +393,22 @@ def test_standalone_emulator(azurite):
     assert tok not in err and values["ITWIN_CLIENT_SECRET"] not in err and "sig=" not in err
 
 
+def test_azurite_factory_restart_keeps_blobs_and_port(azurite_factory):
+    server = azurite_factory()
+    server.create_container("outage")
+    url = server.container_sas_url("outage")
+    ContainerClient.from_container_url(url).upload_blob("kept", b"1")
+    port = server.port
+    server.stop()
+    with pytest.raises(Exception):
+        ContainerClient.from_container_url(url, retry_total=0).upload_blob("lost", b"2")
+    server.start()
+    assert server.port == port
+    assert [b.name for b in ContainerClient.from_container_url(url).list_blobs()] == ["kept"]
+    server.restart()
+    assert server.container_client("outage").download_blob("kept").readall() == b"1"
+
+
 def test_leak_checker_never_shows_the_secret():
     secret = "s3cr3t-" + secrets.token_hex(16)
     problems = find_leaks({"stderr": f"token was {secret} oops", "stdout": "clean"}, {secret})
