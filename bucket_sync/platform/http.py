@@ -163,8 +163,8 @@ def request_with_retries(
             log.info("%s: HTTP %d, retrying in %.1f s", what, status, wait)
             sleep(wait)
             continue
-        waited = clock() - start
-        note = f"gave up after retrying for {waited:.0f} s" if (throttles or failures) else None
+        retried = (throttles or failures) and status in (429, 500, 502, 503, 504)
+        note = f"gave up after retrying for {clock() - start:.0f} s" if retried else None
         raise error_from_response(resp, what=what, app_email=app_email, hints=hints, note=note)
 
 

@@ -149,10 +149,10 @@ class ApiSasSource(SasSource):
         if lifetime <= 0:
             log.warning("the SAS for %s expired at %s, before it arrived: check the system clock",
                         self._what, _format_time(sas.expires_at))
-        self._min_interval = min(_MIN_REFETCH_INTERVAL_S, max(lifetime, 0) / 10)
-        margin = min(_MAX_REFRESH_MARGIN_S, _REFRESH_FRACTION * max(lifetime, 0))
         # Never due again at once, or a bad clock would turn every call into a fetch.
-        self._refresh_at = max(sas.expires_at.timestamp() - margin, now + self._min_interval, now + 0.1)
+        self._min_interval = min(_MIN_REFETCH_INTERVAL_S, lifetime / 10) if lifetime > 0 else _MIN_REFETCH_INTERVAL_S
+        margin = min(_MAX_REFRESH_MARGIN_S, _REFRESH_FRACTION * max(lifetime, 0))
+        self._refresh_at = max(sas.expires_at.timestamp() - margin, now + self._min_interval)
 
     def _finish(self, *, error: BaseException | None) -> None:
         self._fetching = False

@@ -276,6 +276,15 @@ def test_total_wait_is_bounded_then_the_429_is_raised():
     assert "gave up after retrying for 300 s" in info.value.message
 
 
+def test_an_error_after_a_throttled_attempt_is_reported_as_itself():
+    clock = FakeClock()
+    client = sequence_client((429, THROTTLED, {"Retry-After": "1"}), (404, err("iTwinNotFound", "gone"), None))
+    with pytest.raises(ApiError) as info:
+        call(client, clock)
+    assert info.value.exit_code == ExitCode.NOT_FOUND
+    assert "gave up" not in info.value.message
+
+
 def test_max_wait_is_configurable():
     clock = FakeClock()
     client = sequence_client((429, THROTTLED, {"Retry-After": "10"}))

@@ -327,3 +327,14 @@ def test_reality_data_target_asks_for_read_or_write_access(write):
     target = parse_remote(f"reality-data://{RD}/", itwin_id=ITWIN)
     resolve_sas_source(target, write=write, api_factory=lambda: api).current()
     assert api.calls == [("rd", RD, write, ITWIN)]
+
+
+def test_a_sas_already_expired_on_arrival_does_not_turn_every_call_into_a_fetch(caplog):
+    clock = FakeClock()
+    fetch = Fetcher(clock, lifetime=-60)  # the local clock is ahead of the service's
+    source = ApiSasSource(fetch, clock=clock)
+    sas = source.current()
+    clock.t += 1
+    assert source.current() is sas and source.refresh(sas) is sas
+    assert fetch.calls == 1
+    assert "check the system clock" in caplog.text
