@@ -153,47 +153,44 @@ def test_403_with_a_sas_fetched_moments_ago_does_not_refetch():
     assert fetch.calls == 1
 
 
-def run_threads(n: int, target) -> list:
+def overlapped(n: int, source: ApiSasSource, fetch: Fetcher, call, *, while_fetching=None) -> list:
+    """Run ``call`` in ``n`` threads while the first fetch they cause is held open until the other n-1
+    wait for it (or ``while_fetching()`` has run); return each thread's result or exception."""
     results: list = []
 
     def worker():
         try:
-            results.append(target())
+            results.append(call())
         except Exception as exc:  # collected to assert on
             results.append(exc)
 
+    fetch.entered.clear()
+    fetch.release.clear()
     threads = [threading.Thread(target=worker) for _ in range(n)]
     for t in threads:
         t.start()
-    return [threads, results]
-
-
-def wait_for_waiters(source: ApiSasSource, n: int) -> None:
-    """Block until ``n`` callers wait for the fetch in flight, so the test really overlaps them."""
-    for _ in range(5000):
+    assert fetch.entered.wait(5)
+    for _ in range(5000):  # the condition's own waiter list: the callers really overlap the fetch
         with source._cond:
-            if len(source._cond._waiters) >= n:
-                return
+            if len(source._cond._waiters) >= n - 1:
+                break
         threading.Event().wait(0.001)
-    raise AssertionError(f"{n} callers never waited")
-
-
-def join(threads) -> None:
+    else:
+        raise AssertionError(f"{n - 1} callers never waited")
+    if while_fetching is not None:
+        while_fetching()
+    fetch.release.set()
     for t in threads:
         t.join(5)
         assert not t.is_alive()
+    return results
 
 
 def test_concurrent_first_use_makes_one_fetch():
     clock = FakeClock()
     fetch = Fetcher(clock)
-    fetch.release.clear()
     source = ApiSasSource(fetch, clock=clock)
-    threads, results = run_threads(12, source.current)
-    assert fetch.entered.wait(5)
-    wait_for_waiters(source, 11)
-    fetch.release.set()
-    join(threads)
+    results = overlapped(12, source, fetch, source.current)
     assert fetch.calls == 1
     assert len(results) == 12 and len({sig(r) for r in results}) == 1
 
@@ -204,13 +201,7 @@ def test_concurrent_403s_make_one_fetch_and_all_get_the_new_sas():
     source = ApiSasSource(fetch, clock=clock)
     stale = source.current()
     clock.t += 600
-    fetch.entered.clear()
-    fetch.release.clear()
-    threads, results = run_threads(12, lambda: source.refresh(stale))
-    assert fetch.entered.wait(5)
-    wait_for_waiters(source, 11)
-    fetch.release.set()
-    join(threads)
+    results = overlapped(12, source, fetch, lambda: source.refresh(stale))
     assert fetch.calls == 2
     assert {sig(r) for r in results} == {"secretSig2XYZ"}
 
@@ -221,13 +212,11 @@ def test_callers_keep_the_valid_sas_while_another_thread_refreshes_ahead():
     source = ApiSasSource(fetch, clock=clock)
     old = source.current()
     clock.t = T0 + 3400  # due for refresh, not yet expired
-    fetch.entered.clear()
-    fetch.release.clear()
-    threads, results = run_threads(1, source.current)
-    assert fetch.entered.wait(5)
-    assert source.current() is old  # does not wait for the slow fetch
-    fetch.release.set()
-    join(threads)
+
+    def meanwhile():
+        assert source.current() is old  # does not wait for the slow fetch
+
+    results = overlapped(1, source, fetch, source.current, while_fetching=meanwhile)
     assert sig(results[0]) == "secretSig2XYZ"
 
 
@@ -235,18 +224,12 @@ def test_a_failed_fetch_reaches_every_waiting_caller_and_is_retried_later():
     clock = FakeClock()
     fetch = Fetcher(clock)
     fetch.fail = ApiError("could not get the bucket: HTTP 503", status=503, retryable=True)
-    fetch.release.clear()
     source = ApiSasSource(fetch, clock=clock)
-    threads, results = run_threads(6, source.current)
-    assert fetch.entered.wait(5)
-    wait_for_waiters(source, 5)
-    fetch.release.set()
-    join(threads)
+    results = overlapped(6, source, fetch, source.current)
     assert len(results) == 6 and all(isinstance(r, ApiError) for r in results)
     assert fetch.calls == 1  # waiting callers got the error of the fetch they waited for
     fetch.fail = None
-    calls = fetch.calls
-    assert sig(source.current()) == f"secretSig{calls + 1}XYZ"
+    assert sig(source.current()) == "secretSig2XYZ"
 
 
 def test_a_failed_early_refresh_keeps_the_still_valid_sas():
