@@ -23,7 +23,7 @@ APP = "bucket-sync"
 # Option keys a config file may set, and their types (validated so a typo is an error, not ignored).
 OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "api-url": str, "ims-url": str, "concurrency": int, "block-size": (str, int), "exclude": list,
-    "include": list, "checksum": bool, "overwrite": bool, "follow-symlinks": bool, "json": bool,
+    "include": list, "checksum": bool, "bwlimit": (str, int), "overwrite": bool, "follow-symlinks": bool, "json": bool,
     "quiet": bool, "verbose": (int, bool), "dry-run": bool, "no-delete": bool, "max-delete": (str, int),
     "force": bool, "wait-lock": (int, float), "delete": bool, "debounce": (int, float),
     "rescan": (int, float), "polling": bool, "itwin": str, "max-retry-wait": (int, float),

@@ -34,6 +34,21 @@ def parse_size(value: str | int | None) -> int | None:
     return size
 
 
+def parse_rate(value: str | int | None) -> int | None:
+    """--bwlimit: '10M' -> 10 MiB/s; '0' or empty -> unlimited."""
+    if value in (None, "", 0, "0"):
+        return None
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(value)
+    if not m:
+        raise UsageError(f"--bwlimit {value!r} is not a rate", hint="use bytes per second, e.g. 500K or 10M")
+    rate = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if rate < 1024:
+        raise UsageError(f"--bwlimit {value} is below 1K per second")
+    return rate
+
+
 def common_options(f: Callable) -> Callable:
     """--config, --api-url, --ims-url, --json, -q, -v, --max-retry-wait on every command."""
     options = [
@@ -58,6 +73,7 @@ def transfer_options(f: Callable) -> Callable:
         click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True, help="Files (and blocks) in flight."),
         click.option("--block-size", metavar="SIZE", help="Block size for large files, e.g. 8M (default: 8M, raised for files over ~390 GiB)."),
         click.option("--checksum", is_flag=True, help="Always compare MD5 when sizes match, whatever the mtimes."),
+        click.option("--bwlimit", metavar="RATE", help="Bandwidth limit in bytes per second for the whole run, e.g. 10M."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -78,7 +94,7 @@ def make_globals(ctx: click.Context, kw: dict[str, Any]) -> Globals:
 
 def make_settings(kw: dict[str, Any]) -> TransferSettings:
     return TransferSettings(concurrency=kw.pop("concurrency"), block_size=parse_size(kw.pop("block_size")),
-                            dry_run=kw.pop("dry_run"))
+                            dry_run=kw.pop("dry_run"), bwlimit=parse_rate(kw.pop("bwlimit", None)))
 
 
 def make_filter(kw: dict[str, Any]) -> PathFilter:

@@ -15,6 +15,7 @@ from concurrent.futures import Executor, Future, wait
 from typing import Callable
 
 from ..errors import BucketSyncError, LocalFileError
+from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, choose_block_size
 from .keys import local_path_for
 from .model import RemoteBlob
@@ -25,8 +26,10 @@ from .upload import file_md5
 
 class Downloader:
     def __init__(self, storage: Storage, chunk_pool: Executor, budget: ByteBudget, *,
-                 chunk_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event) -> None:
+                 chunk_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event,
+                 limiter: RateLimiter | Unlimited = Unlimited()) -> None:
         self.storage = storage
+        self.limiter = limiter
         self.chunk_pool = chunk_pool
         self.budget = budget
         self.chunk_size = chunk_size
@@ -59,6 +62,7 @@ class Downloader:
 
     def _single(self, blob: RemoteBlob, partial: str) -> bytes:
         with self.budget.hold(blob.size):
+            self.limiter.consume(blob.size)
             data = self.storage.read_range(blob.name, 0, blob.size, blob.etag) if blob.size else b""
             with open(partial, "wb") as fh:
                 fh.write(data)
@@ -90,6 +94,7 @@ class Downloader:
         try:
             if failed.is_set() or self.cancel.is_set():
                 return
+            self.limiter.consume(length)
             data = self.storage.read_range(blob.name, offset, length, blob.etag)
             view = memoryview(data)
             while view:

@@ -18,6 +18,7 @@ from typing import Iterable
 
 from ..errors import AuthError, BucketSyncError, NotFoundError
 from ..redact import redact
+from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, MiB
 from .diff import DiffPolicy, diff
 from .download import Downloader
@@ -37,6 +38,7 @@ class TransferSettings:
     memory_budget: int = 128 * MiB  # bytes buffered across everything in flight
     file_attempts: int = 3  # whole-file attempts on transient errors, on top of per-request retries
     dry_run: bool = False
+    bwlimit: int | None = None  # bytes per second across the whole run
 
 
 @dataclass
@@ -101,12 +103,13 @@ class Engine:
             return
         concurrency = max(1, self.settings.concurrency)
         budget = ByteBudget(max(self.settings.memory_budget, 2 * (self.settings.block_size or 0)))
+        limiter = RateLimiter(self.settings.bwlimit) if self.settings.bwlimit else Unlimited()
         with ThreadPoolExecutor(concurrency, thread_name_prefix="file") as files, \
                 ThreadPoolExecutor(concurrency, thread_name_prefix="block") as blocks:
             self._uploader = Uploader(self.storage, blocks, budget, block_size=self.settings.block_size,
-                                      on_bytes=self.listener.on_bytes, cancel=self.stop)
+                                      on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter)
             self._downloader = Downloader(self.storage, blocks, budget, chunk_size=self.settings.block_size,
-                                          on_bytes=self.listener.on_bytes, cancel=self.stop)
+                                          on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter)
             self._submit_all(files, plan.work, self._transfer, concurrency)
             if delete and plan.deletes:
                 failed = self.tally.count(None, Status.FAILED)

@@ -16,6 +16,7 @@ from concurrent.futures import Executor, Future, wait
 from typing import Callable
 
 from ..errors import BucketSyncError, LocalFileError
+from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, choose_block_size
 from .model import LocalFile
 from .storage import Storage
@@ -48,8 +49,10 @@ def file_md5(path: str, chunk: int = 4 * 1024 * 1024) -> bytes:
 
 class Uploader:
     def __init__(self, storage: Storage, block_pool: Executor, budget: ByteBudget, *,
-                 block_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event) -> None:
+                 block_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event,
+                 limiter: RateLimiter | Unlimited = Unlimited()) -> None:
         self.storage = storage
+        self.limiter = limiter
         self.block_pool = block_pool
         self.budget = budget
         self.block_size = block_size
@@ -78,7 +81,9 @@ class Uploader:
                 check_unchanged(f, os.fstat(fh.fileno()), "while it was read")
             if len(data) != f.size:
                 raise LocalFileError(f"{f.key}: the file changed size while it was read; the next run will retry it")
-            self.storage.put(name, data, hashlib.md5(data).digest(), f.mtime_ns)
+            md5 = hashlib.md5(data).digest()
+            self.limiter.consume(len(data))
+            self.storage.put(name, data, md5, f.mtime_ns)
         self.on_bytes(f.size)
         return f.size
 
@@ -127,6 +132,7 @@ class Uploader:
         try:
             if failed.is_set() or self.cancel.is_set():
                 return
+            self.limiter.consume(len(data))
             self.storage.stage_block(name, bid, data)
             self.on_bytes(len(data))
         except BaseException:
