@@ -93,7 +93,8 @@ def run_sync(req: SyncRequest, source: SasSource, renderer: Listener, *, stop: t
         if req.direction is Direction.UP:
             sources = scan_sources([p for p in req.local if os.path.lexists(p)], filters=req.filters,
                                    follow_symlinks=req.follow_symlinks, on_skip=on_skip) if source_exists else iter(())
-            dests = _remote_dests(storage, req)
+            # Filters apply to both sides: a blob the filters exclude is neither compared nor deleted.
+            dests = (b for b in _remote_dests(storage, req) if req.filters.allows(b.key))
             local_root = None
         else:
             remote = storage.list(req.prefix)

@@ -13,6 +13,9 @@ from .. import __version__
 from ..config import load_config
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
+from .auth_cmds import auth
+from .mirror_cmd import mirror
+from .reality_data_cmds import reality_data
 from .remote_cmds import ls, rm, url
 from .transfer_cmds import download, upload
 
@@ -29,7 +32,7 @@ def cli() -> None:
     """
 
 
-for command in (upload, download, ls, rm, url):
+for command in (upload, download, mirror, ls, rm, url, auth, reality_data):
     cli.add_command(command)
 
 

@@ -1,0 +1,177 @@
+"""Issue 4, through the real command: mirror up and down (add, change, delete) ends exact; --dry-run
+changes nothing and lists every action with its reason; filters protect what they exclude."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.mirror_trees import local_tree, put_blob, remote_state, remote_tree, set_mtime
+
+pytestmark = pytest.mark.integration
+
+BASE_NS = 1_700_000_000_123_456_789  # a fixed past mtime, so "changed" mtimes are clearly different
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def assert_exact(local_root: Path, container, prefix: str) -> None:
+    """Same keys, same content, and each blob's mtime metadata equals the local file's mtime."""
+    local = local_tree(local_root)
+    remote = remote_tree(container, prefix)
+    assert {k: v[0] for k, v in local.items()} == {k: v[0] for k, v in remote.items()}
+    assert {k: v[1] for k, v in local.items()} == {k: v[1] for k, v in remote.items()}
+
+
+def test_mirror_up_adds_changes_and_deletes_until_exact(cli, new_itwin, bucket_container, make_files, tmp_path):
+    src = make_files(tmp_path / "src", {"a.txt": "alpha", "sub/b.bin": 3000, "sub/deep/c.txt": "gamma",
+                                        "keep.txt": "kept", "touched.txt": "same bytes"})
+    for i, path in enumerate(sorted(src.rglob("*.*"))):
+        set_mtime(path, BASE_NS + i)
+    container = bucket_container(new_itwin)
+    remote = f"itwin://{new_itwin}/site"
+    put_blob(container, "outside/prefix.txt", b"not ours", BASE_NS)
+
+    first = cli("mirror", src, remote, "--json")
+    assert first.returncode == 0, first
+    assert first.summary["uploaded"] == 5 and first.summary["deleted"] == 0, first
+    assert_exact(src, container, "site")
+
+    put_blob(container, "site/stray.txt", b"only remote", BASE_NS)
+    make_files(src, {"new.txt": "fresh"})
+    old_b = (src / "sub/b.bin").read_bytes()
+    changed = bytes(255 - x for x in old_b)  # same size, different content
+    (src / "sub/b.bin").write_bytes(changed)
+    set_mtime(src / "sub/b.bin", BASE_NS + 100_000_000_000)
+    (src / "sub/deep/c.txt").unlink()
+    set_mtime(src / "touched.txt", BASE_NS + 50_000_000_000)  # mtime only: no bytes should move
+
+    second = cli("mirror", src, remote, "--json")
+    assert second.returncode == 0, second
+    s = second.summary
+    assert (s["uploaded"], s["deleted"], s["failed"], s["skipped"]) == (2, 2, 0, 3), second
+    assert s["bytes"] == len("fresh") + len(changed), "only new and changed content is sent"
+    reasons = {e["key"]: e.get("reason") for e in second.transfers(status="ok")}
+    assert reasons["site/new.txt"] == "new"
+    assert reasons["site/sub/b.bin"] == "changed content"
+    assert {e["key"] for e in second.transfers(op="delete", status="ok")} == {"site/sub/deep/c.txt", "site/stray.txt"}
+    assert_exact(src, container, "site")
+    assert container.download_blob("outside/prefix.txt").readall() == b"not ours", "outside the prefix: untouched"
+
+    third = cli("mirror", src, remote, "--json")
+    assert third.returncode == 0 and third.summary["uploaded"] == third.summary["deleted"] == 0, third
+    assert third.summary["skipped"] == 5 and third.summary["bytes"] == 0, third
+
+
+def test_mirror_down_adds_changes_and_deletes_until_exact(cli, new_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(new_itwin)
+    blobs = {"a.txt": b"alpha", "sub/b.bin": bytes(range(256)) * 12, "sub/deep/c.txt": b"gamma", "touched.txt": b"same"}
+    for i, (key, data) in enumerate(blobs.items()):
+        put_blob(container, f"cap/{key}", data, BASE_NS + i)
+    dst = tmp_path / "dst"
+    remote = f"itwin://{new_itwin}/cap"
+
+    first = cli("mirror", remote, dst, "--json")
+    assert first.returncode == 0, first
+    assert first.summary["downloaded"] == 4, first
+    assert_exact(dst, container, "cap")
+
+    make_files(dst, {"local-only.txt": "extra", "junk/x.tmp": "extra too"})
+    put_blob(container, "cap/new.txt", b"fresh", BASE_NS + 10)
+    changed = bytes(reversed(blobs["sub/b.bin"]))
+    put_blob(container, "cap/sub/b.bin", changed, BASE_NS + 100_000_000_000)
+    container.delete_blob("cap/sub/deep/c.txt")
+    put_blob(container, "cap/touched.txt", b"same", BASE_NS + 50_000_000_000)
+
+    second = cli("mirror", remote, dst, "--json", "--max-delete", "3")
+    assert second.returncode == 0, second
+    s = second.summary
+    assert (s["downloaded"], s["deleted"], s["failed"]) == (2, 3, 0), second
+    assert s["bytes"] == len(b"fresh") + len(changed), second
+    reasons = {e["key"]: e.get("reason") for e in second.transfers(op="download", status="ok")}
+    assert reasons == {"cap/new.txt": "new", "cap/sub/b.bin": "changed content"}
+    assert_exact(dst, container, "cap")
+    assert not (dst / "local-only.txt").exists() and not (dst / "junk" / "x.tmp").exists()
+
+
+def test_dry_run_up_lists_each_action_with_its_reason_and_changes_nothing(cli, new_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(new_itwin)
+    remote = f"itwin://{new_itwin}/d"
+    src = make_files(tmp_path / "src", {"same.txt": "same", "grown.txt": "short", "touched.txt": "abcd",
+                                        "edited.txt": "wxyz", "new.txt": "new"})
+    put_blob(container, "d/same.txt", b"same", BASE_NS)
+    set_mtime(src / "same.txt", BASE_NS)
+    put_blob(container, "d/grown.txt", b"sh", BASE_NS)
+    put_blob(container, "d/touched.txt", b"abcd", BASE_NS)
+    put_blob(container, "d/edited.txt", b"abcd", BASE_NS)
+    put_blob(container, "d/extra.txt", b"extra", BASE_NS)
+    before_remote = remote_state(container)
+    before_local = local_tree(src)
+
+    run = cli("mirror", src, remote, "--dry-run", "--json")
+    assert run.returncode == 0, run
+    planned = {(e["op"], e["key"]): e.get("reason") for e in run.transfers(status="planned")}
+    assert planned == {
+        ("upload", "d/new.txt"): "new",
+        ("upload", "d/grown.txt"): "changed size",
+        ("upload", "d/touched.txt"): "same size, different mtime",
+        ("upload", "d/edited.txt"): "same size, different mtime",
+        ("delete", "d/extra.txt"): "extra",
+    }, run
+    assert run.summary["uploaded"] == run.summary["deleted"] == 0 and run.summary["bytes"] == 0, run
+    human = cli("mirror", src, remote, "--dry-run")
+    assert human.returncode == 0, human
+    assert "would upload d/new.txt (new)" in human.stdout
+    assert "would delete d/extra.txt (extra)" in human.stdout
+    assert "would upload d/grown.txt (changed size)" in human.stdout
+    assert remote_state(container) == before_remote
+    assert local_tree(src) == before_local
+
+
+def test_dry_run_down_changes_nothing_locally(cli, new_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(new_itwin)
+    put_blob(container, "p/new.txt", b"new", BASE_NS)
+    put_blob(container, "p/size.txt", b"longer now", BASE_NS)
+    dst = make_files(tmp_path / "dst", {"size.txt": "short", "extra.txt": "x", "keep1": "1", "keep2": "2"})
+    before = local_tree(dst)
+    before_remote = remote_state(container)
+    run = cli("mirror", f"itwin://{new_itwin}/p", dst, "--dry-run", "--json", "--force")
+    assert run.returncode == 0, run
+    planned = {(e["op"], e["key"]): e.get("reason") for e in run.transfers(status="planned")}
+    assert planned == {("download", "p/new.txt"): "new", ("download", "p/size.txt"): "changed size",
+                       ("delete", "p/extra.txt"): "extra", ("delete", "p/keep1"): "extra",
+                       ("delete", "p/keep2"): "extra"}, run
+    assert local_tree(dst) == before
+    assert remote_state(container) == before_remote
+
+
+def test_excluded_remote_blobs_are_neither_compared_nor_deleted(cli, new_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(new_itwin)
+    src = make_files(tmp_path / "src", {"a.jpg": "a", "b.jpg": "b"})
+    put_blob(container, "f/notes.txt", b"kept: the filter excludes it", BASE_NS)
+    put_blob(container, "f/old.jpg", b"deleted: an extra the filter includes", BASE_NS)
+    put_blob(container, "f/a.jpg", b"changed", BASE_NS)
+    run = cli("mirror", src, f"itwin://{new_itwin}/f", "--include", "*.jpg", "--json")
+    assert run.returncode == 0, run
+    assert {b.name for b in container.list_blobs()} == {"f/a.jpg", "f/b.jpg", "f/notes.txt"}
+
+
+@pytest.mark.parametrize("args, why", [
+    (["./a", "./b"], "neither"),
+    (["itwin://{id}/x", "itwin://{id}/y"], "both"),
+])
+def test_exactly_one_side_must_be_remote(cli, new_itwin, args, why):
+    run = cli("mirror", *[a.format(id=new_itwin) for a in args])
+    assert run.returncode == 2, run
+    assert "exactly one REMOTE" in run.stderr and why in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_file_as_source_is_a_usage_error(cli, new_itwin, make_files, tmp_path):
+    make_files(tmp_path, {"one.txt": "x"})
+    run = cli("mirror", tmp_path / "one.txt", f"itwin://{new_itwin}/x")
+    assert run.returncode == 2 and "not a folder" in run.stderr, run
