@@ -30,7 +30,7 @@ OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "redirect-port": int, "recursive": bool, "long": bool,
 }
 COMMANDS = ("upload", "download", "mirror", "watch", "ls", "rm", "url")
-AUTH_KEYS = {"client-id", "client-secret", "scope", "redirect-port"}
+AUTH_KEYS = {"client-id", "client-secret", "scope", "redirect-port", "login-client-id"}
 JOB_KEYS = {"source", "destination"}
 
 

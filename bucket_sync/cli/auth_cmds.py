@@ -1,0 +1,174 @@
+"""auth login / status / logout: the interactive sign-in, and which credential is in use."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from datetime import datetime, timezone
+from enum import Enum
+
+import click
+
+from ..app.context import Globals
+from ..errors import BucketSyncError, NoCredentialsError, UsageError
+from ..platform.credentials import ClientCredentials, StaticToken, TokenProvider
+from ..platform.login import DEFAULT_REDIRECT_PORT, DEFAULT_TIMEOUT_S, LoginRequest, interactive_login, login_scope, token_claims
+from ..platform.login_store import CachedLogin, delete_login, format_epoch, login_path, read_login, save_login
+from ..redact import redact
+from .options import common_options, make_globals
+
+LOGIN_CLIENT_ID_ENV = "ITWIN_LOGIN_CLIENT_ID"
+
+
+class CredentialSource(str, Enum):
+    ENV_TOKEN = "env-token"
+    CLIENT_CREDENTIALS = "client-credentials"
+    CACHED_LOGIN = "cached-login"
+    NONE = "none"
+
+
+def source_of(provider: TokenProvider) -> CredentialSource:
+    if isinstance(provider, StaticToken):
+        return CredentialSource.ENV_TOKEN
+    if isinstance(provider, ClientCredentials):
+        return CredentialSource.CLIENT_CREDENTIALS
+    if isinstance(provider, CachedLogin):
+        return CredentialSource.CACHED_LOGIN
+    raise TypeError(f"unknown credential source {type(provider).__name__}")
+
+
+def _emit(g: Globals, obj: dict, human: str | None, *, err: bool = False) -> None:
+    if g.json:
+        click.echo(jsonlib.dumps(obj))
+    elif human and not g.quiet:
+        click.echo(human, err=err)
+
+
+def _fail(g: Globals, obj: dict, exc: BucketSyncError) -> int:
+    """Report ``exc`` on stderr and, with --json, as the outcome object; return its exit code."""
+    click.echo(f"error: {redact(exc.message)}", err=True)
+    if exc.hint:
+        click.echo(f"  hint: {redact(exc.hint)}", err=True)
+    if g.json:
+        click.echo(jsonlib.dumps({**obj, "error": redact(exc.message), "exit_code": int(exc.exit_code)}))
+    return int(exc.exit_code)
+
+
+@click.group(name="auth")
+def auth() -> None:
+    """Sign in interactively, show the credential in use, or forget the sign-in."""
+
+
+@auth.command(name="login")
+@click.option("--client-id", envvar=LOGIN_CLIENT_ID_ENV, metavar="ID",
+              help=f"Client id of your Native app registered with Bentley IMS [env {LOGIN_CLIENT_ID_ENV}; config [auth] login-client-id].")
+@click.option("--redirect-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help=f"Loopback port of the redirect URI registered for the app (0: any free port) [config [auth] redirect-port; default {DEFAULT_REDIRECT_PORT}].")
+@click.option("--no-browser", is_flag=True, help="Only print the sign-in URL; do not try to open a browser.")
+@click.option("--timeout", type=click.FloatRange(1, None), default=DEFAULT_TIMEOUT_S, show_default=True, metavar="SECONDS",
+              help="How long to wait for the browser to come back.")
+@common_options
+@click.pass_context
+def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, no_browser: bool, timeout: float, **kw) -> int:
+    """Sign in with your Bentley account (authorization code + PKCE) and keep the sign-in."""
+    g = make_globals(ctx, kw)
+    auth_cfg = g.config.auth
+    client_id = client_id or _config_str(auth_cfg.get("login-client-id"))
+    if redirect_port is None:
+        redirect_port = auth_cfg.get("redirect-port", DEFAULT_REDIRECT_PORT)
+        if not isinstance(redirect_port, int) or not 0 <= redirect_port <= 65535:
+            raise UsageError(f"[auth] redirect-port {redirect_port!r} is not a port number")
+    request = LoginRequest(
+        ims_url=g.ims_url,
+        client_id=client_id or "",
+        redirect_port=redirect_port,
+        scope=login_scope(_config_str(auth_cfg.get("scope"))),
+        timeout_s=timeout,
+    )
+
+    def show_url(url: str) -> None:
+        # Always on stderr, even with a browser: it may open on another display, or not at all.
+        click.echo("Sign in with your Bentley account in a browser; if none opened, open this URL:", err=True)
+        click.echo(f"  {url}", err=True)
+        click.echo("Waiting for the sign-in to complete...", err=True)
+
+    saved, grant = interactive_login(request, show_url=show_url, open_browser=not no_browser)
+    path = save_login(saved)
+    expires = format_epoch(saved.access_expires)
+    obj = {"event": "login", "account": saved.account, "expires": expires, "path": str(path), "exit_code": 0}
+    _emit(g, obj, f"signed in as {saved.account or 'an unnamed account'}; the sign-in is saved in {path}")
+    shadow = _shadowing_source(g)
+    if shadow:
+        click.echo(f"note: {shadow} is set and takes precedence over this sign-in", err=True)
+    return 0
+
+
+@auth.command(name="status")
+@common_options
+@click.pass_context
+def status(ctx: click.Context, **kw) -> int:
+    """Show which credential is in use, for whom, and until when (gets a token to check it)."""
+    g = make_globals(ctx, kw)
+    obj: dict = {"event": "auth", "source": CredentialSource.NONE.value, "description": None, "account": None,
+                 "expires": None, "saved_login": None}
+    try:
+        saved = read_login()
+        if saved is not None:
+            obj["saved_login"] = {"account": saved.account, "path": str(login_path())}
+        try:
+            provider = g.credentials()
+        except NoCredentialsError as exc:
+            _emit(g, {**obj, "exit_code": int(exc.exit_code)}, "credentials: none")
+            if not g.json:
+                click.echo(f"error: {redact(exc.message)}", err=True)
+            return int(exc.exit_code)
+        obj["source"] = source_of(provider).value
+        obj["description"] = provider.describe()
+        token = provider.token()  # proves the credential works, and tells who and until when
+        claims = token_claims(token)
+        obj["account"] = next((claims[k] for k in ("email", "sub") if isinstance(claims.get(k), str)), None)
+        expiry = _expiry(claims, provider)
+        obj["expires"] = expiry
+    except BucketSyncError as exc:
+        return _fail(g, obj, exc)
+    lines = [f"credentials: {obj['description']}", f"account: {obj['account'] or 'unknown (the token does not say)'}",
+             f"access token valid until: {expiry or 'unknown'}"]
+    if saved is not None and obj["source"] != CredentialSource.CACHED_LOGIN.value:
+        lines.append(f"saved sign-in: {saved.account or 'present'} (not in use: the source above takes precedence)")
+    _emit(g, {**obj, "exit_code": 0}, "\n".join(lines))
+    return 0
+
+
+@auth.command(name="logout")
+@common_options
+@click.pass_context
+def logout(ctx: click.Context, **kw) -> int:
+    """Forget the saved sign-in (the file holding the refresh token is deleted)."""
+    g = make_globals(ctx, kw)
+    path = login_path()
+    removed = delete_login(path)
+    human = f"signed out: removed {path}" if removed else f"not signed in (no saved sign-in at {path})"
+    _emit(g, {"event": "logout", "removed": removed, "path": str(path), "exit_code": 0}, human)
+    return 0
+
+
+def _expiry(claims: dict, provider: TokenProvider) -> str | None:
+    exp = claims.get("exp")
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        return format_epoch(float(exp))
+    known = provider.expires_at
+    return known.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(known, datetime) else None
+
+
+def _shadowing_source(g: Globals) -> str | None:
+    if (g.env.get("ITWIN_ACCESS_TOKEN") or "").strip():
+        return "ITWIN_ACCESS_TOKEN"
+    if (g.env.get("ITWIN_CLIENT_ID") or "").strip() or _config_str(g.config.auth.get("client-id")):
+        return "a client id for client credentials (ITWIN_CLIENT_ID or [auth] client-id)"
+    return None
+
+
+def _config_str(value: object) -> str | None:
+    return str(value).strip() or None if value is not None else None
+
+
+__all__ = ["auth", "CredentialSource", "source_of"]

@@ -1,0 +1,232 @@
+"""The saved `auth login` session: a file of mode 0600 in the user's state directory, and the token source
+that renews access tokens from it.
+
+The file holds the refresh token (and the last access token, so that runs started close together do not
+each spend a refresh). IMS rotates refresh tokens (IdentityServer's one-time-only default): a used one is
+dead. Two bucket-sync processes renewing at once would otherwise race, one of them losing its sign-in, so
+renewal happens under an exclusive lock on a sibling lock file and re-reads the file first: whoever comes
+second finds the fresh token the first one saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import user_state_dir
+from ..errors import AuthError, NoCredentialsError
+from ..redact import register_secret
+from .credentials import RenewingTokenProvider, TokenProvider
+from .http import ApiTransport
+from .ims import TokenGrant, request_token
+
+try:  # POSIX only; on Windows the race above is left to IMS (a lost sign-in means `auth login` again)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+LOGIN_FILE_NAME = "login.json"
+_FORMAT_VERSION = 1
+# A saved access token is reused by a new run only while at least this share of its life is left, so
+# the run does not start with a token about to expire.
+_REUSE_FRACTION = 0.5
+RELOGIN_HINT = "run `bucket-sync auth login` again"
+
+
+def login_path() -> Path:
+    return user_state_dir() / LOGIN_FILE_NAME
+
+
+@dataclass(frozen=True)
+class SavedLogin:
+    """What `auth login` keeps. Times are epoch seconds; ``account`` is the email (or subject) it showed."""
+
+    client_id: str
+    ims_url: str
+    refresh_token: str
+    scope: str
+    account: str | None = None
+    access_token: str | None = None
+    access_expires: float = 0.0
+    access_lifetime: float = 0.0
+    saved_at: float = 0.0
+
+    def with_grant(self, grant: TokenGrant, *, now: float) -> "SavedLogin":
+        lifetime = grant.expires_in if grant.expires_in and grant.expires_in > 0 else 3600.0
+        return replace(self, refresh_token=grant.refresh_token or self.refresh_token, access_token=grant.access_token,
+                       access_expires=now + lifetime, access_lifetime=lifetime, saved_at=now)
+
+    def reusable_access(self, now: float) -> TokenGrant | None:
+        """The saved access token, if enough of its life is left to start a run with."""
+        if not self.access_token or self.access_lifetime <= 0:
+            return None
+        left = self.access_expires - now
+        if left < self.access_lifetime * _REUSE_FRACTION:
+            return None
+        return TokenGrant(self.access_token, left, None, self.scope)
+
+
+def save_login(login: SavedLogin, path: Path | None = None) -> Path:
+    """Write ``login`` atomically (temp file + rename) with mode 0600, in a directory of mode 0700."""
+    path = path or login_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = json.dumps({"version": _FORMAT_VERSION, **asdict(login)}, indent=1).encode()
+    # mkstemp creates the file 0600 from the start: the token is never readable by others, not even briefly.
+    fd, tmp = tempfile.mkstemp(prefix=".login-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def read_login(path: Path | None = None) -> SavedLogin | None:
+    """The saved login, None when there is none; AuthError (exit 3) when the file is unusable."""
+    path = path or login_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AuthError(f"cannot read the saved sign-in {path}: {exc.strerror}", hint=RELOGIN_HINT) from None
+    try:
+        data = json.loads(raw)
+        fields = {k: data[k] for k in SavedLogin.__dataclass_fields__ if k in data}
+        login = SavedLogin(**fields)
+        if not (isinstance(login.refresh_token, str) and login.refresh_token and isinstance(login.client_id, str)):
+            raise ValueError("no refresh token")
+    except (ValueError, TypeError, KeyError):
+        raise AuthError(
+            f"the saved sign-in {path} is damaged",
+            hint="run `bucket-sync auth logout`, then `bucket-sync auth login`",
+        ) from None
+    register_secret(login.refresh_token)
+    register_secret(login.access_token)
+    _warn_if_exposed(path)
+    return login
+
+
+def delete_login(path: Path | None = None) -> bool:
+    """Forget the saved login; False when there was none."""
+    path = path or login_path()
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` (released by the kernel if this process dies)."""
+    if fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _warn_if_exposed(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if os.name == "posix" and mode & 0o077:
+        log.warning("the saved sign-in %s is readable by other users (mode %o): run `chmod 600 %s`", path, mode, path)
+
+
+class CachedLogin(RenewingTokenProvider):
+    """Access tokens from the saved sign-in: the saved one while fresh, else a refresh token grant.
+
+    Rotated refresh tokens are saved at once. A token the API refused (``invalidate``) is never reused
+    from the file, even if another process saved it.
+    """
+
+    def __init__(
+        self,
+        login: SavedLogin,
+        *,
+        path: Path | None = None,
+        transport: ApiTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock=clock)
+        self._login = login
+        self._path = path or login_path()
+        self._transport = transport or ApiTransport()
+        self._refused: set[str] = set()
+
+    @property
+    def account(self) -> str | None:
+        return self._login.account
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def describe(self) -> str:
+        who = f" as {self._login.account}" if self._login.account else ""
+        return f"saved sign-in from `bucket-sync auth login`{who} ({self._path})"
+
+    def invalidate(self, token: str) -> None:
+        self._refused.add(token)
+        super().invalidate(token)
+
+    def _grant(self) -> TokenGrant:
+        with _locked(self._path):
+            login = read_login(self._path)
+            if login is None:
+                raise NoCredentialsError("the saved sign-in was removed (`bucket-sync auth logout`?)", hint=RELOGIN_HINT)
+            now = self._clock()
+            reuse = login.reusable_access(now)
+            if reuse is not None and reuse.access_token not in self._refused:
+                self._login = login
+                return reuse
+            grant = request_token(
+                self._transport,
+                login.ims_url,
+                {"grant_type": "refresh_token", "refresh_token": login.refresh_token, "client_id": login.client_id},
+                what="renew the access token of the saved sign-in",
+                # A resent refresh grant would present an already rotated (dead) token.
+                idempotent=False,
+            )
+            self._login = login.with_grant(grant, now=now)
+            save_login(self._login, self._path)
+            log.debug("renewed the access token of the saved sign-in")
+            return grant
+
+
+def load_cached_login() -> TokenProvider | None:
+    """The `auth login` session as a token source, or None when nobody signed in (no network call)."""
+    path = login_path()
+    login = read_login(path)
+    return None if login is None else CachedLogin(login, path=path)
+
+
+def format_epoch(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

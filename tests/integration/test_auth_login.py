@@ -1,0 +1,187 @@
+"""`auth login` end to end against the emulator's IMS, without a browser: the test plays the browser.
+
+It starts the real `bucket-sync auth login --no-browser --redirect-port 0`, reads the authorize URL from
+stderr, GETs it (the emulator answers 302 to the loopback redirect) and follows the redirect to the CLI's
+loopback listener; the CLI then exchanges the code, and the emulator checks the PKCE verifier.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.support.cli import find_leaks
+
+NATIVE_CLIENT = "native-bucket-sync-test"
+NO_CLIENT_CREDENTIALS = {"ITWIN_CLIENT_ID": None, "ITWIN_CLIENT_SECRET": None}
+
+
+@dataclass
+class LoginRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    authorize_url: str
+    callback_status: int
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+def login_path(cli) -> Path:
+    return Path(cli.env_for()["XDG_STATE_HOME"]) / "bucket-sync" / "login.json"
+
+
+def run_login(cli, emulator, *extra: str, env=None, callback=None, timeout: float = 30) -> LoginRun:
+    """Run `auth login` and act as the browser: follow IMS's redirect to the CLI (or call ``callback``)."""
+    argv = [str(cli.executable), "auth", "login", "--no-browser", "--redirect-port", "0", "--json", *extra]
+    full_env = cli.env_for({**NO_CLIENT_CREDENTIALS, "ITWIN_LOGIN_CLIENT_ID": NATIVE_CLIENT, **(env or {})})
+    proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(cli.home.parent))
+    seen = []
+    try:
+        url = None
+        while url is None:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.strip().startswith("http"):
+                url = line.strip()
+        assert url, f"no authorize URL on stderr: {''.join(seen)!r}"
+        if callback is None:
+            with httpx.Client(timeout=10) as browser:
+                answer = browser.get(url)
+                assert answer.status_code == 302, answer.text
+                landed = browser.get(answer.headers["location"])
+                status = landed.status_code
+        else:
+            status = callback(url)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    stderr = "".join(seen) + err
+    leaks = find_leaks({"stdout": out, "stderr": stderr}, emulator.issued_secrets())
+    assert not leaks, leaks
+    return LoginRun(proc.returncode, out, stderr, url, status)
+
+
+@pytest.fixture
+def signed_in(cli, emulator):
+    run = run_login(cli, emulator)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_login_saves_a_refresh_token_in_a_private_file_and_later_commands_use_it(cli, emulator, new_itwin, signed_in):
+    query = parse_qs(urlsplit(signed_in.authorize_url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert set(query["scope"][0].split()) == {"itwin-platform", "offline_access"}
+    assert query["client_id"] == [NATIVE_CLIENT]
+    redirect = urlsplit(query["redirect_uri"][0])
+    assert (redirect.scheme, redirect.hostname, redirect.path) == ("http", "localhost", "/signin-callback")
+    assert signed_in.callback_status == 200
+    assert signed_in.json["event"] == "login" and signed_in.json["account"] == "user@example.com"
+    # The emulator only issues tokens when the verifier matches the challenge (PKCE checked there).
+    assert emulator.request_count(r"^/connect/token$", status=200) == 1
+
+    path = login_path(cli)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
+    saved = json.loads(path.read_text())
+    assert saved["refresh_token"] in emulator.issued_secrets()
+    assert not list(path.parent.glob(".login-*")), "temporary files left behind"
+
+    result = cli("ls", f"itwin://{new_itwin}/", "--json", env=NO_CLIENT_CREDENTIALS)
+    assert result.returncode == 0, result
+    assert result.summary == {"event": "summary", "op": "ls", "count": 0, "exit_code": 0}
+
+
+def test_an_expired_access_token_is_renewed_with_the_rotated_refresh_token(cli, emulator, new_itwin, signed_in):
+    path = login_path(cli)
+    first_refresh = json.loads(path.read_text())["refresh_token"]
+    emulator.expire_tokens()  # every access token issued so far is now refused with 401
+    tokens_before = emulator.request_count(r"^/connect/token$")
+
+    result = cli("ls", f"itwin://{new_itwin}/", env=NO_CLIENT_CREDENTIALS)
+    assert result.returncode == 0, result
+    assert emulator.request_count(r"/bucket$", status=401) == 1
+    assert emulator.request_count(r"^/connect/token$") == tokens_before + 1
+    saved = json.loads(path.read_text())
+    assert saved["refresh_token"] != first_refresh, "the rotated refresh token was not saved"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    # The old refresh token is spent (rotation): only the saved new one keeps the sign-in alive.
+    emulator.expire_tokens()
+    again = cli("ls", f"itwin://{new_itwin}/", env=NO_CLIENT_CREDENTIALS)
+    assert again.returncode == 0, again
+
+
+def test_a_revoked_sign_in_asks_to_sign_in_again(cli, emulator, new_itwin, signed_in):
+    emulator.expire_tokens(refresh=True)
+    result = cli("ls", f"itwin://{new_itwin}/", env=NO_CLIENT_CREDENTIALS)
+    assert result.returncode == 3, result
+    assert "auth login" in result.stderr
+
+
+def test_status_names_the_active_source_its_account_and_expiry(cli, emulator, signed_in):
+    cached = cli("auth", "status", "--json", env=NO_CLIENT_CREDENTIALS)
+    assert cached.returncode == 0, cached
+    obj = cached.json_lines[-1]
+    assert obj["source"] == "cached-login" and obj["account"] == "user@example.com"
+    assert obj["expires"].endswith("Z") and obj["saved_login"]["account"] == "user@example.com"
+
+    service = cli("auth", "status", "--json")  # client credentials win over the saved sign-in
+    obj = service.json_lines[-1]
+    assert service.returncode == 0 and obj["source"] == "client-credentials", service
+    assert obj["account"] == f"{emulator.client_id}@apps.imsoidc.bentley.com"
+    human = cli("auth", "status")
+    assert "client credentials" in human.stdout and "saved sign-in: user@example.com (not in use" in human.stdout
+
+    token = emulator.issue_access_token()
+    env_token = cli("auth", "status", "--json", env={"ITWIN_ACCESS_TOKEN": token})
+    assert env_token.json_lines[-1]["source"] == "env-token", env_token
+
+
+def test_logout_deletes_the_sign_in_and_commands_then_name_every_credential_source(cli, emulator, new_itwin, signed_in):
+    result = cli("auth", "logout")
+    assert result.returncode == 0 and "signed out" in result.stdout, result
+    assert not login_path(cli).exists()
+    after = cli("ls", f"itwin://{new_itwin}/", env=NO_CLIENT_CREDENTIALS)
+    assert after.returncode == 3, after
+    for name in ("ITWIN_ACCESS_TOKEN", "ITWIN_CLIENT_ID", "auth login"):
+        assert name in after.stderr
+    status = cli("auth", "status", "--json", env=NO_CLIENT_CREDENTIALS)
+    assert status.returncode == 3 and status.json_lines[-1]["source"] == "none", status
+    again = cli("auth", "logout")
+    assert again.returncode == 0 and "not signed in" in again.stdout
+
+
+def test_a_refused_sign_in_is_reported_and_nothing_is_saved(cli, emulator):
+    def deny(url: str) -> int:
+        # The user declines at IMS: the browser comes back with error=access_denied and the request's state.
+        query = parse_qs(urlsplit(url).query)
+        back = f"{query['redirect_uri'][0]}?error=access_denied&error_description=User+denied&state={query['state'][0]}"
+        return httpx.get(back, timeout=10).status_code
+
+    run = run_login(cli, emulator, callback=deny)
+    assert run.returncode == 3, run.stderr
+    assert "access_denied" in run.stderr and run.callback_status == 400
+    assert run.json["exit_code"] == 3
+    assert not login_path(cli).exists()
+
+
+def test_login_without_a_client_id_is_a_usage_error(cli):
+    result = cli("auth", "login", "--no-browser", "--redirect-port", "0", env=NO_CLIENT_CREDENTIALS)
+    assert result.returncode == 2, result
+    assert "--client-id" in result.stderr and "ITWIN_LOGIN_CLIENT_ID" in result.stderr
