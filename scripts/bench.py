@@ -1,0 +1,367 @@
+"""bucket-sync against rclone on one local Azurite: median seconds, ratio, peak RSS, raw ceiling.
+
+Run through ``scripts/bench`` (it prepares the .venv and installs rclone). Both tools hit the same
+container: bucket-sync through ``itwin://<id>/<prefix>`` and the platform emulator (as a user would),
+rclone through a container SAS URL. Each row runs the two tools alternately, on fresh prefixes.
+Data sets are generated once into the data folder and reused (their mtimes must stay put).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools.azurite import AzuriteServer  # noqa: E402
+from devtools.emulator import PlatformEmulator  # noqa: E402
+from bench_data import DataSets, human_size, prepare_data  # noqa: E402
+
+ROWS = ("upload-small", "upload-medium", "upload-large", "download-all", "download-large", "noop")
+CONCURRENCY = 16
+SIG_RE = re.compile(r"(?i)(sig=)[^&\s\"']+")
+TARGET_RATIO = 0.8
+TARGET_CEILING = 0.9
+TARGET_RSS_MB = 150
+
+
+def mask(text: str) -> str:
+    return SIG_RE.sub(r"\1<SECRET>", text)
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mb: float
+
+
+@dataclass
+class Row:
+    name: str
+    what: str
+    nbytes: int
+    runs: dict[str, list[Run]] = field(default_factory=lambda: {"bucket-sync": [], "rclone": []})
+    note: str = ""
+
+    def median(self, tool: str) -> float | None:
+        runs = self.runs[tool]
+        return statistics.median(r.seconds for r in runs) if runs else None
+
+    def peak(self, tool: str) -> float | None:
+        runs = self.runs[tool]
+        return max(r.rss_mb for r in runs) if runs else None
+
+    def ratio(self) -> float | None:
+        bs, rc = self.median("bucket-sync"), self.median("rclone")
+        return bs / rc if bs and rc else None
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def measure(argv: list[str], env: dict[str, str], label: str) -> tuple[Run, str, str]:
+    """Wall time and peak RSS (``wait4`` rusage of this one child) of one command."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise BenchError(f"{label} exited with {proc.returncode}:\n{mask(stderr[-3000:])}\n{mask(stdout[-2000:])}")
+    return Run(seconds, usage.ru_maxrss / 1024), stdout, stderr
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, data: DataSets, work: Path) -> None:
+        self.args = args
+        self.data = data
+        self.work = work
+        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        self.rclone = shutil.which("rclone")
+        self.azurite = AzuriteServer(location=work / "azurite")
+        self.emulator = PlatformEmulator(self.azurite)
+        self.has_mirror = False
+
+    # -- environment -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.azurite.start()
+        self.emulator.start()
+        self.itwin = self.emulator.add_itwin()
+        self.container = f"bucket-{self.itwin}"
+        home = self.work / "home"
+        home.mkdir()
+        venv_bin = str(Path(sys.executable).parent)
+        self.bs_env = {
+            "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
+            "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_STATE_HOME": str(home / ".state"),
+            "XDG_CACHE_HOME": str(home / ".cache"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
+            "ITWIN_API_URL": self.emulator.url, "ITWIN_IMS_URL": self.emulator.url,
+            "ITWIN_CLIENT_ID": self.emulator.client_id, "ITWIN_CLIENT_SECRET": self.emulator.client_secret,
+        }
+        self.bs = str(Path(venv_bin) / "bucket-sync")
+        rclone_conf = self.work / "rclone.conf"
+        rclone_conf.write_text("")
+        self.rc_env = dict(self.bs_env)
+        for key in list(self.rc_env):
+            if key.startswith("ITWIN_"):
+                del self.rc_env[key]
+        self.rc_env["RCLONE_CONFIG"] = str(rclone_conf)
+        self.rc_env["RCLONE_AZUREBLOB_SAS_URL"] = self.azurite.container_sas_url(self.container, lifetime_s=86400)
+        help_text = subprocess.run([self.bs, "--help"], env=self.bs_env, capture_output=True, text=True).stdout
+        self.has_mirror = re.search(r"^\s+mirror\s", help_text, re.M) is not None
+
+    def stop(self) -> None:
+        self.emulator.stop()
+        self.azurite.stop()
+
+    def remote(self, prefix: str) -> str:
+        return f"itwin://{self.itwin}/{prefix}"
+
+    def rc_remote(self, prefix: str) -> str:
+        return f":azureblob:{self.container}/{prefix}"
+
+    def rc_argv(self, verb: str, src: str, dst: str, *extra: str) -> list[str]:
+        # Comparable settings: our default block size (8 MiB) and concurrency (16 files, 16 blocks).
+        return [self.rclone, verb, src, dst, "--transfers", str(CONCURRENCY), "--checkers", str(CONCURRENCY),
+                "--azureblob-chunk-size", "8Mi", "--azureblob-upload-concurrency", str(CONCURRENCY), *extra]
+
+    def bs_argv(self, verb: str, *paths: str, extra: tuple[str, ...] = ()) -> list[str]:
+        return [self.bs, verb, *paths, "--concurrency", str(CONCURRENCY), *extra]
+
+    # -- rows ------------------------------------------------------------------------------------
+    def row_commands(self, row: str, tool: str, run: int) -> tuple[list[str], Path | None]:
+        """The command for one run, and a local folder to remove afterwards (downloads)."""
+        prefix = f"bench-{self.stamp}/{row}/{tool}-{run}"
+        d = self.data
+        if row.startswith("upload-"):
+            src = str({"upload-small": d.small, "upload-medium": d.medium, "upload-large": d.large}[row])
+            if tool == "bucket-sync":
+                return self.bs_argv("upload", src, self.remote(prefix)), None
+            return self.rc_argv("copy", src, self.rc_remote(prefix)), None
+        if row.startswith("download-"):
+            source = self.all_prefix if row == "download-all" else f"{self.all_prefix}/large"
+            dest = self.work / "downloads" / f"{row}-{tool}-{run}"
+            if tool == "bucket-sync":
+                return self.bs_argv("download", self.remote(source), str(dest)), dest
+            return self.rc_argv("copy", self.rc_remote(source), str(dest)), dest
+        if row == "noop":
+            if tool == "bucket-sync":
+                verb = "mirror" if self.has_mirror else "upload"
+                return self.bs_argv(verb, str(d.noop), self.remote(self.noop_prefix)), None
+            return self.rc_argv("sync", str(d.noop), self.rc_remote(self.noop_prefix)), None
+        raise ValueError(row)
+
+    def prepare(self, rows: list[str]) -> None:
+        """Untimed: what the download and no-op rows start from, uploaded once by bucket-sync."""
+        self.all_prefix = f"bench-{self.stamp}/all"
+        self.noop_prefix = f"bench-{self.stamp}/noop"
+        if any(r.startswith("download-") for r in rows):
+            say(f"preparing: uploading {human_size(self.data.transfer_bytes)} for the download rows")
+            measure(self.bs_argv("upload", str(self.data.transfer), self.remote(self.all_prefix)), self.bs_env, "upload (prep)")
+        if "noop" in rows:
+            say(f"preparing: uploading {self.data.noop_count} files for the no-op row")
+            measure(self.bs_argv("upload", str(self.data.noop), self.remote(self.noop_prefix)), self.bs_env, "upload (prep)")
+            self.check_noop()
+
+    def check_noop(self) -> None:
+        """Both tools must see nothing to do, or the no-op row measures transfers (untimed warm-up)."""
+        argv, _ = self.row_commands("noop", "bucket-sync", 0)
+        _, out, _ = measure([*argv, "--json"], self.bs_env, "bucket-sync no-op check")
+        summary = [json.loads(line) for line in out.splitlines() if line.startswith("{")][-1]
+        if summary.get("uploaded") or summary.get("deleted"):
+            raise BenchError(f"bucket-sync's no-op run was not a no-op: {summary}")
+        if self.rclone:
+            argv, _ = self.row_commands("noop", "rclone", 0)
+            _, _, err = measure([*argv, "-v"], self.rc_env, "rclone no-op check")
+            changed = [line for line in err.splitlines() if ": Copied" in line or "Updated modification time" in line
+                       or ": Deleted" in line]
+            if changed:
+                say(f"note: rclone changed {len(changed)} files on its warm-up no-op run (e.g. {mask(changed[0][:120])})")
+
+    def run_row(self, row: Row) -> None:
+        tools = ["bucket-sync"] + (["rclone"] if self.rclone else [])
+        for i in range(self.args.runs):
+            order = tools if i % 2 == 0 else tools[::-1]  # alternate who goes first
+            for tool in order:
+                argv, cleanup = self.row_commands(row.name, tool, i)
+                env = self.bs_env if tool == "bucket-sync" else self.rc_env
+                try:
+                    run, _, _ = measure(argv, env, f"{tool} {row.name}")
+                finally:
+                    if cleanup is not None:
+                        shutil.rmtree(cleanup, ignore_errors=True)
+                row.runs[tool].append(run)
+                say(f"  {row.name:15} {tool:11} run {i + 1}: {run.seconds:7.2f} s, {run.rss_mb:6.1f} MB")
+
+    # -- ceiling ---------------------------------------------------------------------------------
+    def ceiling(self) -> dict[str, float]:
+        """Best of N raw requests with curl: one Put Blob and one Get Blob of the ceiling file."""
+        size = self.data.ceiling.stat().st_size
+        url = self.azurite.container_sas_url(self.container)
+        base, _, query = url.partition("?")
+        blob_url = f"{base}/bench-{self.stamp}/ceiling.bin?{query}"
+        put, get = [], []
+        for _ in range(max(1, self.args.runs)):
+            run, _, _ = measure(["curl", "-sS", "--fail", "-X", "PUT", "-T", str(self.data.ceiling),
+                                 "-H", "x-ms-blob-type: BlockBlob", "-H", "Expect:", "-o", "/dev/null", blob_url],
+                                self.rc_env, "curl PUT")
+            put.append(size / run.seconds)
+            run, _, _ = measure(["curl", "-sS", "--fail", "-o", "/dev/null", blob_url], self.rc_env, "curl GET")
+            get.append(size / run.seconds)
+        return {"size": size, "put": max(put), "get": max(get)}
+
+    def watch_latency(self) -> tuple[dict | None, str]:
+        try:
+            from devtools import watch_latency  # type: ignore[attr-defined]
+        except ImportError:
+            return None, "skipped: devtools/watch_latency.py does not exist yet"
+        fn = getattr(watch_latency, "measure_watch_latency", None)
+        if fn is None:
+            return None, "skipped: devtools/watch_latency.py has no measure_watch_latency()"
+        import inspect
+
+        offer = {"remote": self.remote(f"bench-{self.stamp}/watch"), "env": self.bs_env, "count": 100, "files": 100,
+                 "n": 100, "azurite": self.azurite, "emulator": self.emulator, "itwin_id": self.itwin,
+                 "workdir": self.work / "watch", "work_dir": self.work / "watch", "tmp_path": self.work / "watch",
+                 "container": self.container, "executable": self.bs}
+        params = inspect.signature(fn).parameters
+        kwargs = {k: v for k, v in offer.items() if k in params}
+        missing = [p.name for p in params.values()
+                   if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in kwargs]
+        if missing:
+            return None, f"skipped: measure_watch_latency() needs {missing}, which the bench does not know"
+        (self.work / "watch").mkdir(exist_ok=True)
+        try:
+            result = fn(**kwargs)
+        except Exception as exc:  # a tool under construction: report, do not lose the table
+            return None, f"failed: {type(exc).__name__}: {mask(str(exc))[:300]}"
+        if not isinstance(result, dict):
+            result = {k: getattr(result, k) for k in dir(result) if not k.startswith("_") and not callable(getattr(result, k))}
+        return result, ""
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str], header: list[str]) -> str:
+    lines = [*header, "",
+             "| row | data | bucket-sync s | rclone s | ratio (target ≤ 0.8) | bucket-sync peak RSS MB | rclone peak RSS MB | runs bucket-sync / rclone (s) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        ratio = r.ratio()
+        flag = "" if ratio is None else (" ✓" if ratio <= TARGET_RATIO else " ✗")
+        runs = " / ".join(", ".join(f"{x.seconds:.2f}" for x in r.runs[t]) or "–" for t in ("bucket-sync", "rclone"))
+        lines.append(f"| {r.name} | {r.what} | {fmt(r.median('bucket-sync'))} | {fmt(r.median('rclone'))} | "
+                     f"{fmt(ratio)}{flag} | {fmt(r.peak('bucket-sync'), '.0f')} | {fmt(r.peak('rclone'), '.0f')} | {runs} |")
+    notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
+    if notes:
+        lines += ["", *notes]
+    if ceiling:
+        mib = 1024 * 1024
+        lines += ["", f"Ceiling (curl, one raw request of {human_size(ceiling['size'])}, best of runs): "
+                      f"PUT {ceiling['put'] / mib:.0f} MiB/s, GET {ceiling['get'] / mib:.0f} MiB/s", ""]
+        by = {r.name: r for r in rows}
+        for name, key, label in (("upload-large", "put", "upload"), ("download-large", "get", "download")):
+            row = by.get(name)
+            if row and row.median("bucket-sync"):
+                speed = row.nbytes / row.median("bucket-sync")
+                frac = speed / ceiling[key]
+                lines.append(f"- bucket-sync large-file {label}: {speed / mib:.0f} MiB/s = {frac:.0%} of the raw "
+                             f"{key.upper()} (target ≥ {TARGET_CEILING:.0%}){' ✓' if frac >= TARGET_CEILING else ' ✗'}")
+    result, note = watch
+    lines += ["", "Watch latency (file closed -> blob visible, 100 files): " +
+              (", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()) if result else note)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny data sets (BENCH_SCALE=0.01), for the smoke test")
+    p.add_argument("--runs", type=int, default=3, help="runs per tool and row (default 3)")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
+    p.add_argument("--data-dir", type=Path, default=None, help="where data sets are cached (default bench-results/data)")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "bench-results", help="where the Markdown goes")
+    p.add_argument("--no-rclone", action="store_true", help="bucket-sync only")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the raw-request ceiling")
+    args = p.parse_args(argv)
+    scale = 0.01 if args.quick else float(os.environ.get("BENCH_SCALE", "1"))
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown or args.runs < 1:
+        p.error(f"unknown rows {unknown} (known: {', '.join(ROWS)})" if unknown else "--runs must be >= 1")
+    data = prepare_data((args.data_dir or args.out_dir / "data"), scale, log=say)
+    work = Path(tempfile.mkdtemp(prefix="bucket-sync-bench-"))
+    bench = Bench(args, data, work)
+    if args.no_rclone:
+        bench.rclone = None
+    load_before = os.getloadavg()
+    try:
+        bench.start()
+        say(f"bench: Azurite on port {bench.azurite.port} (disk, {work}), rclone: {bench.rclone or 'not installed'}")
+        bench.prepare(rows)
+        results = []
+        for name in rows:
+            row = Row(name, data.describe(name), data.row_bytes(name))
+            if name == "noop" and not bench.has_mirror:
+                row.note = "`bucket-sync mirror` does not exist yet: measured with `upload` (same plan, no deletes)"
+            say(f"row {name}: {row.what}")
+            bench.run_row(row)
+            results.append(row)
+        ceiling = None if args.no_ceiling else bench.ceiling()
+        watch = bench.watch_latency()
+    finally:
+        bench.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()
+    rclone_version = "not installed (rclone columns empty)"
+    if bench.rclone:
+        rclone_version = subprocess.run([bench.rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0]
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    header = [f"# bucket-sync vs rclone, {bench.stamp} UTC", "",
+              f"commit {commit or '?'}; {os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after "
+              f"{load_after[0]:.2f}; Azurite on loopback with disk persistence; {rclone_version}; "
+              f"{args.runs} run(s) per tool and row, median shown; concurrency {CONCURRENCY} for both "
+              f"(rclone: --transfers/--checkers/--azureblob-upload-concurrency {CONCURRENCY}, --azureblob-chunk-size 8Mi); "
+              f"data scale {scale:g}."]
+    table = render(results, ceiling, watch, header)
+    print(table, end="")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out_dir / f"bench-{bench.stamp}.md"
+    out.write_text(table)
+    (args.out_dir / "latest.md").write_text(table)
+    say(f"bench: written {out} and {args.out_dir / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        say(f"bench: error: {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
