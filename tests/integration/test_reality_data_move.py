@@ -1,0 +1,90 @@
+"""`bucket-sync reality-data move ID --to-itwin ITWIN_ID` against the emulator: every documented answer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+
+@pytest.fixture
+def two_itwins(emulator):
+    source, destination = emulator.add_itwin(), emulator.add_itwin()
+    return emulator.add_reality_data(itwin_id=source), source, destination
+
+
+def test_move_succeeds_with_a_one_line_confirmation(cli, emulator, two_itwins):
+    rd, _, destination = two_itwins
+    result = cli("reality-data", "move", rd, "--to-itwin", destination)
+    assert result.returncode == 0, result
+    assert result.stdout.strip().splitlines() == [f"moved reality data {rd} to iTwin {destination}"]
+    assert emulator.reality_data_itwin(rd) == destination
+
+
+def test_move_json_prints_the_outcome_as_one_object(cli, emulator, two_itwins):
+    rd, _, destination = two_itwins
+    result = cli("reality-data", "move", rd.upper(), "--to-itwin", destination, "--json")
+    assert result.returncode == 0, result
+    assert result.json_lines == [{"event": "move", "reality_data_id": rd, "to_itwin": destination, "status": "ok",
+                                  "exit_code": 0}]
+
+
+def test_move_of_unknown_reality_data_is_not_found(cli, emulator, new_itwin):
+    missing = str(uuid.uuid4())
+    result = cli("reality-data", "move", missing, "--to-itwin", new_itwin, "--json")
+    assert result.returncode == 4, result
+    assert "RealityDataNotFound" in result.stderr
+    assert result.json_lines[-1]["exit_code"] == 4 and result.json_lines[-1]["status"] == "failed"
+
+
+def test_move_into_its_own_itwin_is_a_conflict(cli, emulator, two_itwins):
+    rd, source, _ = two_itwins
+    result = cli("reality-data", "move", rd, "--to-itwin", source)
+    assert result.returncode == 1, result
+    assert "already within that iTwin" in result.stderr
+
+
+def test_move_refused_as_invalid_shows_the_details_and_their_targets(cli, emulator, two_itwins):
+    rd, _, _ = two_itwins
+    elsewhere = emulator.add_itwin(datacenter="westeurope")
+    result = cli("reality-data", "move", rd, "--to-itwin", elsewhere)
+    assert result.returncode == 2, result
+    assert "iTwinId: The destination iTwin must be in the same data center" in result.stderr
+    assert emulator.reality_data_itwin(rd) != elsewhere
+
+
+def test_move_without_permission_is_an_auth_error(cli, emulator, two_itwins):
+    rd, _, destination = two_itwins
+    emulator.deny_move_for(rd)
+    result = cli("reality-data", "move", rd, "--to-itwin", destination, "--json")
+    assert result.returncode == 3, result
+    assert "InsufficientPermissions" in result.stderr and "realitydata_manage" in result.stderr
+    assert result.json_lines[-1]["exit_code"] == 3
+
+
+def test_move_with_a_refused_token_is_an_auth_error(cli, emulator, two_itwins):
+    rd, _, destination = two_itwins
+    result = cli("reality-data", "move", rd, "--to-itwin", destination, env={"ITWIN_ACCESS_TOKEN": "not-a-valid-token"})
+    assert result.returncode == 3, result
+    assert "401" in result.stderr
+
+
+def test_move_waits_out_a_rate_limit_then_succeeds(cli, emulator, two_itwins):
+    rd, _, destination = two_itwins
+    emulator.inject(r"/move$", 429, retry_after=1)
+    started = time.monotonic()
+    result = cli("reality-data", "move", rd, "--to-itwin", destination)
+    assert result.returncode == 0, result
+    assert time.monotonic() - started >= 1.0  # Retry-After was honoured, not ignored
+    assert emulator.request_count(r"/move$", status=429) == 1
+    assert emulator.request_count(r"/move$", status=204) == 1
+    assert emulator.reality_data_itwin(rd) == destination
+
+
+@pytest.mark.parametrize("args", [["not-a-guid", "--to-itwin", str(uuid.uuid4())], [str(uuid.uuid4()), "--to-itwin", "42"]])
+def test_move_with_a_non_guid_id_is_a_usage_error_before_any_network_call(cli, emulator, args):
+    result = cli("reality-data", "move", *args)
+    assert result.returncode == 2, result
+    assert "is not a GUID" in result.stderr
+    assert emulator.requests == []
