@@ -1,0 +1,85 @@
+"""reality-data://<id>/<prefix> targets: reads through readaccess, writes through writeaccess, --itwin."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+READ = r"/readaccess$"
+WRITE = r"/writeaccess$"
+
+
+@pytest.fixture
+def rd_container(azurite):
+    def container(rd_id: str):
+        return azurite.container_client(f"rd-{rd_id.lower()}")
+
+    return container
+
+
+def test_upload_uses_write_access_and_download_read_access(cli, emulator, new_reality_data, rd_container, make_files, tmp_path):
+    src = make_files(tmp_path / "src", {"scan/a.las": 3000, "scan/sub/b.txt": "hello", "top.json": "{}"})
+    up = cli("upload", src, f"reality-data://{new_reality_data}/cloud", "--json")
+    assert up.returncode == 0, up
+    assert up.summary["uploaded"] == 3
+    names = sorted(b.name for b in rd_container(new_reality_data).list_blobs())
+    assert names == ["cloud/scan/a.las", "cloud/scan/sub/b.txt", "cloud/top.json"]
+    assert emulator.request_count(WRITE, status=200) == 1 and emulator.request_count(READ) == 0
+
+    emulator.reset()
+    dest = tmp_path / "dest"
+    down = cli("download", f"reality-data://{new_reality_data}/cloud/scan", dest, "--json")
+    assert down.returncode == 0, down
+    assert down.summary["downloaded"] == 2
+    assert (dest / "a.las").read_bytes() == (src / "scan" / "a.las").read_bytes()
+    assert (dest / "sub" / "b.txt").read_text() == "hello"
+    assert emulator.request_count(READ, status=200) == 1 and emulator.request_count(WRITE) == 0
+
+
+def test_read_and_write_access_are_separate_sas(cli, emulator, new_reality_data):
+    read = cli("url", f"reality-data://{new_reality_data}", "--json")
+    write = cli("url", f"reality-data://{new_reality_data}", "--write", "--json")
+    assert read.returncode == 0 and write.returncode == 0, (read, write)
+    assert read.json_lines[0]["permissions"] == "rl"
+    assert set("rwdl") <= set(write.json_lines[0]["permissions"])
+    assert "sig=" in read.json_lines[0]["url"] and "REDACTED" in read.json_lines[0]["url"]
+
+
+def test_ls_lists_with_the_read_sas(cli, emulator, new_reality_data, rd_container):
+    container = rd_container(new_reality_data)
+    for name in ("tiles/0.b3dm", "tiles/1.b3dm", "tileset.json"):
+        container.upload_blob(name, b"x")
+    result = cli("ls", f"reality-data://{new_reality_data}/", "--json")
+    assert result.returncode == 0, result
+    assert [e["key"] for e in result.events if e["event"] in ("blob", "dir")] == ["tiles/", "tileset.json"]
+    assert emulator.request_count(READ, status=200) == 1 and emulator.request_count(WRITE) == 0
+
+
+def test_itwin_option_is_passed_and_a_wrong_one_is_not_found(cli, emulator, new_reality_data, rd_container):
+    rd_container(new_reality_data).upload_blob("a.txt", b"a")
+    owner = emulator.reality_data_itwin(new_reality_data)
+    ok = cli("ls", f"reality-data://{new_reality_data}", "--itwin", owner)
+    assert ok.returncode == 0 and ok.stdout.split() == ["a.txt"], ok
+    wrong = cli("ls", f"reality-data://{new_reality_data}", "--itwin", emulator.add_itwin())
+    assert wrong.returncode == 4, wrong
+    assert "RealityDataNotFound" in wrong.stderr and "--itwin" in wrong.stderr
+    bad = cli("ls", f"reality-data://{new_reality_data}", "--itwin", "my-project")
+    assert bad.returncode == 2 and "not a GUID" in bad.stderr, bad
+
+
+def test_unknown_reality_data_is_not_found(cli, emulator):
+    missing = str(uuid.uuid4())
+    result = cli("download", f"reality-data://{missing}/x", "out")
+    assert result.returncode == 4, result
+    assert f"reality data {missing}" in result.stderr and "RealityDataNotFound" in result.stderr
+
+
+def test_rm_through_reality_data_uses_write_access(cli, emulator, new_reality_data, rd_container):
+    container = rd_container(new_reality_data)
+    for name in ("old/a", "old/b", "keep"):
+        container.upload_blob(name, b"x")
+    result = cli("rm", f"reality-data://{new_reality_data}/old", "--recursive")
+    assert result.returncode == 0, result
+    assert sorted(b.name for b in container.list_blobs()) == ["keep"]
+    assert emulator.request_count(WRITE, status=200) == 1 and emulator.request_count(READ) == 0
