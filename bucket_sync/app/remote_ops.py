@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ..errors import BucketSyncError, NotFoundError
+from ..errors import BucketSyncError, NotFoundError, UsageError
 from ..redact import redact
 from ..sas import ContainerSas, SasSource
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.keys import join_blob_name
-from ..sync.model import Op, Reason, RemoteBlob, Status, TransferResult
+from ..sync.model import Op, RemoteBlob, Status, TransferResult
 from ..sync.mtime import format_mtime
 from ..sync.storage import Storage
 
@@ -65,6 +65,9 @@ def format_long(entry: ListedEntry) -> str:
 
 def remove_remote(source: SasSource, prefix: str, *, recursive: bool, dry_run: bool, concurrency: int,
                   renderer: Listener) -> Summary:
+    if not recursive and not prefix:
+        # Checked before any network call: emptying a whole container must be asked for explicitly.
+        raise UsageError("rm without --recursive needs a blob name", hint="add --recursive to delete everything in the container")
     tally = Tally()
     listener = FanOut(tally, renderer)
     storage = Storage(source, concurrency=concurrency)
@@ -75,8 +78,6 @@ def remove_remote(source: SasSource, prefix: str, *, recursive: bool, dry_run: b
             if exact is not None:
                 targets.append(exact)
         else:
-            if not prefix:
-                raise BucketSyncError("rm without --recursive needs a blob name", hint="add --recursive to delete everything under the prefix")
             exact = storage.get(prefix, prefix)
             if exact is None:
                 raise NotFoundError(f"no blob named {prefix!r}", hint="to delete everything under a prefix, add --recursive")
@@ -87,7 +88,8 @@ def remove_remote(source: SasSource, prefix: str, *, recursive: bool, dry_run: b
         def delete(blob: RemoteBlob) -> None:
             if stop.is_set():
                 return
-            result = TransferResult(Op.DELETE, blob.name, blob.size, Status.PLANNED if dry_run else Status.OK, Reason.EXTRA)
+            # No reason: rm deletes what it is told to, nothing was compared.
+            result = TransferResult(Op.DELETE, blob.name, blob.size, Status.PLANNED if dry_run else Status.OK)
             if not dry_run:
                 try:
                     storage.delete(blob.name)
