@@ -18,6 +18,7 @@ from .mirror_cmd import mirror
 from .reality_data_cmds import reality_data
 from .remote_cmds import ls, rm, url
 from .transfer_cmds import download, upload
+from .watch_cmd import watch
 
 log = logging.getLogger("bucket_sync")
 
@@ -32,7 +33,7 @@ def cli() -> None:
     """
 
 
-for command in (upload, download, mirror, ls, rm, url, auth, reality_data):
+for command in (upload, download, mirror, ls, rm, url, auth, reality_data, watch):
     cli.add_command(command)
 
 
