@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -185,3 +186,23 @@ def test_login_without_a_client_id_is_a_usage_error(cli):
     result = cli("auth", "login", "--no-browser", "--redirect-port", "0", env=NO_CLIENT_CREDENTIALS)
     assert result.returncode == 2, result
     assert "--client-id" in result.stderr and "ITWIN_LOGIN_CLIENT_ID" in result.stderr
+
+
+def test_a_signed_in_long_run_survives_its_access_token_being_revoked(cli, emulator, new_itwin, signed_in, make_files,
+                                                                      tmp_path):
+    before = json.loads(login_path(cli).read_text())["refresh_token"]
+    emulator.configure(sas_lifetime=3)  # the run keeps going back to the API for a fresh SAS
+    src = make_files(tmp_path / "src", {f"f{i:02}.bin": 32 * 1024 for i in range(24)})
+    timer = threading.Timer(2.5, emulator.expire_tokens)
+    timer.start()
+    try:
+        result = cli("upload", src, f"itwin://{new_itwin}/run", "--concurrency", "2", "--bwlimit", "96K", "--json",
+                     env=NO_CLIENT_CREDENTIALS)
+    finally:
+        timer.cancel()
+    assert result.returncode == 0, result
+    assert result.summary["uploaded"] == 24
+    assert emulator.request_count(r"/bucket$", status=401) >= 1, "the run never met the revoked token"
+    # Renewed through the saved refresh token (the only credential in this environment), rotation saved.
+    assert json.loads(login_path(cli).read_text())["refresh_token"] != before
+    assert emulator.request_count(r"^/connect/token$", status=200) >= 2
