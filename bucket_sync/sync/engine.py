@@ -198,9 +198,25 @@ class Engine:
                     pass
                 except OSError as exc:
                     raise BucketSyncError(f"{dest.key}: cannot delete: {exc.strerror or exc}") from None
+                self._prune_empty_parents(dest.path)
             self._emit(Op.DELETE, action, Status.OK)
         except BucketSyncError as exc:
             self._fail(Op.DELETE, action, exc)
+
+    def _prune_empty_parents(self, path: str) -> None:
+        """A download mirror leaves no folder the remote no longer has: remove the folders its deletes
+        emptied, up to (not including) the local root. rmdir only removes empty folders, so a folder
+        another delete or a user still fills is left alone."""
+        if self.local_root is None:
+            return
+        root = os.path.abspath(self.local_root)
+        parent = os.path.dirname(os.path.abspath(path))
+        while parent != root and parent.startswith(root + os.sep):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                return
+            parent = os.path.dirname(parent)
 
     # -- results ---------------------------------------------------------------------------------
     def _fail(self, op: Op, action: PlannedAction, exc: BucketSyncError) -> None:

@@ -96,7 +96,9 @@ def test_mirror_down_adds_changes_and_deletes_until_exact(cli, new_itwin, bucket
     reasons = {e["key"]: e.get("reason") for e in second.transfers(op="download", status="ok")}
     assert reasons == {"cap/new.txt": "new", "cap/sub/b.bin": "changed content"}
     assert_exact(dst, container, "cap")
-    assert not (dst / "local-only.txt").exists() and not (dst / "junk" / "x.tmp").exists()
+    assert not (dst / "local-only.txt").exists()
+    assert not (dst / "junk").exists() and not (dst / "sub" / "deep").exists(), "folders emptied by deletes go too"
+    assert (dst / "sub").is_dir()
 
 
 def test_dry_run_up_lists_each_action_with_its_reason_and_changes_nothing(cli, new_itwin, bucket_container, make_files, tmp_path):
