@@ -14,7 +14,7 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Callable
 
-from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import HTTPPolicy
 
 from ..sas import SasSource
@@ -94,8 +94,10 @@ class RetryPolicy(HTTPPolicy):
             attempt += 1
             try:
                 response = self.next.send(request)
-            except (ServiceRequestError, ServiceResponseError) as exc:
-                if attempt >= self.attempts or self._cancelled():
+            except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
+                # A connection dropped while the body was read surfaces as an HttpResponseError with no
+                # response (azure-core's "Unable to stream download"): as transient as a refused connect.
+                if not is_dropped_connection(exc) or attempt >= self.attempts or self._cancelled():
                     raise
                 log.debug("storage connection error (%s); attempt %d of %d", type(exc).__name__, attempt, self.attempts)
                 self._wait(self.delay(attempt))
@@ -114,6 +116,13 @@ class RetryPolicy(HTTPPolicy):
 
     def _cancelled(self) -> bool:
         return self._cancel is not None and self._cancel.is_set()
+
+
+def is_dropped_connection(exc: BaseException) -> bool:
+    """The transport failed (no HTTP answer at all, or an answer cut off mid-body)."""
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return True
+    return isinstance(exc, HttpResponseError) and getattr(exc, "response", None) is None and not exc.status_code
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -18,8 +18,6 @@ from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
@@ -38,7 +36,7 @@ from ..sas import ContainerSas, SasSource, describe_missing
 from .keys import key_from_blob_name
 from .model import RemoteBlob
 from .mtime import datetime_to_ns, format_mtime, parse_mtime
-from .policies import RETRY_STATUSES, RetryPolicy, SasPolicy
+from .policies import RETRY_STATUSES, RetryPolicy, SasPolicy, is_dropped_connection
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +172,9 @@ class Storage:
         if isinstance(exc, BucketSyncError):
             return exc
         where = f"{op} {name!r}" if name else op
+        if is_dropped_connection(exc):
+            return TransientError(f"{where}: connection to storage failed ({redact(_short(exc))})",
+                                  hint="check the network; the next run picks up where this one stopped")
         if isinstance(exc, HttpResponseError):
             status = exc.status_code or 0
             code = getattr(exc, "error_code", None) or ""
@@ -189,9 +190,6 @@ class Storage:
             if status in RETRY_STATUSES:
                 return TransientError(f"{where}: storage answered {status} {code} after retries")
             return StorageError(f"{where}: storage answered {status} {code}".rstrip())
-        if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-            return TransientError(f"{where}: connection to storage failed ({redact(_short(exc))})",
-                                  hint="check the network; the next run picks up where this one stopped")
         return StorageError(f"{where}: {redact(_short(exc))}")
 
     def _forbidden(self, op: str, where: str, code: str) -> AuthError:
