@@ -177,3 +177,42 @@ def test_a_file_as_source_is_a_usage_error(cli, new_itwin, make_files, tmp_path)
     make_files(tmp_path, {"one.txt": "x"})
     run = cli("mirror", tmp_path / "one.txt", f"itwin://{new_itwin}/x")
     assert run.returncode == 2 and "not a folder" in run.stderr, run
+
+
+def test_symlinks_and_special_files_are_skipped_and_reported_unless_followed(cli, new_itwin, bucket_container, make_files, tmp_path):
+    import os
+
+    container = bucket_container(new_itwin)
+    src = make_files(tmp_path / "src", {"real.txt": "real"})
+    outside = make_files(tmp_path / "outside", {"target.txt": "pointed at"})
+    os.symlink(outside / "target.txt", src / "link.txt")
+    os.mkfifo(src / "pipe")
+    remote = f"itwin://{new_itwin}/sym"
+
+    run = cli("mirror", src, remote, "--json")
+    assert run.returncode == 0, run
+    assert run.summary["op"] == "mirror" and run.summary["uploaded"] == 1, run
+    skipped = {e["key"]: e.get("error", "") for e in run.transfers(status="skipped")}
+    assert "symbolic link" in skipped["sym/link.txt"] and "--follow-symlinks" in skipped["sym/link.txt"], run
+    assert "not a regular file" in skipped["sym/pipe"], run
+    assert {b.name for b in container.list_blobs()} == {"sym/real.txt"}
+
+    followed = cli("mirror", src, remote, "--follow-symlinks", "--json")
+    assert followed.returncode == 0 and followed.summary["uploaded"] == 1, followed
+    assert container.download_blob("sym/link.txt").readall() == b"pointed at"
+
+
+def test_checksum_catches_a_change_that_kept_size_and_mtime(cli, new_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(new_itwin)
+    src = make_files(tmp_path / "src", {"a.txt": "1234", "b.txt": "same"})
+    remote = f"itwin://{new_itwin}/ck"
+    assert cli("mirror", src, remote).returncode == 0
+    stat = (src / "a.txt").stat()
+    (src / "a.txt").write_text("5678")
+    set_mtime(src / "a.txt", stat.st_mtime_ns)  # same size, same mtime: only the content differs
+
+    plain = cli("mirror", src, remote, "--json")
+    assert plain.returncode == 0 and plain.summary["uploaded"] == 0, "size+mtime say unchanged"
+    checked = cli("mirror", src, remote, "--checksum", "--json")
+    assert checked.returncode == 0 and checked.summary["uploaded"] == 1 and checked.summary["skipped"] == 1, checked
+    assert container.download_blob("ck/a.txt").readall() == b"5678"
