@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.mirror_trees import local_tree, put_blob, remote_state
+from tests.support.mirror_trees import kill, local_tree, put_blob, remote_state, staged, start, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +165,21 @@ def test_lock_left_by_a_sigkilled_run_does_not_block(cli, new_itwin, make_files,
     assert locks, "the dead holder's lock file is still there"
     run = cli("mirror", src, remote)
     assert run.returncode == 0, run
+
+
+def test_two_real_mirrors_of_the_same_pair_one_exits_5_and_a_killed_one_is_taken_over(
+        cli, new_itwin, bucket_container, make_files, tmp_path):
+    src = make_files(tmp_path / "src", {"big.bin": 40 * 64 * 1024})
+    container = bucket_container(new_itwin)
+    remote = f"itwin://{new_itwin}/two"
+    slow = start(cli, "mirror", src, remote, "--block-size", "64K", "--concurrency", "2", "--bwlimit", "256K")
+    try:
+        wait_for(lambda: staged(container, "two/big.bin"), slow, "the first mirror was uploading")
+        second = cli("mirror", src, remote, "--json")
+        assert second.returncode == 5, second
+        assert f"pid {slow.pid}" in second.stderr, second
+        assert second.summary == {**second.summary, "uploaded": 0, "exit_code": 5}
+    finally:
+        kill(slow)
+    after_kill = cli("mirror", src, remote, "--block-size", "64K", "--json")
+    assert after_kill.returncode == 0 and after_kill.summary["uploaded"] == 1, after_kill

@@ -8,52 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from bucket_sync.sync.scan import PARTIAL_SUFFIX
-from tests.support.mirror_trees import put_blob
+from tests.support.mirror_trees import kill, put_blob, staged, start, wait_for
 
 pytestmark = pytest.mark.integration
 
 BLOCK = 64 * 1024
 SIZE = 40 * BLOCK  # 2.5 MiB: 40 blocks of 64 KiB
 SLOW = ["--block-size", "64K", "--concurrency", "2", "--bwlimit", "256K"]  # ~10 s for the whole file
-
-
-def start(cli, *args) -> subprocess.Popen:
-    return subprocess.Popen([str(cli.executable), *map(str, args)], env=cli.env_for(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-
-
-def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}")
-        time.sleep(0.05)
-    proc.kill()
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def kill(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
-def staged(container, name: str) -> dict[str, int]:
-    try:
-        _, uncommitted = container.get_blob_client(name).get_block_list("uncommitted")
-    except Exception:  # no blob and no blocks yet
-        return {}
-    return {b.id: b.size for b in uncommitted}
 
 
 def test_upload_killed_mid_file_resumes_from_the_staged_blocks(cli, new_itwin, bucket_container, make_files, tmp_path):

@@ -1,10 +1,16 @@
-"""Shared by the mirror tests: exact snapshots of a local tree and of a remote prefix."""
+"""Shared by the mirror tests: exact snapshots of a local tree and of a remote prefix, and a mirror run in
+the background that a test can watch and SIGKILL."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from bucket_sync.sync.mtime import format_mtime, parse_mtime
 
@@ -41,3 +47,34 @@ def put_blob(container, name: str, data: bytes, mtime_ns: int) -> None:
 
 def set_mtime(path: Path, mtime_ns: int) -> None:
     os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def start(cli, *args) -> subprocess.Popen:
+    return subprocess.Popen([str(cli.executable), *map(str, args)], env=cli.env_for(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def staged(container, name: str) -> dict[str, int]:
+    try:
+        _, uncommitted = container.get_blob_client(name).get_block_list("uncommitted")
+    except Exception:  # no blob and no blocks yet
+        return {}
+    return {b.id: b.size for b in uncommitted}
