@@ -9,7 +9,7 @@ from enum import Enum
 import click
 
 from ..app.context import Globals
-from ..errors import BucketSyncError, NoCredentialsError, UsageError
+from ..errors import BucketSyncError, LocalFileError, NoCredentialsError, UsageError
 from ..platform.credentials import ClientCredentials, StaticToken, TokenProvider
 from ..platform.login import DEFAULT_REDIRECT_PORT, DEFAULT_TIMEOUT_S, LoginRequest, interactive_login, login_scope, token_claims
 from ..platform.login_store import CachedLogin, delete_login, format_epoch, login_path, read_login, save_login
@@ -91,8 +91,13 @@ def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, 
         click.echo(f"  {url}", err=True)
         click.echo("Waiting for the sign-in to complete...", err=True)
 
-    saved, grant = interactive_login(request, show_url=show_url, open_browser=not no_browser)
-    path = save_login(saved)
+    saved, _ = interactive_login(request, show_url=show_url, open_browser=not no_browser)
+    path = login_path()
+    try:
+        save_login(saved, path)
+    except OSError as exc:
+        raise LocalFileError(f"signed in, but could not save the sign-in to {path}: {exc.strerror}",
+                             hint="check that the directory is writable (XDG_STATE_HOME), then sign in again") from None
     expires = format_epoch(saved.access_expires)
     obj = {"event": "login", "account": saved.account, "expires": expires, "path": str(path), "exit_code": 0}
     _emit(g, obj, f"signed in as {saved.account or 'an unnamed account'}; the sign-in is saved in {path}")
@@ -118,8 +123,7 @@ def status(ctx: click.Context, **kw) -> int:
             provider = g.credentials()
         except NoCredentialsError as exc:
             _emit(g, {**obj, "exit_code": int(exc.exit_code)}, "credentials: none")
-            if not g.json:
-                click.echo(f"error: {redact(exc.message)}", err=True)
+            click.echo(f"error: {redact(exc.message)}", err=True)
             return int(exc.exit_code)
         obj["source"] = source_of(provider).value
         obj["description"] = provider.describe()

@@ -13,7 +13,9 @@ import hashlib
 import html
 import json
 import logging
+import os
 import secrets
+import sys
 import time
 import webbrowser
 from collections.abc import Callable
@@ -218,12 +220,23 @@ def _wait_for_callback(server: _LoopbackServer, timeout_s: float, clock: Callabl
 
 
 def _open_browser(url: str) -> None:
+    if not _has_display():
+        # Without a display, webbrowser would start a console browser (lynx, w3m) inside this terminal,
+        # where the sign-in page cannot work: the printed URL is the way.
+        log.info("no graphical display: open the URL above in a browser on this machine")
+        return
     try:
         opened = webbrowser.open(url, new=1, autoraise=True)
-    except Exception:  # no display, no browser: the printed URL is the fallback
+    except Exception:  # no browser installed, or it failed to start: the printed URL is the fallback
         opened = False
     if not opened:
         log.info("could not open a browser; open the URL above yourself")
+
+
+def _has_display() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def token_claims(token: str) -> dict:

@@ -76,6 +76,14 @@ def test_rate_limit_is_waited_out(cli, emulator, new_itwin):
     assert emulator.request_count(r"/bucket$", status=200) == 1
 
 
+def test_service_unavailable_is_waited_out(cli, emulator, new_reality_data):
+    emulator.inject(r"/readaccess$", 503, retry_after=1)
+    result = cli("ls", f"reality-data://{new_reality_data}/")
+    assert result.returncode == 0, result
+    assert emulator.request_count(r"/readaccess$", status=503) == 1
+    assert emulator.request_count(r"/readaccess$", status=200) == 1
+
+
 def test_rate_limit_longer_than_the_allowed_wait_gives_up_clearly(cli, emulator, new_itwin):
     emulator.inject(r"/bucket$", 429, times=None, retry_after=30)
     started = time.monotonic()
