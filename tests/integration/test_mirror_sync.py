@@ -216,3 +216,23 @@ def test_checksum_catches_a_change_that_kept_size_and_mtime(cli, new_itwin, buck
     checked = cli("mirror", src, remote, "--checksum", "--json")
     assert checked.returncode == 0 and checked.summary["uploaded"] == 1 and checked.summary["skipped"] == 1, checked
     assert container.download_blob("ck/a.txt").readall() == b"5678"
+
+
+def test_reality_data_mirror_down_needs_only_read_access_and_up_uses_write(cli, emulator, new_reality_data, azurite, make_files, tmp_path):
+    container = azurite.container_client(f"rd-{new_reality_data.lower()}")
+    for name in ("a.laz", "c.laz", "d.laz"):
+        put_blob(container, f"scan/{name}", b"points", BASE_NS)
+    itwin = emulator.reality_data_itwin(new_reality_data)
+    remote = f"reality-data://{new_reality_data}/scan"
+    dst = make_files(tmp_path / "dst", {"a.laz": "points", "old.laz": "gone soon"})
+
+    down = cli("mirror", remote, dst, "--itwin", itwin, "--json")
+    assert down.returncode == 0, down
+    assert emulator.request_count(r"/readaccess", "GET") >= 1 and emulator.request_count(r"/writeaccess") == 0
+    assert sorted(p.name for p in dst.iterdir()) == ["a.laz", "c.laz", "d.laz"]
+
+    make_files(dst, {"b.laz": "more points"})
+    up = cli("mirror", dst, remote, "--itwin", itwin, "--json")
+    assert up.returncode == 0 and up.summary["uploaded"] == 1, up
+    assert emulator.request_count(r"/writeaccess", "GET") >= 1
+    assert container.download_blob("scan/b.laz").readall() == b"more points"
