@@ -24,6 +24,11 @@ from .storage import Storage
 from .upload import file_md5
 
 
+# azure-storage-blob materialises a ranged GET as a list of pieces, then their join, then a copy for
+# readall(): each byte in flight costs about three in memory, and the budget has to count that.
+IN_MEMORY_COPIES = 3
+
+
 class Downloader:
     def __init__(self, storage: Storage, chunk_pool: Executor, budget: ByteBudget, *,
                  chunk_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event,
@@ -61,7 +66,7 @@ class Downloader:
         return blob.size
 
     def _single(self, blob: RemoteBlob, partial: str) -> bytes:
-        with self.budget.hold(blob.size):
+        with self.budget.hold(blob.size * IN_MEMORY_COPIES):
             self.limiter.consume(blob.size)
             data = self.storage.read_range(blob.name, 0, blob.size, blob.etag) if blob.size else b""
             with open(partial, "wb") as fh:
@@ -79,7 +84,7 @@ class Downloader:
                 if failed.is_set() or self.cancel.is_set():
                     break
                 length = min(chunk, blob.size - offset)
-                taken = self.budget.acquire(length)  # bounds chunks queued as well as in flight
+                taken = self.budget.acquire(length * IN_MEMORY_COPIES)  # bounds chunks queued and in flight
                 futures.append(self.chunk_pool.submit(self._fetch, blob, fd, offset, length, taken, failed))
             wait(futures)
             for fut in futures:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class TransferSettings:
     concurrency: int = 16
     block_size: int | None = None  # None: chosen from the file size
-    memory_budget: int = 128 * MiB  # bytes buffered across everything in flight
+    memory_budget: int = 64 * MiB  # bytes buffered across everything in flight (keeps peak RSS < 150 MB)
     file_attempts: int = 3  # whole-file attempts on transient errors, on top of per-request retries
     dry_run: bool = False
     bwlimit: int | None = None  # bytes per second across the whole run
