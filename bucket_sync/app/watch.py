@@ -37,6 +37,8 @@ from .watch_observer import QueueingHandler, start_observer
 log = logging.getLogger("bucket_sync.watch")
 
 BATCH_LIMIT = 1000  # paths re-checked per batch: bounds memory and keeps status lines and stops prompt
+REQUEST_ATTEMPTS = 4  # per storage request (backoff 0.5, 1, 2 s with jitter)
+FILE_ATTEMPTS = 2  # per file within a batch
 MAX_ATTEMPTS = 5  # failed uploads of one unchanged file while storage works, before waiting for a change
 
 
@@ -58,7 +60,9 @@ class WatchRequest:
 class Watcher:
     def __init__(self, req: WatchRequest, source: SasSource, listener: Listener, *,
                  status: Callable[[dict], None], clock: Callable[[], float] = time.monotonic) -> None:
-        self.req = req
+        # The watcher retries whole batches for as long as it runs, so each request and file gives up
+        # sooner than in a one-shot upload: an outage is noticed in seconds and the queue simply waits.
+        self.req = dataclasses.replace(req, settings=dataclasses.replace(req.settings, file_attempts=FILE_ATTEMPTS))
         self.root = os.path.abspath(req.local_dir)
         self.source = source
         self.renderer = listener
@@ -121,7 +125,7 @@ class Watcher:
                 if not self.backoff.waiting():
                     if self.storage is None:  # fetching the first SAS can fail too (no network at boot)
                         self.storage = Storage(self.source, concurrency=self.req.settings.concurrency,
-                                               cancel=self.stopping)
+                                               retry_attempts=REQUEST_ATTEMPTS, cancel=self.stopping)
                     worked = False
                     if now >= next_rescan:
                         self._reconcile(initial=first)
