@@ -10,6 +10,20 @@ import time
 import uuid
 
 
+def expire_tokens_once_running(emulator) -> threading.Thread:
+    """Revoke every access token as soon as the run has fetched its first SAS (so it holds a token)."""
+
+    def wait_then_expire() -> None:
+        deadline = time.monotonic() + 60
+        while emulator.request_count(r"/bucket$", status=200) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        emulator.expire_tokens()
+
+    thread = threading.Thread(target=wait_then_expire, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_unknown_itwin_is_not_found(cli, emulator):
     missing = str(uuid.uuid4())
     result = cli("ls", f"itwin://{missing}/")
@@ -97,17 +111,14 @@ def test_access_token_expiring_during_a_long_run_is_renewed(cli, emulator, new_i
     # Short SAS: the run must go back to the API several times; mid-run every access token is revoked,
     # so one of those calls gets 401 and must renew the token and carry on.
     emulator.configure(sas_lifetime=3)
-    files = {f"f{i:02}.bin": 32 * 1024 for i in range(24)}
+    files = {f"f{i:02}.bin": 32 * 1024 for i in range(16)}
     src = make_files(tmp_path / "src", files)
-    timer = threading.Timer(2.5, emulator.expire_tokens)
-    timer.start()
-    try:
-        result = cli("upload", src, f"itwin://{new_itwin}/run", "--concurrency", "2", "--bwlimit", "96K", "--json")
-    finally:
-        timer.cancel()
+    expirer = expire_tokens_once_running(emulator)
+    result = cli("upload", src, f"itwin://{new_itwin}/run", "--concurrency", "2", "--bwlimit", "96K", "--json")
+    expirer.join(timeout=5)
     assert result.returncode == 0, result
-    assert result.summary["uploaded"] == 24 and result.summary["failed"] == 0
-    assert len(list(bucket_container(new_itwin).list_blobs(name_starts_with="run/"))) == 24
+    assert result.summary["uploaded"] == 16 and result.summary["failed"] == 0
+    assert len(list(bucket_container(new_itwin).list_blobs(name_starts_with="run/"))) == 16
     assert emulator.request_count(r"/bucket$", status=401) >= 1, "the run never met the revoked token"
     assert emulator.request_count(r"/bucket$", status=200) >= 3
     assert emulator.request_count(r"^/connect/token$", status=200) >= 2

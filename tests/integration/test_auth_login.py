@@ -11,6 +11,7 @@ import json
 import stat
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -82,6 +83,20 @@ def signed_in(cli, emulator):
     run = run_login(cli, emulator)
     assert run.returncode == 0, run.stderr
     return run
+
+
+def expire_tokens_once_running(emulator) -> threading.Thread:
+    """Revoke every access token as soon as the run has fetched its first SAS (so it holds a token)."""
+
+    def wait_then_expire() -> None:
+        deadline = time.monotonic() + 60
+        while emulator.request_count(r"/bucket$", status=200) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        emulator.expire_tokens()
+
+    thread = threading.Thread(target=wait_then_expire, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_login_saves_a_refresh_token_in_a_private_file_and_later_commands_use_it(cli, emulator, new_itwin, signed_in):
@@ -192,16 +207,13 @@ def test_a_signed_in_long_run_survives_its_access_token_being_revoked(cli, emula
                                                                       tmp_path):
     before = json.loads(login_path(cli).read_text())["refresh_token"]
     emulator.configure(sas_lifetime=3)  # the run keeps going back to the API for a fresh SAS
-    src = make_files(tmp_path / "src", {f"f{i:02}.bin": 32 * 1024 for i in range(24)})
-    timer = threading.Timer(2.5, emulator.expire_tokens)
-    timer.start()
-    try:
-        result = cli("upload", src, f"itwin://{new_itwin}/run", "--concurrency", "2", "--bwlimit", "96K", "--json",
-                     env=NO_CLIENT_CREDENTIALS)
-    finally:
-        timer.cancel()
+    src = make_files(tmp_path / "src", {f"f{i:02}.bin": 32 * 1024 for i in range(16)})
+    expirer = expire_tokens_once_running(emulator)
+    result = cli("upload", src, f"itwin://{new_itwin}/run", "--concurrency", "2", "--bwlimit", "96K", "--json",
+                 env=NO_CLIENT_CREDENTIALS)
+    expirer.join(timeout=5)
     assert result.returncode == 0, result
-    assert result.summary["uploaded"] == 24
+    assert result.summary["uploaded"] == 16
     assert emulator.request_count(r"/bucket$", status=401) >= 1, "the run never met the revoked token"
     # Renewed through the saved refresh token (the only credential in this environment), rotation saved.
     assert json.loads(login_path(cli).read_text())["refresh_token"] != before
