@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from typing import Callable
 from dataclasses import dataclass
 
 from ..errors import SafetyGuardError, UsageError
@@ -66,8 +67,10 @@ def check_mirror_guards(req: SyncRequest, plan: Plan, source_exists: bool) -> No
             )
 
 
-def run_sync(req: SyncRequest, source: SasSource, renderer: Listener, *, stop: threading.Event | None = None,
-             tally: Tally | None = None) -> Summary:
+def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer: Listener, *,
+             stop: threading.Event | None = None, tally: Tally | None = None) -> Summary:
+    """Local paths are checked before ``source_factory`` is called: a typo in a path is a usage error
+    (exit 2), not a credentials problem."""
     tally = tally or Tally()
     listener = FanOut(tally, renderer)
     op = Op.UPLOAD if req.direction is Direction.UP else Op.DOWNLOAD
@@ -88,7 +91,7 @@ def run_sync(req: SyncRequest, source: SasSource, renderer: Listener, *, stop: t
         if os.path.exists(local_root) and not os.path.isdir(local_root):
             raise UsageError(f"{local_root} exists and is not a folder", hint="give a folder to download into")
 
-    storage = Storage(source, concurrency=req.settings.concurrency, cancel=stop)
+    storage = Storage(source_factory(), concurrency=req.settings.concurrency, cancel=stop)
     try:
         if req.direction is Direction.UP:
             sources = scan_sources([p for p in req.local if os.path.lexists(p)], filters=req.filters,

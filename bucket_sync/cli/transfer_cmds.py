@@ -42,7 +42,7 @@ def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
                       settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
                       overwrite=kw.pop("overwrite"), follow_symlinks=kw.pop("follow_symlinks"))
     renderer = make_renderer(g)
-    return _finish(renderer, run_sync(req, g.sas_source(remote, write=True), renderer))
+    return _finish(renderer, run_sync(req, lambda: g.sas_source(remote, write=True), renderer))
 
 
 @click.command()
@@ -67,4 +67,4 @@ def download(ctx: click.Context, remote_text: str, local_dir: str, **kw) -> int:
                       settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
                       overwrite=kw.pop("overwrite"))
     renderer = make_renderer(g)
-    return _finish(renderer, run_sync(req, g.sas_source(remote, write=False), renderer))
+    return _finish(renderer, run_sync(req, lambda: g.sas_source(remote, write=False), renderer))

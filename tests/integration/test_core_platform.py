@@ -104,3 +104,10 @@ def test_url_redacts_the_signature(cli, new_itwin):
     event = result.events[0]
     assert "sig=REDACTED" in event["url"] and event["expires"].endswith("Z")
 
+
+
+def test_missing_local_path_is_a_usage_error_even_without_credentials(cli, emulator, new_itwin, tmp_path):
+    result = cli("upload", str(tmp_path / "no-such-folder"), f"itwin://{new_itwin}/x",
+                 env={"ITWIN_CLIENT_ID": None, "ITWIN_CLIENT_SECRET": None})
+    assert result.returncode == 2, result
+    assert "no such file or folder" in result.stderr
