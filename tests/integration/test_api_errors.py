@@ -120,5 +120,5 @@ def test_access_token_expiring_during_a_long_run_is_renewed(cli, emulator, new_i
     assert result.summary["uploaded"] == 16 and result.summary["failed"] == 0
     assert len(list(bucket_container(new_itwin).list_blobs(name_starts_with="run/"))) == 16
     assert emulator.request_count(r"/bucket$", status=401) >= 1, "the run never met the revoked token"
-    assert emulator.request_count(r"/bucket$", status=200) >= 3
+    assert emulator.request_count(r"/bucket$", status=200) >= 2  # the first SAS, and one after renewing
     assert emulator.request_count(r"^/connect/token$", status=200) >= 2
