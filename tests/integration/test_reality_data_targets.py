@@ -83,3 +83,13 @@ def test_rm_through_reality_data_uses_write_access(cli, emulator, new_reality_da
     assert result.returncode == 0, result
     assert sorted(b.name for b in container.list_blobs()) == ["keep"]
     assert emulator.request_count(WRITE, status=200) == 1 and emulator.request_count(READ) == 0
+
+
+def test_write_sas_is_refreshed_during_a_long_upload(cli, emulator, new_reality_data, rd_container, make_files, tmp_path):
+    emulator.configure(sas_lifetime=2)  # shorter than the run: the write SAS must be fetched again
+    src = make_files(tmp_path / "src", {f"f{i:02}.bin": 32 * 1024 for i in range(12)})
+    result = cli("upload", src, f"reality-data://{new_reality_data}/", "--concurrency", "2", "--bwlimit", "96K", "--json")
+    assert result.returncode == 0, result
+    assert result.summary["uploaded"] == 12
+    assert len(list(rd_container(new_reality_data).list_blobs())) == 12
+    assert emulator.request_count(WRITE, status=200) >= 2 and emulator.request_count(READ) == 0
