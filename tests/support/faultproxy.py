@@ -184,6 +184,16 @@ class FaultProxy:
         for s in socks:
             _reset(s)
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no connection is open (requests a killed client left in flight have landed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._sockets:
+                    return True
+            time.sleep(0.01)
+        return False
+
     def _add(self, rule: Rule) -> Rule:
         with self._lock:
             self._rules.append(rule)

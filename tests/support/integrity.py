@@ -56,9 +56,11 @@ def remote_state(container, prefix: str = "") -> RemoteState:
     """Every committed blob under ``prefix`` (account-key client), with its Content-MD5 checked."""
     state = RemoteState()
     for item in container.list_blobs(name_starts_with=prefix or None):
-        data = container.download_blob(item.name).readall()
+        # Content and MD5 from the same response: the listing may predate a write still landing.
+        download = container.download_blob(item.name)
+        data = download.readall()
         state.blobs[item.name] = data
-        md5 = item.content_settings.content_md5
+        md5 = download.properties.content_settings.content_md5
         if not md5:
             state.no_md5.append(item.name)
         elif bytes(md5) != hashlib.md5(data).digest():
