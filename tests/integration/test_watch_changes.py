@@ -136,3 +136,24 @@ def test_a_thousand_files_dropped_at_once_all_arrive(cli, setup):
     assert len(ok) == 1000 and not w.transfers(status="failed")
     assert blob_bytes(container, f"{PREFIX}/burst/img_0999.jpg") == b"999" * 10
     assert statuses and {"queued", "in_flight", "done", "failed"} <= set(statuses[-1])
+
+
+def test_sigterm_in_the_middle_of_a_burst_exits_0_promptly_and_the_next_run_finishes(cli, setup):
+    root, remote, container = setup
+    with WatchProcess(cli, root, remote, "--json", "--concurrency", "2") as w:
+        w.wait_watching()
+        for i in range(400):
+            (root / f"p{i:03d}.bin").write_bytes(os.urandom(2048))
+        w.wait_for(lambda: w.transfers(op="upload", status="ok"), "the first uploads")
+        elapsed = w.stop(signal.SIGTERM)
+    assert w.returncode == 0, w.describe()
+    assert elapsed < 8, f"SIGTERM with transfers in flight took {elapsed:.1f} s"
+    summary = [e for e in w.events if e.get("event") == "summary"]
+    assert summary and summary[-1]["exit_code"] == 0, w.describe()
+    assert 0 < summary[-1]["uploaded"] < 400  # it stopped mid-burst, not after finishing
+    # Nothing half-done is left behind, and the lock is free: a mirror of the pair completes the rest.
+    after = cli("mirror", root, remote, "--json")
+    assert after.returncode == 0, after
+    assert len(blob_names(container)) == 400
+    for name in (f"{PREFIX}/p000.bin", f"{PREFIX}/p399.bin"):
+        assert blob_bytes(container, name) == (root / name.split("/", 1)[1]).read_bytes()
