@@ -8,6 +8,7 @@ loopback listener; the CLI then exchanges the code, and the emulator checks the 
 from __future__ import annotations
 
 import json
+import socket
 import stat
 import subprocess
 import threading
@@ -42,9 +43,10 @@ def login_path(cli) -> Path:
     return Path(cli.env_for()["XDG_STATE_HOME"]) / "bucket-sync" / "login.json"
 
 
-def run_login(cli, emulator, *extra: str, env=None, callback=None, timeout: float = 30) -> LoginRun:
+def run_login(cli, emulator, *extra: str, env=None, callback=None, timeout: float = 30,
+              port_args: tuple[str, ...] = ("--redirect-port", "0")) -> LoginRun:
     """Run `auth login` and act as the browser: follow IMS's redirect to the CLI (or call ``callback``)."""
-    argv = [str(cli.executable), "auth", "login", "--no-browser", "--redirect-port", "0", "--json", *extra]
+    argv = [str(cli.executable), "auth", "login", "--no-browser", *port_args, "--json", *map(str, extra)]
     full_env = cli.env_for({**NO_CLIENT_CREDENTIALS, "ITWIN_LOGIN_CLIENT_ID": NATIVE_CLIENT, **(env or {})})
     proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=str(cli.home.parent))
@@ -218,3 +220,17 @@ def test_a_signed_in_long_run_survives_its_access_token_being_revoked(cli, emula
     # Renewed through the saved refresh token (the only credential in this environment), rotation saved.
     assert json.loads(login_path(cli).read_text())["refresh_token"] != before
     assert emulator.request_count(r"^/connect/token$", status=200) >= 2
+
+
+def test_client_id_and_redirect_port_come_from_the_config_file(cli, emulator, tmp_path):
+    with socket.socket() as probe:  # a port free right now, for the config to name
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "config.toml"
+    config.write_text(f'[auth]\nlogin-client-id = "from-config-app"\nredirect-port = {port}\n')
+    run = run_login(cli, emulator, "--config", config, env={"ITWIN_LOGIN_CLIENT_ID": None}, port_args=())
+    assert run.returncode == 0, run.stderr
+    query = parse_qs(urlsplit(run.authorize_url).query)
+    assert query["client_id"] == ["from-config-app"]
+    assert query["redirect_uri"] == [f"http://localhost:{port}/signin-callback"]
+    assert json.loads(login_path(cli).read_text())["client_id"] == "from-config-app"
