@@ -30,6 +30,7 @@ OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "redirect-port": int, "recursive": bool, "long": bool,
 }
 COMMANDS = ("upload", "download", "mirror", "watch", "ls", "rm", "url")
+GROUP_COMMANDS = {"auth": ("login", "status", "logout"), "reality-data": ("move",)}
 AUTH_KEYS = {"client-id", "client-secret", "scope", "redirect-port", "login-client-id"}
 JOB_KEYS = {"source", "destination"}
 
@@ -64,6 +65,10 @@ class Config:
         for command in COMMANDS:
             merged = {**self.common, **self.commands.get(command, {})}
             out[command] = {k.replace("-", "_"): v for k, v in merged.items()}
+        # Subcommands of groups have no section of their own, but top-level keys (api-url, json...) apply.
+        common = {k.replace("-", "_"): v for k, v in self.common.items()}
+        for group, subcommands in GROUP_COMMANDS.items():
+            out[group] = {sub: dict(common) for sub in subcommands}
         return out
 
 

@@ -88,3 +88,13 @@ def test_move_with_a_non_guid_id_is_a_usage_error_before_any_network_call(cli, e
     assert result.returncode == 2, result
     assert "is not a GUID" in result.stderr
     assert emulator.requests == []
+
+
+def test_move_takes_top_level_config_keys(cli, emulator, two_itwins, tmp_path):
+    rd, _, destination = two_itwins
+    config = tmp_path / "config.toml"
+    config.write_text(f'api-url = "{emulator.url}"\njson = true\n')
+    result = cli("reality-data", "move", rd, "--to-itwin", destination, "--config", config,
+                 env={"ITWIN_API_URL": None})
+    assert result.returncode == 0, result
+    assert result.json_lines[-1]["status"] == "ok"
