@@ -39,6 +39,19 @@ def check_unchanged(f: LocalFile, st: os.stat_result, when: str) -> None:
         raise LocalFileError(f"{f.key}: the file changed {when}; not uploaded, the next run will retry it")
 
 
+def check_still_there(f: LocalFile, fh, when: str) -> None:
+    """The open file is unchanged and still the one at ``f.path``: an open handle keeps reading a file
+    that was deleted or replaced (editors save by rename), which fstat alone cannot tell."""
+    st = os.fstat(fh.fileno())
+    check_unchanged(f, st, when)
+    try:
+        now = os.stat(f.path)
+    except FileNotFoundError:
+        raise LocalFileError(f"{f.key}: the file vanished {when}; not uploaded") from None
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        raise LocalFileError(f"{f.key}: the file was replaced {when}; not uploaded, the next run will retry it")
+
+
 def file_md5(path: str, chunk: int = 4 * 1024 * 1024) -> bytes:
     h = hashlib.md5()
     with open(path, "rb") as fh:
@@ -78,7 +91,7 @@ class Uploader:
             with open(f.path, "rb") as fh:
                 check_unchanged(f, os.fstat(fh.fileno()), "since the scan")
                 data = fh.read(f.size + 1)
-                check_unchanged(f, os.fstat(fh.fileno()), "while it was read")
+                check_still_there(f, fh, "while it was read")
             if len(data) != f.size:
                 raise LocalFileError(f"{f.key}: the file changed size while it was read; the next run will retry it")
             md5 = hashlib.md5(data).digest()
@@ -124,7 +137,7 @@ class Uploader:
                     raise fut.exception()
             if self.cancel.is_set():
                 raise BucketSyncError(f"{f.key}: interrupted; staged blocks are kept and the next run resumes")
-            check_unchanged(f, os.fstat(fh.fileno()), "while it was read")
+            check_still_there(f, fh, "while it was read")
         self.storage.commit(name, ids, md5.digest(), f.mtime_ns)
         return sent
 
