@@ -30,9 +30,9 @@ from ..sync.keys import join_blob_name
 from ..sync.model import Action, Direction, LocalFile, Op, PlannedAction, Reason, Status, TransferResult
 from ..sync.scan import Skipped, scan_tree
 from ..sync.storage import Storage
-from .watch_batch import AuthPolicy, BatchWatch, lookup_remote, remote_under
+from .watch_batch import AuthPolicy, BatchWatch, QuietSkips, lookup_remote, remote_under
 from .watch_events import Backoff, ChangeQueue, Kind, Pending, Sig, Verdict, retry_delay, verdict
-from .watch_observer import QueueingHandler, start_observer
+from .watch_observer import QueueingHandler, healthy, start_observer, stop_quietly
 
 log = logging.getLogger("bucket_sync.watch")
 
@@ -77,6 +77,8 @@ class Watcher:
         self.batch: BatchWatch | None = None
         self.in_flight = 0
         self.mode = ""
+        self._poll_interval = max(1.0, min(req.debounce_s, 5.0))
+        self._root_missing = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -92,7 +94,7 @@ class Watcher:
         handler = QueueingHandler(self.root, self.queue, self.req.filters, follow_symlinks=self.req.follow_symlinks)
         # Watch first, then reconcile: whatever changes during the first scan is queued, not lost.
         self.observer, self.mode = start_observer(self.root, handler, polling=self.req.polling,
-                                             poll_interval_s=max(1.0, min(self.req.debounce_s, 5.0)))
+                                                  poll_interval_s=self._poll_interval)
         fatal: BucketSyncError | None = None
         reporter = threading.Thread(target=self._report_status, name="watch-status", daemon=True)
         reporter.start()
@@ -118,9 +120,7 @@ class Watcher:
         while not self.stopping.is_set():
             now = self.clock()
             try:
-                if not self.observer.is_alive():
-                    log.warning("the file watcher stopped; switching to polling")
-                    self.observer, self.mode = start_observer(self.root, handler, polling=True)
+                if self._revive_observer(handler):
                     next_rescan = now  # events may have been missed
                 if not self.backoff.waiting():
                     if self.storage is None:  # fetching the first SAS can fail too (no network at boot)
@@ -163,6 +163,23 @@ class Watcher:
         self.queue.wakeup.clear()
 
 
+    def _revive_observer(self, handler: QueueingHandler) -> bool:
+        """Restart a watcher that died (inotify limit hit while adding a new folder, LOCAL_DIR deleted and
+        created again); start_observer falls back to polling if native watching cannot start."""
+        if healthy(self.observer):
+            return False
+        if not os.path.isdir(self.root):
+            if not self._root_missing:
+                log.warning("%s is missing; waiting for it to come back (nothing is deleted meanwhile)", self.root)
+            self._root_missing = True
+            return False
+        self._root_missing = False
+        log.warning("the file watcher stopped; restarting it and rescanning")
+        stop_quietly(self.observer)
+        self.observer, self.mode = start_observer(self.root, handler, polling=self.req.polling or self.mode == "polling",
+                                                  poll_interval_s=self._poll_interval)
+        return True
+
     # -- status ------------------------------------------------------------------------------------
     def _report_status(self) -> None:
         # A thread of its own: a batch of thousands of files must not silence the status line.
@@ -189,7 +206,7 @@ class Watcher:
             return
         sources = scan_tree(self.root, filters=req.filters, follow_symlinks=req.follow_symlinks, on_skip=on_skip)
         dests = [b for b in self.storage.list(req.prefix) if req.filters.allows(b.key)]
-        listener = self.listener if initial else _QuietSkips(self.listener)
+        listener = self.listener if initial else QuietSkips(self.listener)
         batch = self._new_batch(listener)
         engine = self._engine(batch)
         plan = engine.plan(sources, dests, DiffPolicy(Action.UPLOAD, delete_extras=req.delete, checksum=req.checksum))
@@ -202,7 +219,14 @@ class Watcher:
             else:
                 work.append(action)
         plan.work = work
+        batch.expected = {a.key: (a.source.path, Sig(Kind.FILE, a.size, a.source.mtime_ns)) for a in work
+                          if isinstance(a.source, LocalFile)}
         plan.deletes = [a for a in plan.deletes if a.key not in self.queue]
+        if plan.deletes and plan.source_count == 0:
+            # An empty LOCAL_DIR is far more often an unmounted disk or share than a wish to empty the bucket.
+            log.warning("%s is empty: not deleting the %d blob(s) under the remote (delete files one by one, "
+                        "or use mirror --force, to empty it)", self.root, len(plan.deletes))
+            plan.deletes = []
         self._run(engine, batch, plan, delete=req.delete)
         for key in batch.unfinished(a.key for a in plan.work):
             self.queue.touch(key, Sig.of(os.path.join(self.root, key)), delay=retry_delay(1))
@@ -252,7 +276,7 @@ class Watcher:
             for p in pending.values():
                 self.queue.requeue(p, delay=0)
             raise
-        batch = self._new_batch(self.listener)
+        batch = self._new_batch(self.listener, expected={f.key: (f.path, Sig(Kind.FILE, f.size, f.mtime_ns)) for f in files})
         engine = self._engine(batch)
         plan = engine.plan(iter(files), iter(dests), DiffPolicy(Action.UPLOAD, checksum=self.req.checksum))
         self._run(engine, batch, plan, delete=False)
@@ -299,8 +323,9 @@ class Watcher:
         batch.raise_if_fatal()
 
     # -- engine plumbing -------------------------------------------------------------------------
-    def _new_batch(self, listener: Listener) -> BatchWatch:
-        batch = BatchWatch(self.req.prefix, listener, outage_after=max(4, min(16, self.req.settings.concurrency)))
+    def _new_batch(self, listener: Listener, expected: dict | None = None) -> BatchWatch:
+        batch = BatchWatch(self.req.prefix, listener, outage_after=max(4, min(16, self.req.settings.concurrency)),
+                           expected=expected)
         if self.stopping.is_set():
             batch.stop.set()
         return batch
@@ -320,27 +345,6 @@ class Watcher:
         finally:
             self.batch = None
             self.in_flight = 0
-
-
-class _QuietSkips(Listener):
-    """Rescans re-find every unchanged file: count those skips, don't print thousands of lines for them."""
-
-    def __init__(self, inner: FanOut) -> None:
-        self.inner = inner
-
-    def on_plan(self, files: int, total_bytes: int) -> None:
-        self.inner.on_plan(files, total_bytes)
-
-    def on_bytes(self, n: int) -> None:
-        self.inner.on_bytes(n)
-
-    def on_result(self, result: TransferResult) -> None:
-        if result.status is Status.SKIPPED and not result.error:
-            return
-        self.inner.on_result(result)
-
-    def on_notice(self, key: str, message: str) -> None:
-        self.inner.on_notice(key, message)
 
 
 def serve(watcher: Watcher, *, grace_s: float, finish: Callable[[Summary], None]) -> Summary:

@@ -30,6 +30,7 @@ from ..sync.events import Listener, Tally
 from ..sync.keys import join_blob_name, key_from_blob_name
 from ..sync.model import RemoteBlob, Status, TransferResult
 from ..sync.storage import Storage
+from .watch_events import Sig
 
 log = logging.getLogger("bucket_sync.watch")
 
@@ -39,8 +40,10 @@ LOOKUP_ONE_BY_ONE = 32  # up to this many keys: one request each; more: one list
 class BatchWatch(Listener):
     """Sits between one engine run and the run-wide listener: remembers what finished, spots an outage."""
 
-    def __init__(self, prefix: str, listener: Listener, *, outage_after: int) -> None:
+    def __init__(self, prefix: str, listener: Listener, *, outage_after: int,
+                 expected: dict[str, tuple[str, Sig]] | None = None) -> None:
         self.prefix = prefix
+        self.expected = expected or {}  # key -> (path, what it looked like when judged ready)
         self.listener = listener
         self.outage_after = outage_after
         self.tally = Tally()
@@ -68,11 +71,20 @@ class BatchWatch(Listener):
                 self.done.add(key)
                 self.any_ok = True
                 self._failed_in_row = 0
+            elif result.status is Status.FAILED and self._changed_since(key):
+                # Written to again while it went up (the uploader refused it): not a failure, the newer
+                # version is already queued by its own event.
+                log.info("%s: changed while it was uploaded; queued again", key)
+                return
             elif result.status is Status.FAILED:
                 self._failed_in_row += 1
                 if not self.any_ok and self._failed_in_row >= self.outage_after:
                     self.stop.set()  # looks like an outage: don't grind through the rest of the batch
         self.listener.on_result(result)
+
+    def _changed_since(self, key: str) -> bool:
+        seen = self.expected.get(key)
+        return seen is not None and Sig.of(seen[0]) != seen[1]
 
     def unfinished(self, keys: Iterable[str]) -> list[str]:
         return [k for k in keys if k not in self.done]
@@ -179,3 +191,24 @@ def remote_under(storage: Storage, prefix: str, gone: list[tuple[str, bool]]) ->
             if any("/".join(parts[:i]) in wanted for i in range(1, len(parts) + 1)):
                 blobs.append(b)
     return sorted({b.key: b for b in blobs}.values(), key=lambda b: b.key)
+
+
+class QuietSkips(Listener):
+    """Rescans re-find every unchanged file: neither print nor count thousands of skips every time."""
+
+    def __init__(self, inner: Listener) -> None:
+        self.inner = inner
+
+    def on_plan(self, files: int, total_bytes: int) -> None:
+        self.inner.on_plan(files, total_bytes)
+
+    def on_bytes(self, n: int) -> None:
+        self.inner.on_bytes(n)
+
+    def on_result(self, result: TransferResult) -> None:
+        if result.status is Status.SKIPPED and not result.error:
+            return
+        self.inner.on_result(result)
+
+    def on_notice(self, key: str, message: str) -> None:
+        self.inner.on_notice(key, message)

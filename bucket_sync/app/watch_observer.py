@@ -99,7 +99,7 @@ def start_observer(root: str, handler: QueueingHandler, *, polling: bool, poll_i
             handler.close_events = type(observer).__name__ == "InotifyObserver"
             return observer, "native"
         except OSError as exc:
-            _stop_quietly(observer)
+            stop_quietly(observer)
             log.warning("native file watching failed (%s); falling back to polling every %.1f s "
                         "(raise fs.inotify.max_user_watches, or pass --polling to skip this attempt)",
                         exc.strerror or exc, poll_interval_s)
@@ -110,7 +110,13 @@ def start_observer(root: str, handler: QueueingHandler, *, polling: bool, poll_i
     return observer, "polling"
 
 
-def _stop_quietly(observer) -> None:
+def healthy(observer) -> bool:
+    """The observer and every emitter alive: an inotify emitter dies alone (watch limit hit while adding a
+    new folder, the watched folder deleted) while the observer thread carries on, seeing nothing."""
+    return observer.is_alive() and all(e.is_alive() for e in getattr(observer, "emitters", ()))
+
+
+def stop_quietly(observer) -> None:
     try:
         observer.stop()
     except Exception:  # it never really started: nothing to clean up

@@ -293,3 +293,36 @@ def test_real_native_observer_queues_a_written_file(tmp_path, clock):
     finally:
         observer.stop()
         observer.join()
+
+
+def test_a_file_that_changed_while_uploading_is_requeued_not_reported_failed(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"v1")
+    inner = Collect()
+    seen = Sig.of(str(path))
+    batch = BatchWatch("", inner, outage_after=2, expected={"a.txt": (str(path), seen), "b.txt": (str(path), seen)})
+    batch.on_result(result("b.txt", Status.FAILED))  # unchanged file: a real failure, reported
+    path.write_bytes(b"version 2")
+    batch.on_result(result("a.txt", Status.FAILED))  # changed since it was judged ready: quietly queued again
+    assert [r.key for r in inner.results] == ["b.txt"]
+    assert batch.unfinished(["a.txt", "b.txt"]) == ["a.txt", "b.txt"]
+
+
+def test_healthy_notices_a_dead_emitter():
+    class T:
+        def __init__(self, alive):
+            self.alive = alive
+
+        def is_alive(self):
+            return self.alive
+
+    class Obs(T):
+        def __init__(self, alive, emitters):
+            super().__init__(alive)
+            self.emitters = emitters
+
+    from bucket_sync.app.watch_observer import healthy
+
+    assert healthy(Obs(True, {T(True)}))
+    assert not healthy(Obs(True, {T(False)}))
+    assert not healthy(Obs(False, set()))

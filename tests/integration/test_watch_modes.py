@@ -1,0 +1,44 @@
+"""watch --polling (for network shares, and the fallback when native watching fails), and the guard that
+keeps an empty (unmounted?) LOCAL_DIR from emptying the bucket at the first reconcile."""
+
+from __future__ import annotations
+
+from tests.support.watch_proc import WatchProcess
+
+
+def names(container) -> set[str]:
+    return {b.name for b in container.list_blobs(name_starts_with="p/")}
+
+
+def test_polling_mode_uploads_and_deletes(cli, new_itwin, bucket_container, tmp_path):
+    container = bucket_container(new_itwin)
+    root = tmp_path / "share"
+    root.mkdir()
+    (root / "old.txt").write_text("old")
+    with WatchProcess(cli, root, f"itwin://{new_itwin}/p", "--json", "--polling", "--delete") as w:
+        w.wait_watching()
+        assert [e["mode"] for e in w.events if e.get("state") == "watching"] == ["polling"]
+        w.wait_for(lambda: names(container) == {"p/old.txt"}, "the first reconcile")
+        (root / "sub").mkdir()
+        (root / "sub" / "new.txt").write_text("seen by polling")
+        (root / "old.txt").unlink()
+        w.wait_for(lambda: names(container) == {"p/sub/new.txt"}, "the new file and the deletion")
+        w.stop()
+    assert w.returncode == 0, w.describe()
+
+
+def test_an_empty_folder_does_not_empty_the_bucket(cli, new_itwin, bucket_container, tmp_path):
+    container = bucket_container(new_itwin)
+    for i in range(3):
+        container.upload_blob(f"p/keep{i}.txt", b"precious")
+    root = tmp_path / "unmounted"
+    root.mkdir()
+    with WatchProcess(cli, root, f"itwin://{new_itwin}/p", "--json", "--delete") as w:
+        w.wait_watching()
+        w.wait_for(lambda: "is empty: not deleting the 3 blob(s)" in w.stderr, "the warning")
+        (root / "new.txt").write_text("a real file")
+        w.wait_for(lambda: "p/new.txt" in names(container), "new.txt")
+        w.stop()
+    assert w.returncode == 0, w.describe()
+    assert names(container) == {"p/keep0.txt", "p/keep1.txt", "p/keep2.txt", "p/new.txt"}
+    assert not w.transfers(op="delete")
