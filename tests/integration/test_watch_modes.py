@@ -42,3 +42,18 @@ def test_an_empty_folder_does_not_empty_the_bucket(cli, new_itwin, bucket_contai
     assert w.returncode == 0, w.describe()
     assert names(container) == {"p/keep0.txt", "p/keep1.txt", "p/keep2.txt", "p/new.txt"}
     assert not w.transfers(op="delete")
+
+
+def test_a_permission_the_sas_lacks_ends_the_watcher_with_exit_3(cli, azurite, tmp_path):
+    azurite.create_container("watch-readonly")
+    url = azurite.container_sas_url("watch-readonly", permission="rl")
+    root = tmp_path / "watched"
+    root.mkdir()
+    (root / "a.txt").write_text("cannot go up")
+    with WatchProcess(cli, root, url, "--json") as w:
+        w.proc.wait(60)
+        w.stop()  # already exited: collects the output and checks it for secrets
+    assert w.returncode == 3, w.describe()
+    assert "write (w) permission" in w.stderr or "write permission" in w.stderr, w.describe()
+    assert [e["exit_code"] for e in w.events if e.get("event") == "summary"] == [3]
+    assert w.transfers(key="a.txt", status="failed")
