@@ -15,8 +15,8 @@ import threading
 REDACTED = "REDACTED"
 
 _PATTERNS = (
-    # SAS signature in a URL or query string, encoded or not.
-    re.compile(r"(?i)(\bsig=)[^&\s\"'<>]+"),
+    # SAS signature in a URL or query string, encoded or not ("sig=..." in a hint is a placeholder).
+    re.compile(r"(?i)(\bsig=)(?!\.\.\.)[^&\s\"'<>]+"),
     re.compile(r"(?i)(\bsig%3D)[^&\s\"'<>]+"),
     # Authorization headers and OAuth fields.
     re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/=]+"),

@@ -79,10 +79,10 @@ class ContainerSas:
                 hint="use https://; http:// is accepted only for 127.0.0.1/localhost (the Azurite emulator)",
             )
         if not parts.query:
-            raise UsageError(f"the URL carries no SAS token: {shown}", hint="append the container SAS query string (?sv=...&sig=...)")
+            raise UsageError(f"the URL carries no SAS token: {shown}", hint="append the container SAS query string (?sv=...&sp=...&sig=...)")
         query = parse_qs(parts.query, keep_blank_values=True)
         if "sig" not in query:
-            raise UsageError(f"the URL's query has no SAS signature (sig=): {shown}", hint="copy the whole SAS URL, including &sig=...")
+            raise UsageError(f"the URL's query has no SAS signature (no sig parameter): {shown}", hint="copy the whole SAS URL, including &sig=...")
         register_secret(query["sig"][0])
         expires = None
         if "se" in query:

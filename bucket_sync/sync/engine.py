@@ -23,7 +23,7 @@ from .budget import ByteBudget, MiB
 from .diff import DiffPolicy, diff
 from .download import Downloader
 from .events import Listener, Tally
-from .keys import join_blob_name
+from .keys import CaseClashGuard, is_case_insensitive_dir, join_blob_name
 from .model import Action, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status, TransferResult
 from .storage import Storage
 from .upload import Uploader, file_md5
@@ -76,7 +76,14 @@ class Engine:
         plan = Plan()
         counted_dests = _Counter(dests)
         counted_sources = _Counter(sources)
+        clashes = self._case_clash_guard()
         for action in diff(counted_sources, counted_dests, policy):
+            if clashes is not None and action.source is not None and action.action is not Action.REJECT:
+                other = clashes.clash(action.key)
+                if other is not None:
+                    action = PlannedAction(Action.REJECT, Reason.NAME_CLASH, action.key, action.source, action.dest,
+                                           f"name differs only in case from {other!r} and the destination folder "
+                                           f"is case-insensitive: one would overwrite the other")
             if action.action is Action.SKIP:
                 plan.skipped += 1
                 self._emit(self.op, action, Status.SKIPPED)
@@ -89,6 +96,11 @@ class Engine:
         plan.dest_count = counted_dests.n
         plan.source_count = counted_sources.n
         return plan
+
+    def _case_clash_guard(self) -> CaseClashGuard | None:
+        if self.direction is Direction.DOWN and self.local_root is not None and is_case_insensitive_dir(self.local_root):
+            return CaseClashGuard()
+        return None
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, plan: Plan, *, delete: bool = True) -> None:

@@ -8,6 +8,8 @@ the destination folder.
 from __future__ import annotations
 
 import os
+import unicodedata
+import uuid
 from pathlib import PurePosixPath
 
 from ..errors import UnsafeBlobNameError
@@ -62,3 +64,50 @@ def local_path_for(root: str, key: str) -> str:
     if os.path.commonpath([root_abs, target]) != root_abs or target == root_abs:
         raise UnsafeBlobNameError("name resolves outside the destination folder")
     return target
+
+
+def fold_key(key: str) -> str:
+    """What a case-insensitive (and normalization-insensitive, as on macOS) filesystem compares."""
+    return unicodedata.normalize("NFC", key).casefold()
+
+
+def is_case_insensitive_dir(path: str) -> bool:
+    """Probe the destination (or its nearest existing parent): does a file answer to its upper-case name?
+
+    A probe, not a guess from the OS: Linux can mount case-insensitive filesystems, macOS and Windows can
+    have case-sensitive ones. A folder we cannot write to is reported as case-sensitive (nothing will be
+    written there anyway)."""
+    probe_dir = os.path.abspath(path)
+    while not os.path.isdir(probe_dir):
+        parent = os.path.dirname(probe_dir)
+        if parent == probe_dir:
+            return False
+        probe_dir = parent
+    name = f".bucket-sync-case-probe-{uuid.uuid4().hex}"
+    probe = os.path.join(probe_dir, name)
+    try:
+        with open(probe, "x"):
+            pass
+    except OSError:
+        return False
+    try:
+        return os.path.exists(os.path.join(probe_dir, name.upper()))
+    finally:
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
+
+
+class CaseClashGuard:
+    """Remembers keys by their folded form; a second key that folds the same would overwrite the first
+    on a case-insensitive destination, so it is refused (and reported) instead of silently merged."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def clash(self, key: str) -> str | None:
+        """The earlier key ``key`` collides with, or None (and ``key`` is remembered)."""
+        folded = fold_key(key)
+        other = self._seen.setdefault(folded, key)
+        return other if other != key else None
