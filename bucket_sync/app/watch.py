@@ -361,6 +361,8 @@ def serve(watcher: Watcher, *, grace_s: float, finish: Callable[[Summary], None]
         finally:
             os._exit(0)
 
+    timers: list[threading.Timer] = []
+
     def on_signal(signum, _frame) -> None:
         if watcher.stopping.is_set():
             return
@@ -369,10 +371,13 @@ def serve(watcher: Watcher, *, grace_s: float, finish: Callable[[Summary], None]
         timer = threading.Timer(grace_s, force_exit)
         timer.daemon = True
         timer.start()
+        timers.append(timer)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return watcher.run()
     finally:
+        for timer in timers:
+            timer.cancel()  # stopped in time: the caller writes the summary, once
         for sig, handler in previous.items():
             signal.signal(sig, handler)
