@@ -1,5 +1,6 @@
 """watch keeps going: through a storage outage (Azurite stopped and restarted on the same port) and across
-many SAS lifetimes (the emulator hands out SAS valid for 4 s), without failing a file or exiting."""
+many SAS and token lifetimes (the emulator hands out SAS valid for 4 s, tokens for 8 s), without failing a
+file or exiting."""
 
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ def test_storage_outage_is_ridden_out_and_the_queue_caught_up(cli, azurite_facto
     assert "changes stay queued" in w.stderr  # the outage outlasted the request retries, as intended
 
 
-def test_short_lived_sas_is_refreshed_for_the_whole_run(cli, emulator, new_itwin, bucket_container, tmp_path):
-    emulator.configure(sas_lifetime=4)
+def test_short_lived_sas_and_token_are_refreshed_for_the_whole_run(cli, emulator, new_itwin, bucket_container, tmp_path):
+    emulator.configure(sas_lifetime=4, token_lifetime=8)
     container = bucket_container(new_itwin)
     root = tmp_path / "watched"
     root.mkdir()
@@ -67,5 +68,7 @@ def test_short_lived_sas_is_refreshed_for_the_whole_run(cli, emulator, new_itwin
     assert w.returncode == 0, w.describe()
     assert not w.transfers(status="failed"), w.describe()
     assert len(w.transfers(op="upload", status="ok")) == 11
-    # The SAS was fetched again and again, not once for the whole run.
-    assert emulator.request_count(r"/reality-modeling/itwins/.*/bucket", "GET") >= 5
+    # The SAS was fetched again and again, and the access token renewed, not once for the whole run.
+    assert emulator.request_count(r"/reality-modeling/itwins/.*/bucket", "GET", status=200) >= 5
+    assert emulator.request_count(r"/connect/token", "POST", status=200) >= 2
+    assert emulator.request_count(r"/reality-modeling/itwins/.*/bucket", "GET", status=401) == 0
