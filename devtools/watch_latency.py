@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 
 def measure_watch_latency(bucket_sync_cmd: Sequence[str] | str | None = None, remote: str | None = None,
                           container_client=None, n: int = 100, *, executable: str | None = None, azurite=None,
-                          container: str | None = None, env: Mapping[str, str] | None = None,
+                          container=None, env: Mapping[str, str] | None = None,
                           workdir: str | Path | None = None, debounce_s: float | None = None,
                           interval_s: float = 0.2, timeout_s: float = 60.0) -> dict:
     from bucket_sync.targets import parse_remote
@@ -35,6 +35,8 @@ def measure_watch_latency(bucket_sync_cmd: Sequence[str] | str | None = None, re
     if remote is None:
         raise ValueError("remote is required")
     cmd = [bucket_sync_cmd] if isinstance(bucket_sync_cmd, str) else list(bucket_sync_cmd or [executable or "bucket-sync"])
+    if container_client is None and container is not None and not isinstance(container, str):
+        container_client = container  # already a ContainerClient
     if container_client is None:
         if azurite is None or container is None:
             raise ValueError("give container_client, or azurite and container")
