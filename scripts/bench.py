@@ -48,6 +48,13 @@ class Run:
     rss_mb: float
 
 
+@dataclass(frozen=True)
+class Target:
+    itwin: str
+    container: str
+    rc_env: dict[str, str]  # rclone's environment, with this container's SAS URL
+
+
 @dataclass
 class Row:
     name: str
@@ -78,7 +85,12 @@ def measure(argv: list[str], env: dict[str, str], label: str) -> tuple[Run, str,
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C: do not leave the tool running against a stopped Azurite
+            proc.kill()
+            proc.wait()
+            raise
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -99,45 +111,54 @@ class Bench:
         self.azurite = AzuriteServer(location=work / "azurite")
         self.emulator = PlatformEmulator(self.azurite)
         self.has_mirror = False
+        self.watch_files = 10 if args.quick else 100
 
     # -- environment -----------------------------------------------------------------------------
     def start(self) -> None:
         self.azurite.start()
         self.emulator.start()
-        self.itwin = self.emulator.add_itwin()
-        self.container = f"bucket-{self.itwin}"
         home = self.work / "home"
         home.mkdir()
         venv_bin = str(Path(sys.executable).parent)
-        self.bs_env = {
+        self.base_env = {
             "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
             "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_STATE_HOME": str(home / ".state"),
             "XDG_CACHE_HOME": str(home / ".cache"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
             "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
-            "ITWIN_API_URL": self.emulator.url, "ITWIN_IMS_URL": self.emulator.url,
-            "ITWIN_CLIENT_ID": self.emulator.client_id, "ITWIN_CLIENT_SECRET": self.emulator.client_secret,
         }
+        self.bs_env = dict(self.base_env, ITWIN_API_URL=self.emulator.url, ITWIN_IMS_URL=self.emulator.url,
+                           ITWIN_CLIENT_ID=self.emulator.client_id, ITWIN_CLIENT_SECRET=self.emulator.client_secret)
         self.bs = str(Path(venv_bin) / "bucket-sync")
-        rclone_conf = self.work / "rclone.conf"
-        rclone_conf.write_text("")
-        self.rc_env = dict(self.bs_env)
-        for key in list(self.rc_env):
-            if key.startswith("ITWIN_"):
-                del self.rc_env[key]
-        self.rc_env["RCLONE_CONFIG"] = str(rclone_conf)
-        self.rc_env["RCLONE_AZUREBLOB_SAS_URL"] = self.azurite.container_sas_url(self.container, lifetime_s=86400)
+        self.rclone_conf = self.work / "rclone.conf"
+        self.rclone_conf.write_text("")
         help_text = subprocess.run([self.bs, "--help"], env=self.bs_env, capture_output=True, text=True).stdout
         self.has_mirror = re.search(r"^\s+mirror\s", help_text, re.M) is not None
+
+    def new_target(self) -> "Target":
+        """A fresh iTwin and its container. Each run gets its own and drops it afterwards: Azurite's
+        on-disk metadata store slows down as blobs pile up (it rewrites one JSON file of all of them),
+        which would make later rows slower than earlier ones whatever the tool."""
+        itwin = self.emulator.add_itwin()
+        container = f"bucket-{itwin}"
+        rc_env = dict(self.base_env, RCLONE_CONFIG=str(self.rclone_conf),
+                      RCLONE_AZUREBLOB_SAS_URL=self.azurite.container_sas_url(container, lifetime_s=86400))
+        return Target(itwin, container, rc_env)
+
+    def drop(self, target: "Target | None") -> None:
+        if target is not None:
+            self.azurite.container_client(target.container).delete_container()
 
     def stop(self) -> None:
         self.emulator.stop()
         self.azurite.stop()
 
-    def remote(self, prefix: str) -> str:
-        return f"itwin://{self.itwin}/{prefix}"
+    @staticmethod
+    def remote(t: "Target", prefix: str) -> str:
+        return f"itwin://{t.itwin}/{prefix}"
 
-    def rc_remote(self, prefix: str) -> str:
-        return f":azureblob:{self.container}/{prefix}"
+    @staticmethod
+    def rc_remote(t: "Target", prefix: str) -> str:
+        return f":azureblob:{t.container}/{prefix}"
 
     def rc_argv(self, verb: str, src: str, dst: str, *extra: str) -> list[str]:
         # Comparable settings: our default block size (8 MiB) and concurrency (16 files, 16 blocks).
@@ -148,50 +169,53 @@ class Bench:
         return [self.bs, verb, *paths, "--concurrency", str(CONCURRENCY), *extra]
 
     # -- rows ------------------------------------------------------------------------------------
-    def row_commands(self, row: str, tool: str, run: int) -> tuple[list[str], Path | None]:
+    def row_command(self, row: str, tool: str, run: int, t: "Target") -> tuple[list[str], Path | None]:
         """The command for one run, and a local folder to remove afterwards (downloads)."""
-        prefix = f"bench-{self.stamp}/{row}/{tool}-{run}"
         d = self.data
+        bs = tool == "bucket-sync"
         if row.startswith("upload-"):
             src = str({"upload-small": d.small, "upload-medium": d.medium, "upload-large": d.large}[row])
-            if tool == "bucket-sync":
-                return self.bs_argv("upload", src, self.remote(prefix)), None
-            return self.rc_argv("copy", src, self.rc_remote(prefix)), None
+            prefix = f"{row}/{tool}-{run}"
+            if bs:
+                return self.bs_argv("upload", src, self.remote(t, prefix)), None
+            return self.rc_argv("copy", src, self.rc_remote(t, prefix)), None
         if row.startswith("download-"):
-            source = self.all_prefix if row == "download-all" else f"{self.all_prefix}/large"
+            source = "all" if row == "download-all" else "all/large"
             dest = self.work / "downloads" / f"{row}-{tool}-{run}"
-            if tool == "bucket-sync":
-                return self.bs_argv("download", self.remote(source), str(dest)), dest
-            return self.rc_argv("copy", self.rc_remote(source), str(dest)), dest
+            if bs:
+                return self.bs_argv("download", self.remote(t, source), str(dest)), dest
+            return self.rc_argv("copy", self.rc_remote(t, source), str(dest)), dest
         if row == "noop":
-            if tool == "bucket-sync":
+            if bs:
                 verb = "mirror" if self.has_mirror else "upload"
-                return self.bs_argv(verb, str(d.noop), self.remote(self.noop_prefix)), None
-            return self.rc_argv("sync", str(d.noop), self.rc_remote(self.noop_prefix)), None
+                return self.bs_argv(verb, str(d.noop), self.remote(t, "noop")), None
+            return self.rc_argv("sync", str(d.noop), self.rc_remote(t, "noop")), None
         raise ValueError(row)
 
-    def prepare(self, rows: list[str]) -> None:
-        """Untimed: what the download and no-op rows start from, uploaded once by bucket-sync."""
-        self.all_prefix = f"bench-{self.stamp}/all"
-        self.noop_prefix = f"bench-{self.stamp}/noop"
-        if any(r.startswith("download-") for r in rows):
-            say(f"preparing: uploading {human_size(self.data.transfer_bytes)} for the download rows")
-            measure(self.bs_argv("upload", str(self.data.transfer), self.remote(self.all_prefix)), self.bs_env, "upload (prep)")
-        if "noop" in rows:
+    def prepared(self, row: str) -> "Target | None":
+        """Untimed: the container the download and no-op rows start from, uploaded once by bucket-sync."""
+        if row.startswith("upload-"):
+            return None
+        t = self.new_target()
+        if row.startswith("download-"):
+            say(f"preparing: uploading {human_size(self.data.transfer_bytes)} for {row}")
+            measure(self.bs_argv("upload", str(self.data.transfer), self.remote(t, "all")), self.bs_env, "upload (prep)")
+        else:
             say(f"preparing: uploading {self.data.noop_count} files for the no-op row")
-            measure(self.bs_argv("upload", str(self.data.noop), self.remote(self.noop_prefix)), self.bs_env, "upload (prep)")
-            self.check_noop()
+            measure(self.bs_argv("upload", str(self.data.noop), self.remote(t, "noop")), self.bs_env, "upload (prep)")
+            self.check_noop(t)
+        return t
 
-    def check_noop(self) -> None:
+    def check_noop(self, t: "Target") -> None:
         """Both tools must see nothing to do, or the no-op row measures transfers (untimed warm-up)."""
-        argv, _ = self.row_commands("noop", "bucket-sync", 0)
+        argv, _ = self.row_command("noop", "bucket-sync", 0, t)
         _, out, _ = measure([*argv, "--json"], self.bs_env, "bucket-sync no-op check")
         summary = [json.loads(line) for line in out.splitlines() if line.startswith("{")][-1]
         if summary.get("uploaded") or summary.get("deleted"):
             raise BenchError(f"bucket-sync's no-op run was not a no-op: {summary}")
         if self.rclone:
-            argv, _ = self.row_commands("noop", "rclone", 0)
-            _, _, err = measure([*argv, "-v"], self.rc_env, "rclone no-op check")
+            argv, _ = self.row_command("noop", "rclone", 0, t)
+            _, _, err = measure([*argv, "-v"], t.rc_env, "rclone no-op check")
             changed = [line for line in err.splitlines() if ": Copied" in line or "Updated modification time" in line
                        or ": Deleted" in line]
             if changed:
@@ -199,34 +223,42 @@ class Bench:
 
     def run_row(self, row: Row) -> None:
         tools = ["bucket-sync"] + (["rclone"] if self.rclone else [])
-        for i in range(self.args.runs):
-            order = tools if i % 2 == 0 else tools[::-1]  # alternate who goes first
-            for tool in order:
-                argv, cleanup = self.row_commands(row.name, tool, i)
-                env = self.bs_env if tool == "bucket-sync" else self.rc_env
-                try:
-                    run, _, _ = measure(argv, env, f"{tool} {row.name}")
-                finally:
-                    if cleanup is not None:
-                        shutil.rmtree(cleanup, ignore_errors=True)
-                row.runs[tool].append(run)
-                say(f"  {row.name:15} {tool:11} run {i + 1}: {run.seconds:7.2f} s, {run.rss_mb:6.1f} MB")
+        shared = self.prepared(row.name)
+        try:
+            for i in range(self.args.runs):
+                order = tools if i % 2 == 0 else tools[::-1]  # alternate who goes first
+                for tool in order:
+                    t = shared or self.new_target()
+                    argv, cleanup = self.row_command(row.name, tool, i, t)
+                    env = self.bs_env if tool == "bucket-sync" else t.rc_env
+                    try:
+                        run, _, _ = measure(argv, env, f"{tool} {row.name}")
+                    finally:
+                        if cleanup is not None:
+                            shutil.rmtree(cleanup, ignore_errors=True)
+                        if shared is None:
+                            self.drop(t)
+                    row.runs[tool].append(run)
+                    say(f"  {row.name:15} {tool:11} run {i + 1}: {run.seconds:7.2f} s, {run.rss_mb:6.1f} MB")
+        finally:
+            self.drop(shared)
 
     # -- ceiling ---------------------------------------------------------------------------------
     def ceiling(self) -> dict[str, float]:
         """Best of N raw requests with curl: one Put Blob and one Get Blob of the ceiling file."""
         size = self.data.ceiling.stat().st_size
-        url = self.azurite.container_sas_url(self.container)
-        base, _, query = url.partition("?")
-        blob_url = f"{base}/bench-{self.stamp}/ceiling.bin?{query}"
+        t = self.new_target()
+        base, _, query = t.rc_env["RCLONE_AZUREBLOB_SAS_URL"].partition("?")
+        blob_url = f"{base}/ceiling.bin?{query}"
         put, get = [], []
         for _ in range(max(1, self.args.runs)):
             run, _, _ = measure(["curl", "-sS", "--fail", "-X", "PUT", "-T", str(self.data.ceiling),
                                  "-H", "x-ms-blob-type: BlockBlob", "-H", "Expect:", "-o", "/dev/null", blob_url],
-                                self.rc_env, "curl PUT")
+                                t.rc_env, "curl PUT")
             put.append(size / run.seconds)
-            run, _, _ = measure(["curl", "-sS", "--fail", "-o", "/dev/null", blob_url], self.rc_env, "curl GET")
+            run, _, _ = measure(["curl", "-sS", "--fail", "-o", "/dev/null", blob_url], t.rc_env, "curl GET")
             get.append(size / run.seconds)
+        self.drop(t)
         return {"size": size, "put": max(put), "get": max(get)}
 
     def watch_latency(self) -> tuple[dict | None, str]:
@@ -239,10 +271,10 @@ class Bench:
             return None, "skipped: devtools/watch_latency.py has no measure_watch_latency()"
         import inspect
 
-        offer = {"remote": self.remote(f"bench-{self.stamp}/watch"), "env": self.bs_env, "count": 100, "files": 100,
-                 "n": 100, "azurite": self.azurite, "emulator": self.emulator, "itwin_id": self.itwin,
+        t = self.new_target()
+        offer = {"remote": self.remote(t, "watch"), "env": self.bs_env, "n": self.watch_files, "azurite": self.azurite, "emulator": self.emulator, "itwin_id": t.itwin,
                  "workdir": self.work / "watch", "work_dir": self.work / "watch", "tmp_path": self.work / "watch",
-                 "container": self.container, "executable": self.bs}
+                 "container": t.container, "executable": self.bs}
         params = inspect.signature(fn).parameters
         kwargs = {k: v for k, v in offer.items() if k in params}
         missing = [p.name for p in params.values()
@@ -267,7 +299,8 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str], header: list[str]) -> str:
+def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str], header: list[str],
+           watch_files: int) -> str:
     lines = [*header, "",
              "| row | data | bucket-sync s | rclone s | ratio (target ≤ 0.8) | bucket-sync peak RSS MB | rclone peak RSS MB | runs bucket-sync / rclone (s) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -293,7 +326,7 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
                 lines.append(f"- bucket-sync large-file {label}: {speed / mib:.0f} MiB/s = {frac:.0%} of the raw "
                              f"{key.upper()} (target ≥ {TARGET_CEILING:.0%}){' ✓' if frac >= TARGET_CEILING else ' ✗'}")
     result, note = watch
-    lines += ["", "Watch latency (file closed -> blob visible, 100 files): " +
+    lines += ["", f"Watch latency (file closed -> blob visible, {watch_files} files): " +
               (", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()) if result else note)]
     return "\n".join(lines) + "\n"
 
@@ -322,7 +355,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench.start()
         say(f"bench: Azurite on port {bench.azurite.port} (disk, {work}), rclone: {bench.rclone or 'not installed'}")
-        bench.prepare(rows)
         results = []
         for name in rows:
             row = Row(name, data.describe(name), data.row_bytes(name))
@@ -347,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.runs} run(s) per tool and row, median shown; concurrency {CONCURRENCY} for both "
               f"(rclone: --transfers/--checkers/--azureblob-upload-concurrency {CONCURRENCY}, --azureblob-chunk-size 8Mi); "
               f"data scale {scale:g}."]
-    table = render(results, ceiling, watch, header)
+    table = render(results, ceiling, watch, header, bench.watch_files)
     print(table, end="")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"bench-{bench.stamp}.md"

@@ -3,6 +3,9 @@
 A file never appears under its final name until it is complete and verified; a killed run leaves at most a
 partial file, which the next run overwrites. Large blobs are fetched as ranges in parallel, all pinned to
 the ETag seen in the listing, so a blob that changes mid-download fails instead of mixing two versions.
+Ranges stream straight into the file (memory: one network read per request, whatever the chunk size);
+their MD5 is computed as contiguous ranges complete, from the page cache, instead of reading the whole
+file again once it is done.
 """
 
 from __future__ import annotations
@@ -21,12 +24,9 @@ from .keys import local_path_for
 from .model import RemoteBlob
 from .scan import PARTIAL_SUFFIX
 from .storage import Storage
-from .upload import file_md5
 
+STREAM_BUFFER = 1024 * 1024  # what one ranged GET holds at a time (the transport's read size)
 
-# azure-storage-blob materialises a ranged GET as a list of pieces, then their join, then a copy for
-# readall(): each byte in flight costs about three in memory, and the budget has to count that.
-IN_MEMORY_COPIES = 3
 
 
 class Downloader:
@@ -52,8 +52,7 @@ class Downloader:
             if blob.size <= chunk:
                 digest = self._single(blob, partial)
             else:
-                self._ranges(blob, partial, chunk)
-                digest = file_md5(partial) if blob.md5 else None
+                digest = self._ranges(blob, partial, chunk)
             if blob.md5 and digest != blob.md5:
                 raise BucketSyncError(f"{blob.key}: downloaded content does not match the blob's Content-MD5; not kept")
             os.utime(partial, ns=(blob.mtime_ns, blob.mtime_ns))
@@ -66,7 +65,7 @@ class Downloader:
         return blob.size
 
     def _single(self, blob: RemoteBlob, partial: str) -> bytes:
-        with self.budget.hold(blob.size * IN_MEMORY_COPIES):
+        with self.budget.hold(blob.size):  # Storage.read_range fills one preallocated buffer, no copies
             self.limiter.consume(blob.size)
             data = self.storage.read_range(blob.name, 0, blob.size, blob.etag) if blob.size else b""
             with open(partial, "wb") as fh:
@@ -74,9 +73,10 @@ class Downloader:
         self.on_bytes(blob.size)
         return hashlib.md5(data).digest()
 
-    def _ranges(self, blob: RemoteBlob, partial: str, chunk: int) -> None:
+    def _ranges(self, blob: RemoteBlob, partial: str, chunk: int) -> bytes | None:
         failed = threading.Event()
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        hasher = OrderedMd5(fd) if blob.md5 else None
         try:
             os.ftruncate(fd, blob.size)
             futures: list[Future] = []
@@ -84,33 +84,94 @@ class Downloader:
                 if failed.is_set() or self.cancel.is_set():
                     break
                 length = min(chunk, blob.size - offset)
-                taken = self.budget.acquire(length * IN_MEMORY_COPIES)  # bounds chunks queued and in flight
-                futures.append(self.chunk_pool.submit(self._fetch, blob, fd, offset, length, taken, failed))
+                # The budget counts what a request buffers (one network read), and bounds chunks queued.
+                taken = self.budget.acquire(min(length, STREAM_BUFFER))
+                futures.append(self.chunk_pool.submit(self._fetch, blob, fd, offset, length, taken, failed, hasher))
             wait(futures)
             for fut in futures:
                 if fut.exception() is not None:
                     raise fut.exception()
             if self.cancel.is_set():
                 raise BucketSyncError(f"{blob.key}: interrupted")
+            if hasher is None:
+                return None
+            if hasher.hashed != blob.size:  # every chunk succeeded, so this cannot happen: never trust it
+                raise BucketSyncError(f"{blob.key}: internal error: hashed {hasher.hashed} of {blob.size} bytes")
+            return hasher.digest()
         finally:
             os.close(fd)
 
-    def _fetch(self, blob: RemoteBlob, fd: int, offset: int, length: int, taken: int, failed: threading.Event) -> None:
+    def _fetch(self, blob: RemoteBlob, fd: int, offset: int, length: int, taken: int, failed: threading.Event,
+               hasher: "OrderedMd5 | None") -> None:
+        def write(at: int, piece: bytes) -> None:
+            view = memoryview(piece)
+            while view:
+                written = os.pwrite(fd, view, at)
+                view, at = view[written:], at + written
+            self.on_bytes(len(piece))
+
         try:
             if failed.is_set() or self.cancel.is_set():
                 return
             self.limiter.consume(length)
-            data = self.storage.read_range(blob.name, offset, length, blob.etag)
-            view = memoryview(data)
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view, offset = view[written:], offset + written
-            self.on_bytes(length)
+            self.storage.stream_range(blob.name, offset, length, blob.etag, write)
+            if hasher is not None:
+                hasher.completed(offset, length)
         except BaseException:
             failed.set()
             raise
         finally:
             self.budget.release(taken)
+
+
+class OrderedMd5:
+    """MD5 of a file whose ranges complete in any order: each range is hashed (read back from the page
+    cache) once every range before it is complete.
+
+    Whoever completes the range that fills the gap hashes everything contiguous; hashlib releases the GIL,
+    so other ranges keep downloading meanwhile.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._md5 = hashlib.md5()
+        self._lock = threading.Lock()
+        self._done: dict[int, int] = {}  # offset -> length, complete but not hashed yet
+        self._hashing = False
+        self.hashed = 0
+
+    def completed(self, offset: int, length: int) -> None:
+        with self._lock:
+            self._done[offset] = length
+            if self._hashing:
+                return  # the thread hashing now will reach this range
+            self._hashing = True
+        try:
+            while True:
+                with self._lock:
+                    length = self._done.pop(self.hashed, None)
+                    if length is None:
+                        # Same lock as the check above: a range added from now on finds the flag down.
+                        self._hashing = False
+                        return
+                self._hash(self.hashed, length)
+                self.hashed += length
+        except BaseException:
+            with self._lock:
+                self._hashing = False
+            raise
+
+    def _hash(self, offset: int, length: int) -> None:
+        end = offset + length
+        while offset < end:
+            data = os.pread(self._fd, min(STREAM_BUFFER, end - offset), offset)
+            if not data:
+                raise BucketSyncError("internal error: the partial file is shorter than the bytes written")
+            self._md5.update(data)
+            offset += len(data)
+
+    def digest(self) -> bytes:
+        return self._md5.digest()
 
 
 def _remove_quietly(path: str) -> None:

@@ -6,11 +6,15 @@ failed, so a 403 on listing can say that the SAS lacks the list (l) permission.
 
 from __future__ import annotations
 
+import base64
 import logging
 import mimetypes
 import threading
 from datetime import datetime, timezone
-from typing import Iterator
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote, unquote
+from typing import Callable
+from xml.etree import ElementTree
 
 import requests
 from azure.core import MatchConditions
@@ -20,6 +24,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.core.pipeline.transport import RequestsTransport
+from azure.core.rest import HttpRequest
 from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 
 from ..errors import (
@@ -42,6 +47,7 @@ log = logging.getLogger(__name__)
 
 # The SAS permission each operation needs, for a 403 that says which one is missing.
 NEEDS = {"list": "l", "read": "r", "write": "w", "delete": "d", "metadata": "w"}
+LIST_PAGE = 5000  # the service maximum: fewer round trips
 
 
 class Storage:
@@ -73,19 +79,64 @@ class Storage:
 
     # -- listing ---------------------------------------------------------------------------------
     def list(self, prefix: str) -> list[RemoteBlob]:
-        """Every blob under ``prefix``, sorted by key (the diff needs one order on both sides)."""
+        """Every blob under ``prefix``, sorted by key (the diff needs one order on both sides).
+
+        The pages are parsed here rather than by the SDK: its generic XML deserializer costs ~0.3 ms per
+        blob, which made a no-op run over 20,000 files spend seconds of CPU on listing alone. The request
+        still goes through the client's pipeline (SAS policy, retries, error translation).
+        """
         starts = f"{prefix}/" if prefix else None
         out: list[RemoteBlob] = []
+        marker: str | None = None
         try:
-            for item in self.container.list_blobs(name_starts_with=starts, include=["metadata"], results_per_page=5000):
-                key = key_from_blob_name(prefix, item.name)
-                if not key or item.name.endswith("/"):
-                    continue  # folder markers written by other tools carry no data
-                out.append(remote_blob(key, item))
+            while True:
+                blobs, marker = self._list_page(starts, marker)
+                for name, size, md5, etag, mtime, last_modified in blobs:
+                    key = key_from_blob_name(prefix, name)
+                    if not key or name.endswith("/"):
+                        continue  # folder markers written by other tools carry no data
+                    parsed = parse_mtime(mtime)
+                    out.append(RemoteBlob(
+                        key=key, name=name, size=size,
+                        mtime_ns=parsed if parsed is not None else datetime_to_ns(parsedate_to_datetime(last_modified)),
+                        md5=md5, etag=etag, mtime_from_metadata=parsed is not None,
+                    ))
+                if not marker:
+                    break
         except (AzureError, BucketSyncError) as exc:
             raise self.translate(exc, "list", prefix or "/") from None
         out.sort(key=lambda b: b.key)
         return out
+
+    def _list_page(self, starts: str | None, marker: str | None) -> tuple[list[tuple], str | None]:
+        """One List Blobs page: (name, size, md5, etag, mtime metadata, Last-Modified) per blob, next marker."""
+        params = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": str(LIST_PAGE)}
+        if starts:
+            params["prefix"] = starts
+        if marker:
+            params["marker"] = marker
+        request = HttpRequest("GET", self.container.url, params=params,
+                              headers={"x-ms-version": self.container.api_version, "Accept": "application/xml"})
+        response = self.container._pipeline.run(request, stream=False).http_response  # noqa: SLF001
+        if response.status_code != 200:
+            raise _response_error(response)
+        root = ElementTree.fromstring(response.body())
+        blobs = []
+        for blob in root.iter("Blob"):
+            name_el = blob.find("Name")
+            name = name_el.text or ""
+            if name_el.get("Encoded") == "true":
+                name = unquote(name)
+            props = blob.find("Properties")
+            md5_text = props.findtext("Content-MD5")
+            meta = blob.find("Metadata")
+            mtime = None
+            if meta is not None:
+                mtime = meta.findtext("mtime") or meta.findtext("Mtime")
+            blobs.append((name, int(props.findtext("Content-Length") or 0),
+                          base64.b64decode(md5_text) if md5_text else None,
+                          props.findtext("Etag"), mtime, props.findtext("Last-Modified")))
+        return blobs, root.findtext("NextMarker") or None
 
     def get(self, name: str, key: str) -> RemoteBlob | None:
         try:
@@ -155,17 +206,46 @@ class Storage:
             raise self.translate(exc, "delete", name) from None
 
     # -- reads ---------------------------------------------------------------------------------
-    def read_range(self, name: str, offset: int, length: int, etag: str | None) -> bytes:
+    def read_range(self, name: str, offset: int, length: int, etag: str | None) -> bytearray:
         """Bytes [offset, offset+length) of the blob as it was at ``etag`` (a changed blob fails, not mixes)."""
-        kwargs = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        data = bytearray(length)
+
+        def into(at: int, piece: bytes) -> None:
+            data[at - offset:at - offset + len(piece)] = piece
+
+        self.stream_range(name, offset, length, etag, into)
+        return data
+
+    def stream_range(self, name: str, offset: int, length: int, etag: str | None,
+                     sink: Callable[[int, bytes], None]) -> None:
+        """Hand bytes [offset, offset+length) to ``sink(position, piece)`` as they arrive.
+
+        A plain ranged GET through the client's pipeline (SAS, retries): the SDK's downloader holds two or
+        three copies of each range on the way (joined pieces, a BytesIO, its value), which tripled the
+        memory of parallel downloads; streaming holds one network read per request.
+        """
+        headers = {"x-ms-version": self.container.api_version, "x-ms-range": f"bytes={offset}-{offset + length - 1}"}
+        if etag:
+            headers["If-Match"] = etag
+        url = f"{self.container.url}/{quote(name, safe='/~')}"
+        got = 0
         try:
-            stream = self.container.get_blob_client(name).download_blob(offset=offset, length=length, max_concurrency=1, **kwargs)
-            data = stream.readall()
+            response = self.container._pipeline.run(HttpRequest("GET", url, headers=headers), stream=True).http_response  # noqa: SLF001
+            try:
+                if response.status_code not in (200, 206):
+                    response.read()
+                    raise _response_error(response)
+                for piece in response.iter_bytes():
+                    if got + len(piece) > length:
+                        raise TransientError(f"{name}: storage sent more than the {length} bytes asked for")
+                    sink(offset + got, piece)
+                    got += len(piece)
+            finally:
+                response.close()
         except (AzureError, BucketSyncError) as exc:
             raise self.translate(exc, "read", name) from None
-        if len(data) != length:
-            raise TransientError(f"{name}: short read ({len(data)} of {length} bytes)")
-        return data
+        if got != length:
+            raise TransientError(f"{name}: short read ({got} of {length} bytes)")
 
     # -- errors --------------------------------------------------------------------------------
     def translate(self, exc: BaseException, op: str, name: str) -> BucketSyncError:
@@ -226,6 +306,13 @@ def remote_blob(key: str, item) -> RemoteBlob:
 def content_settings(name: str, md5: bytes) -> ContentSettings:
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return ContentSettings(content_type=content_type, content_md5=bytearray(md5))
+
+
+def _response_error(response) -> HttpResponseError:
+    """What the SDK would raise for an error answer to a request we built ourselves (translate() reads it)."""
+    error = HttpResponseError(response=response)
+    error.error_code = response.headers.get("x-ms-error-code")
+    return error
 
 
 def _short(exc: BaseException) -> str:
