@@ -33,7 +33,9 @@ def test_an_empty_folder_does_not_empty_the_bucket(cli, new_itwin, bucket_contai
         container.upload_blob(f"p/keep{i}.txt", b"precious")
     root = tmp_path / "unmounted"
     root.mkdir()
-    with WatchProcess(cli, root, f"itwin://{new_itwin}/p", "--json", "--delete") as w:
+    config = tmp_path / "bucket-sync.toml"
+    config.write_text("[watch]\ndelete = true\n")  # --delete, from the config file
+    with WatchProcess(cli, root, f"itwin://{new_itwin}/p", "--json", "--config", config) as w:
         w.wait_watching()
         w.wait_for(lambda: "is empty: not deleting the 3 blob(s)" in w.stderr, "the warning")
         (root / "new.txt").write_text("a real file")
