@@ -47,6 +47,15 @@ def _config_arg(args: list[str]) -> str | None:
     return None
 
 
+def _job_arg(args: list[str]) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == "--job" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--job="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def _command_name(args: list[str]) -> str:
     for arg in args:
         if not arg.startswith("-"):
@@ -72,6 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     command = _command_name(args)
     try:
         config = load_config(_config_arg(args), os.environ)
+        # `json = true` in the config (top level, the command's section or a job) means JSON output too.
+        json_mode = json_mode or bool(config.default_map().get(command, {}).get("json"))
+        job = _job_arg(args)
+        if job and job in config.jobs:
+            json_mode = json_mode or bool(config.jobs[job].get("json"))
         obj: dict = {"config": config}
         _install_login_loader(obj)
         code = cli.main(args=args, prog_name="bucket-sync", standalone_mode=False,

@@ -111,3 +111,11 @@ def test_missing_local_path_is_a_usage_error_even_without_credentials(cli, emula
                  env={"ITWIN_CLIENT_ID": None, "ITWIN_CLIENT_SECRET": None})
     assert result.returncode == 2, result
     assert "no such file or folder" in result.stderr
+
+
+def test_json_from_the_config_file_also_gives_a_json_error_summary(cli, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("json = true\n")
+    result = cli("upload", str(tmp_path), "itwin://not-a-guid/x", "--config", str(config))
+    assert result.returncode == 2, result
+    assert result.summary is not None and result.summary["exit_code"] == 2 and "GUID" in result.summary["error"], result
