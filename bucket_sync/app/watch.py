@@ -189,11 +189,11 @@ class Watcher:
     def _status(self, state: str) -> None:
         t = self.tally
         batch = self.batch
+        uploaded, deleted = t.count(Op.UPLOAD, Status.OK), t.count(Op.DELETE, Status.OK)
+        in_flight = max(0, self.in_flight - (batch.results if batch is not None else 0))
         self.status_out({
-            "event": "status", "state": state, "mode": self.mode, "queued": len(self.queue),
-            "in_flight": max(0, self.in_flight - (batch.results if batch is not None else 0)), "uploaded": t.count(Op.UPLOAD, Status.OK),
-            "deleted": t.count(Op.DELETE, Status.OK), "done": t.count(Op.UPLOAD, Status.OK) + t.count(Op.DELETE, Status.OK),
-            "failed": t.count(None, Status.FAILED),
+            "event": "status", "state": state, "mode": self.mode, "queued": len(self.queue), "in_flight": in_flight,
+            "uploaded": uploaded, "deleted": deleted, "done": uploaded + deleted, "failed": t.count(None, Status.FAILED),
         })
 
     # -- full reconcile -----------------------------------------------------------------------------
