@@ -328,3 +328,42 @@ def test_healthy_notices_a_dead_emitter():
     assert healthy(Obs(True, {T(True)}))
     assert not healthy(Obs(True, {T(False)}))
     assert not healthy(Obs(False, set()))
+
+
+STUCK_WATCHER = r"""
+import sys, threading, time
+from bucket_sync.app.watch import serve
+from bucket_sync.sync.events import Tally
+
+class Stuck:  # a transfer hung on a dead connection: run() ignores stop()
+    def __init__(self):
+        self.stopping = threading.Event()
+        self.tally = Tally()
+    def stop(self):
+        self.stopping.set()
+    def run(self):
+        print("running", flush=True)
+        while True:
+            time.sleep(1)
+
+serve(Stuck(), grace_s=0.5, finish=lambda s: print("summary exit_code", s.exit_code, flush=True))
+"""
+
+
+def test_a_transfer_stuck_past_the_grace_period_is_abandoned_with_exit_0():
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_WATCHER], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"running"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 3
+    assert b"summary exit_code 0" in out
