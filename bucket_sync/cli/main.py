@@ -37,21 +37,13 @@ for command in (upload, download, mirror, ls, rm, url, auth, reality_data, watch
     cli.add_command(command)
 
 
-def _config_arg(args: list[str]) -> str | None:
-    """--config may stand anywhere on the line; it must be read before click builds option defaults."""
+def _peek_option(args: list[str], name: str) -> str | None:
+    """The value of ``name`` anywhere on the line (``--name V`` or ``--name=V``). --config and --job must
+    be read before click parses anything, because they decide the option defaults click will use."""
     for i, arg in enumerate(args):
-        if arg == "--config" and i + 1 < len(args):
+        if arg == name and i + 1 < len(args):
             return args[i + 1]
-        if arg.startswith("--config="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def _job_arg(args: list[str]) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == "--job" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--job="):
+        if arg.startswith(name + "="):
             return arg.split("=", 1)[1]
     return None
 
@@ -80,10 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     json_mode = "--json" in args
     command = _command_name(args)
     try:
-        config = load_config(_config_arg(args), os.environ)
+        config = load_config(_peek_option(args, "--config"), os.environ)
         # `json = true` in the config (top level, the command's section or a job) means JSON output too.
         json_mode = json_mode or bool(config.default_map().get(command, {}).get("json"))
-        job = _job_arg(args)
+        job = _peek_option(args, "--job")
         if job and job in config.jobs:
             json_mode = json_mode or bool(config.jobs[job].get("json"))
         obj: dict = {"config": config}

@@ -19,16 +19,18 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
 
 
+def _parse_amount(value: str, option: str, hint: str) -> int:
+    m = _SIZE.match(value)
+    if not m:
+        raise UsageError(f"{option} {value!r} is not understood", hint=hint)
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
 def parse_size(value: str | int | None) -> int | None:
     """'8M', '8MiB', '16MB', '1048576' -> bytes (binary units, as rclone reads them)."""
     if value is None or value == "":
         return None
-    if isinstance(value, int):
-        return value
-    m = _SIZE.match(value)
-    if not m:
-        raise UsageError(f"--block-size {value!r} is not a size", hint="use e.g. 8M, 16MiB or 4194304")
-    size = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    size = value if isinstance(value, int) else _parse_amount(value, "--block-size", "use e.g. 8M, 16MiB or 4194304")
     if size < 64 * 1024 or size > MAX_BLOCK_SIZE:
         raise UsageError(f"--block-size {value} is out of range", hint="choose between 64K and 4000M")
     return size
@@ -38,12 +40,7 @@ def parse_rate(value: str | int | None) -> int | None:
     """--bwlimit: '10M' -> 10 MiB/s; '0' or empty -> unlimited."""
     if value in (None, "", 0, "0"):
         return None
-    if isinstance(value, int):
-        return value
-    m = _SIZE.match(value)
-    if not m:
-        raise UsageError(f"--bwlimit {value!r} is not a rate", hint="use bytes per second, e.g. 500K or 10M")
-    rate = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    rate = value if isinstance(value, int) else _parse_amount(value, "--bwlimit", "use bytes per second, e.g. 500K or 10M")
     if rate < 1024:
         raise UsageError(f"--bwlimit {value} is below 1K per second")
     return rate

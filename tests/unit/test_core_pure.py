@@ -133,3 +133,16 @@ def test_rate_limiter_paces_to_the_rate():
         limiter.consume(1000)
     # one second of burst, then one second per 1000 bytes
     assert now[0] == pytest.approx(4.0)
+
+
+def test_size_and_rate_options():
+    from bucket_sync.cli.options import parse_rate, parse_size
+
+    assert parse_size("8M") == parse_size("8MiB") == parse_size("8mb") == 8 * MiB
+    assert parse_size("64K") == 64 * 1024 and parse_size(None) is None
+    assert parse_rate("10M") == 10 * MiB and parse_rate("0") is None
+    for bad in ("1X", "1K", "5000G"):
+        with pytest.raises(UsageError):
+            parse_size(bad)
+    with pytest.raises(UsageError):
+        parse_rate("5")
