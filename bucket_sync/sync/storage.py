@@ -7,9 +7,12 @@ failed, so a 403 on listing can say that the SAS lacks the list (l) permission.
 from __future__ import annotations
 
 import base64
+import html
 import logging
 import mimetypes
+import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote
@@ -83,33 +86,41 @@ class Storage:
 
         The pages are parsed here rather than by the SDK: its generic XML deserializer costs ~0.3 ms per
         blob, which made a no-op run over 20,000 files spend seconds of CPU on listing alone. The request
-        still goes through the client's pipeline (SAS policy, retries, error translation).
+        still goes through the client's pipeline (SAS policy, retries, error translation). The next page
+        is requested as soon as its marker is known (it ends the body), so parsing one page overlaps the
+        service preparing the next.
         """
         starts = f"{prefix}/" if prefix else None
         out: list[RemoteBlob] = []
-        marker: str | None = None
         try:
-            while True:
-                blobs, marker = self._list_page(starts, marker)
-                for name, size, md5, etag, mtime, last_modified in blobs:
-                    key = key_from_blob_name(prefix, name)
-                    if not key or name.endswith("/"):
-                        continue  # folder markers written by other tools carry no data
-                    parsed = parse_mtime(mtime)
-                    out.append(RemoteBlob(
-                        key=key, name=name, size=size,
-                        mtime_ns=parsed if parsed is not None else datetime_to_ns(parsedate_to_datetime(last_modified)),
-                        md5=md5, etag=etag, mtime_from_metadata=parsed is not None,
-                    ))
-                if not marker:
-                    break
+            with ThreadPoolExecutor(1, thread_name_prefix="list") as pages:
+                pending = pages.submit(self._list_body, starts, None)
+                while pending is not None:
+                    body = pending.result()
+                    marker = _next_marker(body)
+                    pending = pages.submit(self._list_body, starts, marker) if marker else None
+                    blobs, parsed_marker = _parse_list_page(body)
+                    if parsed_marker != marker:  # the quick look disagreed with the parser: trust the parser
+                        if pending is not None:
+                            pending.cancel()
+                        pending = pages.submit(self._list_body, starts, parsed_marker) if parsed_marker else None
+                    for name, size, md5, etag, mtime, last_modified in blobs:
+                        key = key_from_blob_name(prefix, name)
+                        if not key or name.endswith("/"):
+                            continue  # folder markers written by other tools carry no data
+                        ns = parse_mtime(mtime)
+                        out.append(RemoteBlob(
+                            key=key, name=name, size=size,
+                            mtime_ns=ns if ns is not None else datetime_to_ns(parsedate_to_datetime(last_modified)),
+                            md5=md5, etag=etag, mtime_from_metadata=ns is not None,
+                        ))
         except (AzureError, BucketSyncError) as exc:
             raise self.translate(exc, "list", prefix or "/") from None
         out.sort(key=lambda b: b.key)
         return out
 
-    def _list_page(self, starts: str | None, marker: str | None) -> tuple[list[tuple], str | None]:
-        """One List Blobs page: (name, size, md5, etag, mtime metadata, Last-Modified) per blob, next marker."""
+    def _list_body(self, starts: str | None, marker: str | None) -> bytes:
+        """One List Blobs page (XML), with the metadata the diff needs."""
         params = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": str(LIST_PAGE)}
         if starts:
             params["prefix"] = starts
@@ -120,23 +131,7 @@ class Storage:
         response = self.container._pipeline.run(request, stream=False).http_response  # noqa: SLF001
         if response.status_code != 200:
             raise _response_error(response)
-        root = ElementTree.fromstring(response.body())
-        blobs = []
-        for blob in root.iter("Blob"):
-            name_el = blob.find("Name")
-            name = name_el.text or ""
-            if name_el.get("Encoded") == "true":
-                name = unquote(name)
-            props = blob.find("Properties")
-            md5_text = props.findtext("Content-MD5")
-            meta = blob.find("Metadata")
-            mtime = None
-            if meta is not None:
-                mtime = meta.findtext("mtime") or meta.findtext("Mtime")
-            blobs.append((name, int(props.findtext("Content-Length") or 0),
-                          base64.b64decode(md5_text) if md5_text else None,
-                          props.findtext("Etag"), mtime, props.findtext("Last-Modified")))
-        return blobs, root.findtext("NextMarker") or None
+        return response.body()
 
     def get(self, name: str, key: str) -> RemoteBlob | None:
         try:
@@ -306,6 +301,36 @@ def remote_blob(key: str, item) -> RemoteBlob:
 def content_settings(name: str, md5: bytes) -> ContentSettings:
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return ContentSettings(content_type=content_type, content_md5=bytearray(md5))
+
+
+_NEXT_MARKER = re.compile(rb"<NextMarker>([^<]*)</NextMarker>")
+
+
+def _next_marker(body: bytes) -> str | None:
+    """The continuation marker, found without parsing the page (it sits at the end of the body)."""
+    found = _NEXT_MARKER.search(body, max(0, len(body) - 4096))
+    return html.unescape(found.group(1).decode()) or None if found else None
+
+
+def _parse_list_page(body: bytes) -> tuple[list[tuple], str | None]:
+    """(name, size, md5, etag, mtime metadata, Last-Modified) per blob, and the next marker."""
+    root = ElementTree.fromstring(body)
+    blobs = []
+    for blob in root.iter("Blob"):
+        name_el = blob.find("Name")
+        name = name_el.text or ""
+        if name_el.get("Encoded") == "true":
+            name = unquote(name)
+        props = blob.find("Properties")
+        md5_text = props.findtext("Content-MD5")
+        meta = blob.find("Metadata")
+        mtime = None
+        if meta is not None:
+            mtime = meta.findtext("mtime") or meta.findtext("Mtime")
+        blobs.append((name, int(props.findtext("Content-Length") or 0),
+                      base64.b64decode(md5_text) if md5_text else None,
+                      props.findtext("Etag"), mtime, props.findtext("Last-Modified")))
+    return blobs, root.findtext("NextMarker") or None
 
 
 def _response_error(response) -> HttpResponseError:

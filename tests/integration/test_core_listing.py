@@ -1,0 +1,60 @@
+"""Storage.list parses List Blobs pages itself: several pages (the next one requested early), metadata
+mtime, Content-MD5, and names the service returns percent-encoded. Against the real Azurite."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+from azure.storage.blob import ContentSettings
+
+from bucket_sync.platform.resolver import StaticSasSource
+from bucket_sync.sas import ContainerSas
+from bucket_sync.sync import storage as storage_module
+from bucket_sync.sync.mtime import format_mtime
+from bucket_sync.sync.storage import Storage, _next_marker, _parse_list_page
+
+pytestmark = pytest.mark.integration
+
+
+def test_listing_spans_pages_and_keeps_metadata(azurite, monkeypatch):
+    name = f"list-{uuid.uuid4().hex[:12]}"
+    azurite.create_container(name)
+    container = azurite.container_client(name)
+    expected = {}
+    for i in range(11):
+        data = f"blob {i}".encode()
+        key = f"d{i % 3}/f{i:02d}.txt"
+        container.upload_blob(f"pre/{key}", data, metadata={"mtime": format_mtime(1_700_000_000_123_456_789 + i)},
+                              content_settings=ContentSettings(content_md5=bytearray(hashlib.md5(data).digest())))
+        expected[key] = (len(data), hashlib.md5(data).digest(), 1_700_000_000_123_456_789 + i)
+    container.upload_blob("pre-sibling.txt", b"not under the prefix")
+    container.upload_blob("pre/no-mtime.txt", b"x")  # falls back to Last-Modified
+    monkeypatch.setattr(storage_module, "LIST_PAGE", 4)  # 12 blobs: 3 pages
+    storage = Storage(StaticSasSource(ContainerSas.from_url(azurite.container_sas_url(name))))
+    try:
+        blobs = storage.list("pre")
+    finally:
+        storage.close()
+    keys = [b.key for b in blobs]
+    assert keys == sorted([*expected, "no-mtime.txt"])  # every page, nothing outside the prefix, in order
+    by_key = {b.key: b for b in blobs}
+    for key, (size, md5, mtime_ns) in expected.items():
+        b = by_key[key]
+        assert (b.size, b.md5, b.mtime_ns, b.mtime_from_metadata, b.name) == (size, md5, mtime_ns, True, f"pre/{key}")
+        assert b.etag
+    fallback = by_key["no-mtime.txt"]
+    assert not fallback.mtime_from_metadata and fallback.mtime_ns > 1_700_000_000 * 10**9
+
+
+def test_page_parser_reads_encoded_names_and_the_marker():
+    body = (b'<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Blobs>'
+            b'<Blob><Name Encoded="true">a%EF%BF%BEb</Name><Properties><Last-Modified>Mon, 23 Nov 2026 10:00:00 GMT'
+            b'</Last-Modified><Etag>0x1</Etag><Content-Length>5</Content-Length><Content-MD5 /></Properties>'
+            b'<Metadata><Mtime>2026-11-23T10:00:00.5Z</Mtime></Metadata></Blob>'
+            b'</Blobs><NextMarker>m&amp;1</NextMarker></EnumerationResults>')
+    blobs, marker = _parse_list_page(body)
+    assert marker == "m&1" == _next_marker(body)
+    assert blobs == [("a\ufffeb", 5, None, "0x1", "2026-11-23T10:00:00.5Z", "Mon, 23 Nov 2026 10:00:00 GMT")]
+    assert _next_marker(body.replace(b"<NextMarker>m&amp;1</NextMarker>", b"<NextMarker />")) is None
