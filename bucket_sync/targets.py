@@ -33,7 +33,8 @@ def normalize_prefix(prefix: str) -> str:
     parts = [p for p in prefix.split("/") if p]
     for p in parts:
         if p in (".", ".."):
-            raise UsageError(f"the remote prefix may not contain '.' or '..' segments: {prefix!r}")
+            raise UsageError(f"the remote prefix may not contain '.' or '..' segments: {prefix!r}",
+                             hint="name the folder directly, e.g. itwin://<iTwinId>/photos/2024")
     return "/".join(parts)
 
 
