@@ -96,6 +96,8 @@ class _Throttle:
 
 
 class FaultProxy:
+    faults_in_session = 0  # across every proxy of the test session (the README quotes the figure)
+
     def __init__(self, upstream_port: int, *, upstream_host: str = "127.0.0.1", seed: int = 0) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.rng = random.Random(seed)
@@ -217,6 +219,7 @@ class FaultProxy:
 
     def _count_fault(self, kind: FaultKind) -> None:
         with self._lock:
+            FaultProxy.faults_in_session += 1
             self.stats.faults_injected += 1
             self.stats.by_kind[kind.value] = self.stats.by_kind.get(kind.value, 0) + 1
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".bucket-sync-partial"
+CHECKED = {"local files": 0, "blobs": 0}  # how much the session verified byte for byte (for the README)
 
 
 def md5_hex(data: bytes) -> str:
@@ -34,6 +35,7 @@ def local_tree(root: Path | str) -> dict[str, bytes]:
         for name in files:
             path = Path(dirpath, name)
             out[path.relative_to(root).as_posix()] = path.read_bytes()
+            CHECKED["local files"] += 1
     return out
 
 
@@ -60,6 +62,7 @@ def remote_state(container, prefix: str = "") -> RemoteState:
         download = container.download_blob(item.name)
         data = download.readall()
         state.blobs[item.name] = data
+        CHECKED["blobs"] += 1
         md5 = download.properties.content_settings.content_md5
         if not md5:
             state.no_md5.append(item.name)
