@@ -61,4 +61,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     # The SDKs are chatty; their request logs only at -vvv (and still redacted).
     for noisy in ("azure", "httpx", "httpcore", "urllib3", "watchdog"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 3 else logging.WARNING)
+    # azure-core warns "Unable to stream download." for a connection dropped mid-response, which our
+    # retry policy then retries: a bare line with no file name would only alarm. The outcome is reported.
+    logging.getLogger("azure.core.pipeline.transport").setLevel(logging.DEBUG if verbose >= 3 else logging.ERROR)
     handler.setLevel(logging.DEBUG)

@@ -93,6 +93,7 @@ def test_connection_resets_mid_download_and_mid_listing_download_completes(cli, 
 
     assert r.returncode == 0, r
     assert listing.fired == 2 and bodies.fired == 3
+    assert "Unable to stream download" not in r.stderr, "retried faults need no context-free SDK warnings"
     assert r.summary["downloaded"] == len(files), r
     assert_local_equals(dest, files)
     again = cli("download", url, dest, "--json")
