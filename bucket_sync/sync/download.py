@@ -65,13 +65,19 @@ class Downloader:
         return blob.size
 
     def _single(self, blob: RemoteBlob, partial: str) -> bytes:
-        with self.budget.hold(blob.size):  # Storage.read_range fills one preallocated buffer, no copies
+        """One GET streamed into the file and hashed on the way: no buffer of the blob's size."""
+        md5 = hashlib.md5()
+        with self.budget.hold(min(blob.size, STREAM_BUFFER)), open(partial, "wb") as fh:
             self.limiter.consume(blob.size)
-            data = self.storage.read_range(blob.name, 0, blob.size, blob.etag) if blob.size else b""
-            with open(partial, "wb") as fh:
-                fh.write(data)
-        self.on_bytes(blob.size)
-        return hashlib.md5(data).digest()
+
+            def write(_at: int, piece: bytes) -> None:
+                fh.write(piece)
+                md5.update(piece)
+                self.on_bytes(len(piece))
+
+            if blob.size:
+                self.storage.stream_range(blob.name, 0, blob.size, blob.etag, write)
+        return md5.digest()
 
     def _ranges(self, blob: RemoteBlob, partial: str, chunk: int) -> bytes | None:
         failed = threading.Event()

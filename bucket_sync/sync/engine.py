@@ -19,7 +19,7 @@ from typing import Iterable
 from ..errors import AuthError, BucketSyncError, NotFoundError
 from ..redact import redact
 from .bandwidth import RateLimiter, Unlimited
-from .budget import ByteBudget, MiB
+from .budget import ByteBudget, MiB, return_big_buffers_to_os
 from .diff import DiffPolicy, diff
 from .download import Downloader
 from .events import Listener, Tally
@@ -93,6 +93,9 @@ class Engine:
                 plan.rejected.append(action)
             else:
                 plan.work.append(action)
+        if clashes is not None and plan.deletes:
+            # 'readme.md' here and 'README.md' remote are one file on this destination: not an extra.
+            plan.deletes = [d for d in plan.deletes if not clashes.knows(d.key)]
         plan.dest_count = counted_dests.n
         plan.source_count = counted_sources.n
         return plan
@@ -114,6 +117,7 @@ class Engine:
                 self._emit(Op.DELETE, action, Status.PLANNED)
             return
         concurrency = max(1, self.settings.concurrency)
+        return_big_buffers_to_os()
         budget = ByteBudget(max(self.settings.memory_budget, 2 * (self.settings.block_size or 0)))
         limiter = RateLimiter(self.settings.bwlimit) if self.settings.bwlimit else Unlimited()
         with ThreadPoolExecutor(concurrency, thread_name_prefix="file") as files, \
