@@ -106,6 +106,10 @@ class CaseClashGuard:
     def __init__(self) -> None:
         self._seen: dict[str, str] = {}
 
+    def knows(self, key: str) -> bool:
+        """Whether a remembered key names the same file as ``key`` on a case-insensitive destination."""
+        return fold_key(key) in self._seen
+
     def clash(self, key: str) -> str | None:
         """The earlier key ``key`` collides with, or None (and ``key`` is remembered)."""
         folded = fold_key(key)

@@ -30,7 +30,7 @@ from bucket_sync.sync.keys import (
     key_from_local,
     local_path_for,
 )
-from bucket_sync.sync.model import Action, Direction, Reason, RemoteBlob
+from bucket_sync.sync.model import Action, Direction, LocalFile, Reason, RemoteBlob
 
 ROOT = "/srv/dest"
 PROFILE = settings(max_examples=200, deadline=None, derandomize=True,
@@ -150,12 +150,25 @@ class _Nothing(Listener):
     pass
 
 
-def plan_download(keys: list[str], case_insensitive: bool, monkeypatch, tmp_path):
+def plan_download(keys: list[str], case_insensitive: bool, monkeypatch, tmp_path, local: list[str] = (),
+                  mirror: bool = False):
     monkeypatch.setattr(engine_module, "is_case_insensitive_dir", lambda path: case_insensitive)
     engine = Engine(storage=None, direction=Direction.DOWN, prefix="", local_root=str(tmp_path),  # type: ignore[arg-type]
                     settings=TransferSettings(), listener=_Nothing(), tally=Tally(), stop=threading.Event())
     blobs = sorted((RemoteBlob(key=k, name=k, size=3, mtime_ns=0, md5=None) for k in keys), key=lambda b: b.key)
-    return engine.plan(blobs, [], DiffPolicy(transfer=Action.DOWNLOAD))
+    files = sorted((LocalFile(key=k, path=str(tmp_path / k), size=3, mtime_ns=0) for k in local), key=lambda f: f.key)
+    return engine.plan(blobs, files, DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=mirror))
+
+
+@pytest.mark.parametrize("remote, local", [("README.md", "readme.md"), ("readme.md", "README.md")])
+def test_mirror_never_deletes_the_case_twin_of_a_downloaded_file(monkeypatch, tmp_path, remote, local):
+    # On a case-insensitive destination the local 'readme.md' IS the file 'README.md' is written to:
+    # deleting it as an extra would delete the download.
+    plan = plan_download([remote, "other.txt"], True, monkeypatch, tmp_path, local=[local, "gone.txt"], mirror=True)
+    assert [d.key for d in plan.deletes] == ["gone.txt"]
+    assert remote in [a.key for a in plan.work]
+    sensitive = plan_download([remote], False, monkeypatch, tmp_path, local=[local], mirror=True)
+    assert [d.key for d in sensitive.deletes] == [local]
 
 
 def test_case_clash_on_a_case_insensitive_destination_is_rejected_and_reported(monkeypatch, tmp_path):
