@@ -40,6 +40,7 @@ class Downloader:
         self.chunk_size = chunk_size
         self.on_bytes = on_bytes
         self.cancel = cancel
+        self._made_dirs: set[str] = set()
 
     def download(self, blob: RemoteBlob, root: str) -> int:
         path = local_path_for(root, blob.key)  # raises UnsafeBlobNameError for hostile names
@@ -47,7 +48,10 @@ class Downloader:
         try:
             if os.path.isdir(path):
                 raise LocalFileError(f"{blob.key}: a folder is in the way of the downloaded file")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            parent = os.path.dirname(path)
+            if parent not in self._made_dirs:  # thousands of files share a few folders: one makedirs each
+                os.makedirs(parent, exist_ok=True)
+                self._made_dirs.add(parent)
             chunk = choose_block_size(blob.size, self.chunk_size)
             if blob.size <= chunk:
                 digest = self._single(blob, partial)
