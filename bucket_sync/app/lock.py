@@ -32,7 +32,9 @@ def pair_lock(local_dir: str, remote_id: str, *, wait_s: float = 0.0, command: s
     """Hold the pair's lock for the ``with`` body; LockHeldError (exit 5) if another run holds it
     after ``wait_s`` seconds. ``remote_id`` must not contain a secret (use the target's describe())."""
     path = lock_path(local_dir, remote_id, state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The state folder also holds the saved sign-in: whoever creates it first makes it private.
+    path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.mkdir(exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + max(0.0, wait_s)

@@ -284,7 +284,7 @@ def test_real_native_observer_queues_a_written_file(tmp_path, clock):
         # folder's event covers it, as the watcher scans a new folder. Here: a file in the watched root.)
         (tmp_path / "x.txt").write_bytes(b"12345")
         got = threading.Event()
-        for _ in range(100):
+        for _ in range(200):  # up to 10 s: inotify delivery lags on a loaded 2-core machine
             if "x.txt" in q:
                 got.set()
                 break
