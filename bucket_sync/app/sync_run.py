@@ -16,6 +16,7 @@ from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name
 from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult
+from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree
 from ..sync.storage import Storage
 
@@ -94,15 +95,16 @@ def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer
     storage = Storage(source_factory(), concurrency=req.settings.concurrency, cancel=stop)
     try:
         if req.direction is Direction.UP:
-            sources = scan_sources([p for p in req.local if os.path.lexists(p)], filters=req.filters,
-                                   follow_symlinks=req.follow_symlinks, on_skip=on_skip) if source_exists else iter(())
+            # The local scan runs ahead in a thread while the remote listing is fetched.
+            sources = prefetch(scan_sources([p for p in req.local if os.path.lexists(p)], filters=req.filters,
+                                            follow_symlinks=req.follow_symlinks, on_skip=on_skip)) if source_exists else iter(())
             # Filters apply to both sides: a blob the filters exclude is neither compared nor deleted.
             dests = (b for b in _remote_dests(storage, req) if req.filters.allows(b.key))
             local_root = None
         else:
+            dests = prefetch(scan_tree(local_root, filters=req.filters)) if os.path.isdir(local_root) else iter(())
             remote = storage.list(req.prefix)
             sources = (b for b in remote if req.filters.allows(b.key))
-            dests = scan_tree(local_root, filters=req.filters) if os.path.isdir(local_root) else iter(())
         policy = DiffPolicy(
             transfer=Action.UPLOAD if req.direction is Direction.UP else Action.DOWNLOAD,
             delete_extras=req.mirror and req.delete, checksum=req.checksum, overwrite=req.overwrite,
