@@ -22,22 +22,11 @@ from bucket_sync.platform.credentials import (
 )
 from bucket_sync.platform.http import ApiTransport
 from bucket_sync.redact import REDACTED, redact
+from tests.support.fake_clock import FakeClock
 
 IMS = "https://ims.example.test"
 SECRET = "s3cr3t+with/odd=chars"
 
-
-class FakeClock:
-    def __init__(self, t: float = 1_700_000_000.0) -> None:
-        self.t = t
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 class FakeIms:

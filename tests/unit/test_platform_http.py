@@ -19,23 +19,10 @@ from bucket_sync.platform.http import (
     require_secure_url,
 )
 from bucket_sync.redact import register_secret
+from tests.support.fake_clock import FakeClock
 
 URL = "https://api.example.test/reality-modeling/itwins/x/bucket"
 
-
-class FakeClock:
-    """A clock that only moves when the code under test sleeps."""
-
-    def __init__(self, t: float = 1_700_000_000.0) -> None:
-        self.t = t
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 def response(status: int, body: object = None, *, text: str | None = None, headers: dict | None = None) -> httpx.Response:

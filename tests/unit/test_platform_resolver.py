@@ -14,18 +14,12 @@ from bucket_sync.errors import ApiError, ExitCode, SasExpiredError
 from bucket_sync.platform.resolver import ApiSasSource, StaticSasSource, resolve_sas_source
 from bucket_sync.sas import ContainerSas
 from bucket_sync.targets import parse_remote
+from tests.support.fake_clock import FakeClock
 
 T0 = 1_748_600_000  # 2025-05-30 10:13:20 UTC
 ITWIN = "90b86d36-ca6f-4d9f-a795-e3118d2a0073"
 RD = "11111111-2222-3333-4444-555555555555"
 
-
-class FakeClock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = float(t)
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def sas_url(expires: float | None, n: int = 1, *, host: str = "https://acct.blob.core.windows.net") -> str:
@@ -87,7 +81,7 @@ def test_expired_static_sas_says_when_and_what_to_do():
 # -- a SAS from the API ----------------------------------------------------------------------------------------
 
 def test_fetch_is_lazy_and_the_sas_reused():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock)
     source = ApiSasSource(fetch, clock=clock)
     assert fetch.calls == 0
@@ -97,7 +91,7 @@ def test_fetch_is_lazy_and_the_sas_reused():
 
 
 def test_one_hour_sas_is_refreshed_five_minutes_before_expiry():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock, lifetime=3600)
     source = ApiSasSource(fetch, clock=clock)
     assert sig(source.current()) == "secretSig1XYZ"
@@ -109,7 +103,7 @@ def test_one_hour_sas_is_refreshed_five_minutes_before_expiry():
 
 
 def test_four_second_sas_is_refreshed_a_fifth_of_its_life_early():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock, lifetime=4)
     source = ApiSasSource(fetch, clock=clock)
     source.current()
@@ -120,7 +114,7 @@ def test_four_second_sas_is_refreshed_a_fifth_of_its_life_early():
 
 
 def test_sas_without_expiry_is_refreshed_every_50_minutes():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock, lifetime=None)
     source = ApiSasSource(fetch, clock=clock)
     source.current()
@@ -132,7 +126,7 @@ def test_sas_without_expiry_is_refreshed_every_50_minutes():
 
 
 def test_refresh_after_403_fetches_a_new_sas_once():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock)
     source = ApiSasSource(fetch, clock=clock)
     stale = source.current()
@@ -144,7 +138,7 @@ def test_refresh_after_403_fetches_a_new_sas_once():
 
 
 def test_403_with_a_sas_fetched_moments_ago_does_not_refetch():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock)
     source = ApiSasSource(fetch, clock=clock)
     sas = source.current()
@@ -187,7 +181,7 @@ def overlapped(n: int, source: ApiSasSource, fetch: Fetcher, call, *, while_fetc
 
 
 def test_concurrent_first_use_makes_one_fetch():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock)
     source = ApiSasSource(fetch, clock=clock)
     results = overlapped(12, source, fetch, source.current)
@@ -196,7 +190,7 @@ def test_concurrent_first_use_makes_one_fetch():
 
 
 def test_concurrent_403s_make_one_fetch_and_all_get_the_new_sas():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock)
     source = ApiSasSource(fetch, clock=clock)
     stale = source.current()
@@ -207,7 +201,7 @@ def test_concurrent_403s_make_one_fetch_and_all_get_the_new_sas():
 
 
 def test_callers_keep_the_valid_sas_while_another_thread_refreshes_ahead():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock)
     source = ApiSasSource(fetch, clock=clock)
     old = source.current()
@@ -221,7 +215,7 @@ def test_callers_keep_the_valid_sas_while_another_thread_refreshes_ahead():
 
 
 def test_a_failed_fetch_reaches_every_waiting_caller_and_is_retried_later():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock)
     fetch.fail = ApiError("could not get the bucket: HTTP 503", status=503, retryable=True)
     source = ApiSasSource(fetch, clock=clock)
@@ -233,7 +227,7 @@ def test_a_failed_fetch_reaches_every_waiting_caller_and_is_retried_later():
 
 
 def test_a_failed_early_refresh_keeps_the_still_valid_sas():
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock)
     source = ApiSasSource(fetch, clock=clock)
     old = source.current()
@@ -249,7 +243,7 @@ def test_a_failed_early_refresh_keeps_the_still_valid_sas():
 
 def test_refresh_is_logged_with_expiry_but_never_the_signature(caplog):
     caplog.set_level(logging.DEBUG, logger="bucket_sync.platform.resolver")
-    clock = FakeClock()
+    clock = FakeClock(T0)
     source = ApiSasSource(Fetcher(clock), clock=clock, what=f"itwin://{ITWIN}/")
     source.current()
     clock.t = T0 + 3500
@@ -313,7 +307,7 @@ def test_reality_data_target_asks_for_read_or_write_access(write):
 
 
 def test_a_sas_already_expired_on_arrival_does_not_turn_every_call_into_a_fetch(caplog):
-    clock = FakeClock()
+    clock = FakeClock(T0)
     fetch = Fetcher(clock, lifetime=-60)  # the local clock is ahead of the service's
     source = ApiSasSource(fetch, clock=clock)
     sas = source.current()
