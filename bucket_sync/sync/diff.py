@@ -29,10 +29,9 @@ class DiffPolicy:
 
 def mtimes_equal(src: Entry, dst: Entry) -> bool:
     coarse = any(isinstance(e, RemoteBlob) and not e.mtime_from_metadata for e in (src, dst))
-    window = COARSE_WINDOW_NS if coarse else FINE_WINDOW_NS
     if coarse:
-        return abs(src.mtime_ns // COARSE_WINDOW_NS - dst.mtime_ns // COARSE_WINDOW_NS) == 0
-    return abs(src.mtime_ns - dst.mtime_ns) < window
+        return src.mtime_ns // COARSE_WINDOW_NS == dst.mtime_ns // COARSE_WINDOW_NS
+    return abs(src.mtime_ns - dst.mtime_ns) < FINE_WINDOW_NS
 
 
 def decide_pair(src: Entry, dst: Entry, policy: DiffPolicy) -> tuple[Action, Reason]:
@@ -71,11 +70,8 @@ def diff(sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -
             src = next(src_it, None)
         elif src is None or dst.key < src.key:
             if policy.delete_extras:
-                problem = _guard(dst)
-                if problem and isinstance(dst, RemoteBlob) and policy.transfer is Action.DOWNLOAD:
-                    yield PlannedAction(Action.REJECT, Reason.UNSAFE_NAME, dst.key, None, dst, problem)
-                else:
-                    yield PlannedAction(Action.DELETE, Reason.EXTRA, dst.key, None, dst)
+                # Deleting a destination entry writes nothing locally, so even an unsafe remote name may go.
+                yield PlannedAction(Action.DELETE, Reason.EXTRA, dst.key, None, dst)
             dst = next(dst_it, None)
         else:
             problem = _guard(src) if policy.transfer is Action.DOWNLOAD else None
@@ -85,16 +81,6 @@ def diff(sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -
                 action, reason = decide_pair(src, dst, policy)
                 yield PlannedAction(action, reason, src.key, src, dst)
             src, dst = next(src_it, None), next(dst_it, None)
-
-
-def sorted_check(entries: Iterable[Entry], side: str) -> Iterator[Entry]:
-    """Pass entries through, failing loudly if a stream is not sorted (a bug, never user input)."""
-    last = None
-    for e in entries:
-        if last is not None and e.key <= last:
-            raise AssertionError(f"{side} stream out of order: {last!r} then {e.key!r}")
-        last = e.key
-        yield e
 
 
 __all__ = ["DiffPolicy", "decide_pair", "diff", "mtimes_equal", "LocalFile", "RemoteBlob"]

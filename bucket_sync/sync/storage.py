@@ -201,16 +201,6 @@ class Storage:
             raise self.translate(exc, "delete", name) from None
 
     # -- reads ---------------------------------------------------------------------------------
-    def read_range(self, name: str, offset: int, length: int, etag: str | None) -> bytearray:
-        """Bytes [offset, offset+length) of the blob as it was at ``etag`` (a changed blob fails, not mixes)."""
-        data = bytearray(length)
-
-        def into(at: int, piece: bytes) -> None:
-            data[at - offset:at - offset + len(piece)] = piece
-
-        self.stream_range(name, offset, length, etag, into)
-        return data
-
     def stream_range(self, name: str, offset: int, length: int, etag: str | None,
                      sink: Callable[[int, bytes], None]) -> None:
         """Hand bytes [offset, offset+length) to ``sink(position, piece)`` as they arrive.
