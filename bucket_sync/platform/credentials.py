@@ -86,6 +86,17 @@ class StaticToken(TokenProvider):
         return self._expires_at
 
 
+# Issuers write `exp` in whole seconds and clocks drift: a token can die up to a second or two before
+# `now + expires_in` says. Short-lived tokens need that much slack on top of the 10% margin.
+_CLOCK_SLACK_S = 2.0
+
+
+def renew_margin(lifetime: float) -> float:
+    """How long before the computed expiry a token is renewed: 10% of its life, at least the clock slack
+    (but never more than half the life), at most five minutes."""
+    return min(_MAX_RENEW_MARGIN_S, max(lifetime / 10, min(_CLOCK_SLACK_S, lifetime / 2)))
+
+
 class RenewingTokenProvider(TokenProvider):
     """Caches a token from ``_grant()`` and renews it before it expires; the base of renewable sources.
 
@@ -122,7 +133,7 @@ class RenewingTokenProvider(TokenProvider):
             lifetime = grant.expires_in if grant.expires_in and grant.expires_in > 0 else _ASSUMED_LIFETIME_S
             self._token = grant.access_token
             self._expires = now + lifetime
-            self._renew_at = self._expires - min(_MAX_RENEW_MARGIN_S, lifetime / 10)
+            self._renew_at = self._expires - renew_margin(lifetime)
             log.debug("got an access token from %s, valid for %.0f s", self.describe(), lifetime)
             return self._token
 

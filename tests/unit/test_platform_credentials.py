@@ -296,3 +296,13 @@ def test_a_static_token_is_not_resent_after_401():
     seen: list[str] = []
     resp = api_client([401], seen).get("https://api.example.test/x", auth=BearerAuth(StaticToken("static-token")))
     assert resp.status_code == 401 and len(seen) == 1
+
+
+def test_renewal_margin_covers_whole_second_expiry_for_short_tokens():
+    from bucket_sync.platform.credentials import renew_margin
+
+    assert renew_margin(3600) == 300  # long-lived: five minutes early, as Bentley's clients do
+    assert renew_margin(600) == 60
+    # An 8 s token whose `exp` was truncated to the second can die ~1 s early: renew 2 s ahead, not 0.8 s.
+    assert renew_margin(8) == 2
+    assert renew_margin(2) == 1  # never more than half the life, or every call would renew
