@@ -103,8 +103,7 @@ def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer
             local_root = None
         else:
             dests = prefetch(scan_tree(local_root, filters=req.filters)) if os.path.isdir(local_root) else iter(())
-            remote = storage.list(req.prefix)
-            sources = (b for b in remote if req.filters.allows(b.key))
+            sources = (b for b in storage.iter_list(req.prefix) if req.filters.allows(b.key))
         policy = DiffPolicy(
             transfer=Action.UPLOAD if req.direction is Direction.UP else Action.DOWNLOAD,
             delete_extras=req.mirror and req.delete, checksum=req.checksum, overwrite=req.overwrite,
@@ -133,7 +132,7 @@ def _remote_dests(storage: Storage, req: SyncRequest):
             if blob is not None:
                 found.append(blob)
         return sorted({b.key: b for b in found}.values(), key=lambda b: b.key)
-    return storage.list(req.prefix)
+    return storage.iter_list(req.prefix)  # streamed: the diff starts while later folders are listed
 
 
 __all__ = ["SyncRequest", "run_sync", "parse_max_delete", "LocalFile"]

@@ -13,7 +13,8 @@ from bucket_sync.platform.resolver import StaticSasSource
 from bucket_sync.sas import ContainerSas
 from bucket_sync.sync import storage as storage_module
 from bucket_sync.sync.mtime import format_mtime
-from bucket_sync.sync.storage import Storage, _next_marker, _parse_list_page
+from bucket_sync.sync.listing import next_marker, parse_page
+from bucket_sync.sync.storage import Storage
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,28 @@ def test_page_parser_reads_encoded_names_and_the_marker():
             b'</Last-Modified><Etag>0x1</Etag><Content-Length>5</Content-Length><Content-MD5 /></Properties>'
             b'<Metadata><Mtime>2026-11-23T10:00:00.5Z</Mtime></Metadata></Blob>'
             b'</Blobs><NextMarker>m&amp;1</NextMarker></EnumerationResults>')
-    blobs, marker = _parse_list_page(body)
-    assert marker == "m&1" == _next_marker(body)
-    assert blobs == [("a\ufffeb", 5, None, "0x1", "2026-11-23T10:00:00.5Z", "Mon, 23 Nov 2026 10:00:00 GMT")]
-    assert _next_marker(body.replace(b"<NextMarker>m&amp;1</NextMarker>", b"<NextMarker />")) is None
+    page = parse_page(body)
+    assert page.next_marker == "m&1" == next_marker(body)
+    assert page.blobs == [("a\ufffeb", 5, None, "0x1", "2026-11-23T10:00:00.5Z", "Mon, 23 Nov 2026 10:00:00 GMT")]
+    assert next_marker(body.replace(b"<NextMarker>m&amp;1</NextMarker>", b"<NextMarker />")) is None
+
+
+def test_folder_split_listing_matches_the_service_flat_listing(azurite, monkeypatch):
+    """Delimiter listings, folder prefixes and pages against the real service: the same keys, in order,
+    as the SDK's own flat listing."""
+    name = f"split-{uuid.uuid4().hex[:12]}"
+    azurite.create_container(name)
+    container = azurite.container_client(name)
+    names = ([f"pre/d{i}/f{j}" for i in range(6) for j in range(5)] + [f"pre/d1/sub/{j}" for j in range(5)]
+             + ["pre/d1.txt", "pre/d1-x/y", "pre/a b/c&d", "pre/top", "pre/deep/1/2/3/4", "pre/é/ü", "pre/d2/"]
+             + ["pre.txt", "pre-1/z", "other/x"])
+    for n in names:
+        container.upload_blob(n, n.encode())
+    monkeypatch.setattr(storage_module, "LIST_PAGE", 3)
+    storage = Storage(StaticSasSource(ContainerSas.from_url(azurite.container_sas_url(name))), concurrency=4)
+    try:
+        keys = [b.key for b in storage.iter_list("pre")]
+    finally:
+        storage.close()
+    flat = [b.name[len("pre/"):] for b in container.list_blobs(name_starts_with="pre/") if not b.name.endswith("/")]
+    assert keys == sorted(flat) and len(keys) == len(names) - 4

@@ -1,0 +1,180 @@
+"""The folder-parallel listing yields exactly what one flat listing would, in key order.
+
+A fake List Blobs service (XML pages honouring prefix, delimiter, marker and a page size) stands in for
+storage; the integration tests run the same code against Azurite.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from xml.sax.saxutils import escape
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bucket_sync.sync.listing import Lister, next_marker, parse_page
+
+
+class FakeService:
+    """Blob names in, List Blobs XML out; counts requests and how many run at once."""
+
+    def __init__(self, names, *, page_size=3, lie_about_marker=False, delay=0.0):
+        self.names = sorted(names)
+        self.page_size = page_size
+        self.lie_about_marker = lie_about_marker
+        self.delay = delay  # seconds per request, so that parallel requests overlap
+        self.requests: list[tuple] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def fetch(self, prefix, marker, delimiter):
+        with self._lock:
+            self.requests.append((prefix, marker, delimiter))
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay)
+            return self._page(prefix or "", marker, delimiter)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _page(self, prefix, marker, delimiter):
+        entries = []  # (sort name, is_folder)
+        seen = set()
+        for name in self.names:
+            if not name.startswith(prefix):
+                continue
+            cut = name.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                folder = name[:cut + 1]
+                if folder not in seen:
+                    seen.add(folder)
+                    entries.append((folder, True))
+            else:
+                entries.append((name, False))
+        if marker:
+            entries = [e for e in entries if e[0] > marker]
+        page, rest = entries[:self.page_size], entries[self.page_size:]
+        items = "".join(
+            f"<BlobPrefix><Name>{escape(n)}</Name></BlobPrefix>" if folder else
+            f"<Blob><Name>{escape(n)}</Name><Properties><Last-Modified>Mon, 23 Nov 2026 10:00:00 GMT</Last-Modified>"
+            f"<Etag>0x{len(n)}</Etag><Content-Length>{len(n)}</Content-Length></Properties>"
+            f"<Metadata><mtime>2026-11-23T10:00:00.000000001Z</mtime></Metadata></Blob>"
+            for n, folder in page)
+        nxt = escape(page[-1][0]) if rest else ""
+        quick = "<NextMarker>bogus</NextMarker>" if self.lie_about_marker and rest else ""
+        body = (f'<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Prefix>{escape(prefix)}</Prefix>'
+                f"<Blobs>{items}</Blobs><NextMarker>{nxt}</NextMarker>{quick}</EnumerationResults>")
+        return body.encode()
+
+
+def listed(service, prefix="", **kw):
+    return [b.key for b in Lister(service.fetch, **kw).blobs(prefix)]
+
+
+def expected(names, prefix=""):
+    root = f"{prefix}/" if prefix else ""
+    return sorted(n[len(root):] for n in names if n.startswith(root) and not n.endswith("/") and n != root)
+
+
+TRICKY = ["a", "a.txt", "a-b/c", "a/b", "a/b/c", "a/b.txt", "a//x", "a0", "b/", "b/c", "c/d/e/f/g", "z",
+          "é/1", "\U0001f600/x", "ab/c"]
+
+
+def test_tricky_names_come_out_in_key_order():
+    assert listed(FakeService(TRICKY), workers=2) == expected(TRICKY)
+
+
+def test_a_prefix_lists_only_its_folder():
+    names = TRICKY + ["pre/x/1", "pre/x/2", "pre/y", "pre.txt", "pre-1/z", "prefix/q"]
+    assert listed(FakeService(names), "pre", workers=3) == ["x/1", "x/2", "y"]
+
+
+def test_levels_split_until_workers_are_busy_then_folders_list_flat():
+    names = [f"top/d{i}/f{j}" for i in range(5) for j in range(4)] + ["top.txt"]
+    service = FakeService(names, page_size=2, delay=0.02)
+    assert listed(service, workers=4) == expected(names)
+    delimited = {r[0] for r in service.requests if r[2] == "/"}
+    flat = {r[0] for r in service.requests if r[2] is None}
+    # root -> one folder (top/): split again -> five folders >= 4 workers: each listed flat.
+    assert delimited == {None, "top/"}
+    assert flat == {f"top/d{i}/" for i in range(5)}
+    assert service.most_in_flight > 1
+
+
+def test_splitting_stops_at_the_depth_limit():
+    names = [f"a/b/c/d/e/{i}" for i in range(3)]
+    service = FakeService(names)
+    assert listed(service, workers=8, max_depth=2) == expected(names)
+    assert {r[0] for r in service.requests if r[2] is None} == {"a/b/"}
+
+
+def test_a_flat_folder_is_one_listing_of_many_pages():
+    names = [f"f{i:03d}" for i in range(50)]
+    service = FakeService(names, page_size=7)
+    assert listed(service) == expected(names)
+    assert len(service.requests) == 8  # ceil(50 / 7): no folder to split into, no request wasted
+
+
+def test_a_wrong_quick_marker_falls_back_to_the_parsed_one():
+    names = [f"f{i:03d}" for i in range(20)] + [f"d/{i}" for i in range(20)]
+    assert listed(FakeService(names, page_size=4, lie_about_marker=True), workers=2) == expected(names)
+
+
+def test_an_empty_container_and_a_missing_prefix_list_nothing():
+    assert listed(FakeService([])) == []
+    assert listed(FakeService(["a/b"]), "nothing") == []
+
+
+def test_a_failing_request_reaches_the_consumer():
+    service = FakeService([f"d{i}/f" for i in range(10)])
+    real = service.fetch
+
+    def fetch(prefix, marker, delimiter):
+        if prefix == "d7/":
+            raise RuntimeError("boom")
+        return real(prefix, marker, delimiter)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        list(Lister(fetch, workers=2).blobs(""))
+
+
+def test_folders_are_listed_at_most_a_window_ahead_of_the_consumer():
+    names = [f"d{i:02d}/f" for i in range(40)]
+    service = FakeService(names)
+    it = Lister(service.fetch, workers=2).blobs("")
+    next(it)
+    flat = [r for r in service.requests if r[2] is None]
+    assert len(flat) <= 2 * 2 + 1  # the window (2 x workers) plus the folder being consumed
+    assert [b.key for b in it] == expected(names)[1:]
+
+
+def test_metadata_and_sizes_survive():
+    blob = next(Lister(FakeService(["x/y"]).fetch).blobs("x"))
+    assert (blob.key, blob.name, blob.size, blob.etag) == ("y", "x/y", 3, "0x3")
+    assert blob.mtime_from_metadata and blob.mtime_ns % 1_000_000_000 == 1
+
+
+def test_page_parser_reads_folders_and_encoded_names():
+    body = (b'<EnumerationResults><Blobs><BlobPrefix><Name Encoded="true">a%EF%BF%BEb/</Name></BlobPrefix>'
+            b"<BlobPrefix><Name>c&amp;d/</Name></BlobPrefix></Blobs><NextMarker /></EnumerationResults>")
+    page = parse_page(body)
+    assert page.folders == ["a\ufffeb/", "c&d/"] and page.blobs == [] and page.next_marker is None
+    assert next_marker(body) is None
+
+
+names_strategy = st.lists(
+    st.lists(st.sampled_from(["a", "b", "a.b", "a-", "é", "0", "\U0001f600", ""]), min_size=1, max_size=4)
+    .map("/".join).filter(lambda n: n and not n.startswith("/")),
+    max_size=40, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=names_strategy, page_size=st.integers(1, 5), workers=st.integers(1, 4), depth=st.integers(1, 3))
+def test_any_tree_lists_like_one_sorted_flat_listing(names, page_size, workers, depth):
+    service = FakeService(names, page_size=page_size)
+    assert listed(service, workers=workers, max_depth=depth) == expected(names)
