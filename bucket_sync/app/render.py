@@ -6,12 +6,13 @@ import json
 import logging
 import sys
 import threading
-from typing import TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, TextIO
 
 from ..sync.events import Listener, Summary
 from ..sync.model import Status, TransferResult
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger("bucket_sync")
 
@@ -62,7 +63,8 @@ class HumanRenderer(Listener):
         self.quiet = quiet
         self.verbose = verbose
         self.progress = (not quiet) and (self.err.isatty() if progress is None else progress)
-        self._bar: tqdm | None = None
+        self.wants_unchanged = verbose > 1  # "skipped <key>" lines, at -vv
+        self._bar: "tqdm | None" = None
         self._lock = threading.Lock()
         self._files_total = 0
         self._files_done = 0
@@ -70,6 +72,8 @@ class HumanRenderer(Listener):
     def on_plan(self, files: int, total_bytes: int) -> None:
         self._files_total = files
         if self.progress and files:
+            from tqdm import tqdm  # only with a terminal to draw on: cron runs skip the import
+
             self._bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, file=self.err,
                              dynamic_ncols=True, desc=f"0/{files} files", mininterval=0.2, leave=True)
 

@@ -17,7 +17,7 @@ from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name
 from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult
 from ..sync.prefetch import prefetch
-from ..sync.scan import Skipped, scan_sources, scan_tree
+from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
 from ..sync.storage import Storage
 
 
@@ -103,7 +103,8 @@ def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer
             local_root = None
         else:
             dests = prefetch(scan_tree(local_root, filters=req.filters)) if os.path.isdir(local_root) else iter(())
-            sources = (b for b in storage.iter_list(req.prefix) if req.filters.allows(b.key))
+            remote = storage.iter_list(req.prefix, hints=top_level_folders(local_root))
+            sources = (b for b in remote if req.filters.allows(b.key))
         policy = DiffPolicy(
             transfer=Action.UPLOAD if req.direction is Direction.UP else Action.DOWNLOAD,
             delete_extras=req.mirror and req.delete, checksum=req.checksum, overwrite=req.overwrite,
@@ -132,7 +133,10 @@ def _remote_dests(storage: Storage, req: SyncRequest):
             if blob is not None:
                 found.append(blob)
         return sorted({b.key: b for b in found}.values(), key=lambda b: b.key)
-    return storage.iter_list(req.prefix)  # streamed: the diff starts while later folders are listed
+    # Streamed: the diff starts while later folders are listed. One source folder: its top-level folders
+    # are likely the remote's too, and can be listed at once (hints).
+    hints = top_level_folders(req.local[0]) if len(req.local) == 1 else []
+    return storage.iter_list(req.prefix, hints=hints)
 
 
 __all__ = ["SyncRequest", "run_sync", "parse_max_delete", "LocalFile"]

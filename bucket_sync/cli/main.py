@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -13,17 +14,33 @@ from .. import __version__
 from ..config import load_config
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
-from .auth_cmds import auth
-from .mirror_cmd import mirror
-from .reality_data_cmds import reality_data
-from .remote_cmds import ls, rm, url
-from .transfer_cmds import download, upload
-from .watch_cmd import watch
 
 log = logging.getLogger("bucket_sync")
 
+# command -> (module in this package, attribute), in the order --help lists them.
+COMMANDS = {
+    "upload": ("transfer_cmds", "upload"), "download": ("transfer_cmds", "download"),
+    "mirror": ("mirror_cmd", "mirror"), "ls": ("remote_cmds", "ls"), "rm": ("remote_cmds", "rm"),
+    "url": ("remote_cmds", "url"), "auth": ("auth_cmds", "auth"),
+    "reality-data": ("reality_data_cmds", "reality_data"), "watch": ("watch_cmd", "watch"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs. A cron job's no-op mirror would otherwise
+    pay, every few minutes, for importing the watcher (watchdog), the sign-in flow and the rest."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name]
+        return getattr(importlib.import_module(f".{module}", __package__), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="bucket-sync")
 def cli() -> None:
     """Keep local folders in sync with Bentley iTwin Platform storage.
@@ -32,9 +49,6 @@ def cli() -> None:
     reality-data://<realityDataId>/<prefix>, or a SAS container URL.
     """
 
-
-for command in (upload, download, mirror, ls, rm, url, auth, reality_data, watch):
-    cli.add_command(command)
 
 
 def _peek_option(args: list[str], name: str) -> str | None:
@@ -104,9 +118,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _install_login_loader(obj: dict) -> None:
-    """The cached `auth login` session, when that module is present (it arrives with the auth commands)."""
-    try:
-        from ..platform.login_store import load_cached_login  # type: ignore[attr-defined]
-    except ImportError:
-        return
+    """The cached `auth login` session, read only when credentials are needed (importing the login
+    store pulls in the HTTP client, which a run with a SAS URL never uses)."""
+
+    def load_cached_login():
+        from ..platform.login_store import load_cached_login as load
+
+        return load()
+
     obj["cached_login_loader"] = load_cached_login

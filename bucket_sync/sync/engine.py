@@ -77,6 +77,7 @@ class Engine:
         counted_dests = _Counter(dests)
         counted_sources = _Counter(sources)
         clashes = self._case_clash_guard()
+        each_unchanged = self.listener.wants_unchanged
         for action in diff(counted_sources, counted_dests, policy):
             if clashes is not None and action.source is not None and action.action is not Action.REJECT:
                 other = clashes.clash(action.key)
@@ -86,7 +87,8 @@ class Engine:
                                            f"is case-insensitive: one would overwrite the other")
             if action.action is Action.SKIP:
                 plan.skipped += 1
-                self._emit(self.op, action, Status.SKIPPED)
+                if each_unchanged:
+                    self._emit(self.op, action, Status.SKIPPED)
             elif action.action is Action.DELETE:
                 plan.deletes.append(action)
             elif action.action is Action.REJECT:
@@ -98,6 +100,8 @@ class Engine:
             plan.deletes = [d for d in plan.deletes if not clashes.knows(d.key)]
         plan.dest_count = counted_dests.n
         plan.source_count = counted_sources.n
+        if not each_unchanged:
+            self.tally.add_unchanged(self.op, plan.skipped)
         return plan
 
     def _case_clash_guard(self) -> CaseClashGuard | None:

@@ -13,6 +13,10 @@ from .model import Op, Status, TransferResult
 class Listener:
     """What the engine reports. Called from worker threads: implementations must be thread-safe."""
 
+    # Whether on_result wants one call per file skipped as unchanged. A no-op run over a big tree skips
+    # every file: when nobody prints them, the engine only counts them (Tally.add_unchanged).
+    wants_unchanged = True
+
     def on_plan(self, files: int, total_bytes: int) -> None: ...
     def on_bytes(self, n: int) -> None: ...
     def on_result(self, result: TransferResult) -> None: ...
@@ -22,6 +26,7 @@ class Listener:
 class FanOut(Listener):
     def __init__(self, *listeners: Listener) -> None:
         self.listeners = listeners
+        self.wants_unchanged = any(listener.wants_unchanged for listener in listeners)
 
     def on_plan(self, files: int, total_bytes: int) -> None:
         for listener in self.listeners:
@@ -62,6 +67,8 @@ class Summary:
 class Tally(Listener):
     """Counts results; the one place that turns them into the run's exit code."""
 
+    wants_unchanged = False  # counted in bulk through add_unchanged
+
     def __init__(self, clock=time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
@@ -78,6 +85,10 @@ class Tally(Listener):
                 self.bytes += result.bytes_sent
             if result.status is Status.FAILED:
                 self.worst_failure = max(self.worst_failure, result.exit_code or ExitCode.FAILED)
+
+    def add_unchanged(self, op: Op, n: int) -> None:
+        with self._lock:
+            self.counts[(op, Status.SKIPPED)] += n
 
     def set_fatal(self, error: BucketSyncError) -> None:
         with self._lock:

@@ -24,8 +24,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from operator import itemgetter
-from typing import Callable, Iterator
+from operator import attrgetter
+from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
@@ -101,7 +101,7 @@ class _Unit:
     """One slot of the key order: a blob already listed, or a folder still to list."""
 
     name: str
-    blob: tuple | None = None
+    blob: RemoteBlob | None = None
 
 
 class Lister:
@@ -110,29 +110,45 @@ class Lister:
         self.workers = max(1, workers)
         self.max_depth = max_depth
         self.window = 2 * self.workers
+        self._prefix = ""  # of the listing in progress: blobs are converted in the workers, off the consumer
 
-    def blobs(self, prefix: str) -> Iterator[RemoteBlob]:
-        """Every blob under ``prefix`` (a folder, '' for the whole container), sorted by key."""
+    def blobs(self, prefix: str, hints: Iterable[str] = ()) -> Iterator[RemoteBlob]:
+        """Every blob under ``prefix`` (a folder, '' for the whole container), sorted by key.
+
+        ``hints``: names of folders likely to exist right under the prefix (the local side's top-level
+        folders). When there are enough of them to keep every worker busy, they are listed at once, while
+        the prefix's own level is still being listed, instead of one round trip later. A hinted folder the
+        container lacks costs one empty listing.
+        """
         root = f"{prefix}/" if prefix else ""
+        self._prefix = prefix
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="list")
+        early: dict[str, Future] = {}
+        hinted = sorted({f"{root}{h}/" for h in hints if h and "/" not in h})
+        if len(hinted) >= self.workers:
+            early = {name: pool.submit(self._list_flat, name) for name in hinted[:self.window]}
         try:
-            for item in self._ordered(root, pool):
-                blob = to_remote_blob(prefix, item)
-                if blob is not None:
-                    yield blob
+            yield from self._ordered(root, pool, early)
         finally:
+            for future in early.values():
+                future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
     # -- phases ------------------------------------------------------------------------------------
-    def _ordered(self, root: str, pool: ThreadPoolExecutor) -> Iterator[tuple]:
-        units = self._split(root, pool)
-        folders = deque(u.name for u in units if u.blob is None)
-        pending: dict[str, Future] = {}
+    def _ordered(self, root: str, pool: ThreadPoolExecutor, early: dict[str, Future]) -> Iterator[RemoteBlob]:
+        units = self._split(root, pool, keep=set(early))
+        pending = dict(early)
+        present = {u.name for u in units if u.blob is None}
+        for name in [n for n in pending if n not in present]:  # hinted, but not in the container
+            pending.pop(name).cancel()
+        folders = deque(u.name for u in units if u.blob is None and u.name not in pending)
+        taken: set[str] = set()  # listed out of turn (see below): top_up must not list them again
 
         def top_up() -> None:
             while folders and len(pending) < self.window:
                 name = folders.popleft()
-                pending[name] = pool.submit(self._list_flat, name)
+                if name not in taken:
+                    pending[name] = pool.submit(self._list_flat, name)
 
         try:
             for unit in units:
@@ -140,23 +156,29 @@ class Lister:
                     yield unit.blob
                     continue
                 top_up()
-                listed = pending.pop(unit.name).result()
+                future = pending.pop(unit.name, None)
+                if future is None:  # its turn came while early (hinted) listings filled the window
+                    taken.add(unit.name)
+                    future = pool.submit(self._list_flat, unit.name)
+                listed = future.result()
                 top_up()
                 yield from listed
         finally:
             for future in pending.values():
                 future.cancel()
 
-    def _split(self, root: str, pool: ThreadPoolExecutor) -> list[_Unit]:
+    def _split(self, root: str, pool: ThreadPoolExecutor, keep: set[str]) -> list[_Unit]:
         """Replace folders by their contents (delimiter listings, in parallel) until there are enough
-        folders to list in parallel, or the tree is that deep."""
+        folders to list in parallel, or the tree is that deep. Folders in ``keep`` are already being
+        listed flat."""
         units = [_Unit(root)]
         for depth in range(self.max_depth):
             folders = [u for u in units if u.blob is None]
-            if not folders or (depth > 0 and len(folders) >= self.workers):
+            splittable = [u.name for u in folders if u.name not in keep]
+            if not splittable or (depth > 0 and len(folders) >= self.workers):
                 break
-            levels = dict(zip((f.name for f in folders), pool.map(self._list_level, (f.name for f in folders))))
-            units = [child for u in units for child in (levels[u.name] if u.blob is None else (u,))]
+            levels = dict(zip(splittable, pool.map(self._list_level, splittable)))
+            units = [child for u in units for child in (levels[u.name] if u.blob is None and u.name in levels else (u,))]
         return units
 
     # -- one folder ------------------------------------------------------------------------------
@@ -164,17 +186,23 @@ class Lister:
         """The blobs directly in ``folder`` and its sub-folders, sorted by name."""
         units: list[_Unit] = []
         for page in self._pages(folder, DELIMITER):
-            units.extend(_Unit(item[0], item) for item in page.blobs)
+            for item in page.blobs:
+                blob = to_remote_blob(self._prefix, item)
+                if blob is not None:
+                    units.append(_Unit(blob.name, blob))
             units.extend(_Unit(name) for name in page.folders if name != folder)
-        units.sort(key=lambda u: u.name)
+        units.sort(key=attrgetter("name"))
         return units
 
-    def _list_flat(self, folder: str) -> list[tuple]:
-        items: list[tuple] = []
+    def _list_flat(self, folder: str) -> list[RemoteBlob]:
+        blobs: list[RemoteBlob] = []
         for page in self._pages(folder, None):
-            items.extend(page.blobs)
-        items.sort(key=itemgetter(0))
-        return items
+            for item in page.blobs:
+                blob = to_remote_blob(self._prefix, item)
+                if blob is not None:
+                    blobs.append(blob)
+        blobs.sort(key=attrgetter("name"))
+        return blobs
 
     def _pages(self, folder: str, delimiter: str | None) -> Iterator[Page]:
         """Every page of one listing; the next page is requested before this one is parsed."""

@@ -11,17 +11,16 @@ import logging
 import random
 import threading
 import time
-from email.utils import parsedate_to_datetime
 from typing import Callable
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import HTTPPolicy
 
 from ..sas import SasSource
+from .backoff import RETRY_STATUSES, Backoff
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _BASE_URL_KEY = "bucket_sync.base_url"
 _STORAGE_RETRY_OPTIONS = ("retry_total", "retry_connect", "retry_read", "retry_status", "retry_to_secondary",
                           "location_mode", "hosts", "retry_hook")
@@ -59,36 +58,24 @@ class SasPolicy(HTTPPolicy):
 
 
 class RetryPolicy(HTTPPolicy):
-    """Exponential backoff with full jitter on 408/429/5xx and dropped connections; honours Retry-After."""
+    """The backoff.py schedule as an azure-core policy: 408/429/5xx and dropped connections are retried."""
 
     def __init__(self, *, attempts: int = 6, base_delay: float = 0.5, max_delay: float = 20.0,
                  sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random,
                  cancel: threading.Event | None = None) -> None:
         super().__init__()
-        self.attempts = max(1, attempts)
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._rng = rng
-        self._cancel = cancel
+        self.backoff = Backoff(attempts=attempts, base_delay=base_delay, max_delay=max_delay, sleep=sleep, rng=rng,
+                               cancel=cancel)
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        hinted = _parse_retry_after(retry_after)
-        if hinted is not None:
-            return min(hinted, self.max_delay * 3)
-        return self._rng() * min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-
-    def _wait(self, seconds: float) -> None:
-        if self._cancel is not None:
-            self._cancel.wait(seconds)
-        else:
-            self._sleep(seconds)
+        return self.backoff.delay(attempt, retry_after)
 
     def send(self, request):
         # The SDK's own retry policy, which this one replaces, consumes these per-request options;
         # left in place they would reach the HTTP transport as unknown arguments.
         for option in _STORAGE_RETRY_OPTIONS:
             request.context.options.pop(option, None)
+        backoff = self.backoff
         attempt = 0
         while True:
             attempt += 1
@@ -97,16 +84,16 @@ class RetryPolicy(HTTPPolicy):
             except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
                 # A connection dropped while the body was read surfaces as an HttpResponseError with no
                 # response (azure-core's "Unable to stream download"): as transient as a refused connect.
-                if not is_dropped_connection(exc) or attempt >= self.attempts or self._cancelled():
+                if not is_dropped_connection(exc) or not backoff.may_retry(attempt):
                     raise
-                log.debug("storage connection error (%s); attempt %d of %d", type(exc).__name__, attempt, self.attempts)
-                self._wait(self.delay(attempt))
+                log.debug("storage connection error (%s); attempt %d of %d", type(exc).__name__, attempt, backoff.attempts)
+                backoff.wait(backoff.delay(attempt))
                 _rewind(request)
                 continue
             status = response.http_response.status_code
-            if status in RETRY_STATUSES and attempt < self.attempts and not self._cancelled():
-                log.debug("storage answered %d; attempt %d of %d", status, attempt, self.attempts)
-                self._wait(self.delay(attempt, response.http_response.headers.get("Retry-After")))
+            if status in RETRY_STATUSES and backoff.may_retry(attempt):
+                log.debug("storage answered %d; attempt %d of %d", status, attempt, backoff.attempts)
+                backoff.wait(backoff.delay(attempt, response.http_response.headers.get("Retry-After")))
                 _close(response)
                 _rewind(request)
                 continue
@@ -114,28 +101,12 @@ class RetryPolicy(HTTPPolicy):
             response.http_response.location_mode = "primary"
             return response
 
-    def _cancelled(self) -> bool:
-        return self._cancel is not None and self._cancel.is_set()
-
 
 def is_dropped_connection(exc: BaseException) -> bool:
     """The transport failed (no HTTP answer at all, or an answer cut off mid-body)."""
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return True
     return isinstance(exc, HttpResponseError) and getattr(exc, "response", None) is None and not exc.status_code
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds)
 
 
 def _rewind(request) -> None:

@@ -77,6 +77,16 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
             yield LocalFile(key=key, path=full, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
+def top_level_folders(root: str) -> list[str]:
+    """Names of the folders directly in ``root`` ([] when it cannot be read): hints for the remote listing,
+    whose folders usually mirror these."""
+    try:
+        with os.scandir(root) as it:
+            return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
 def scan_sources(paths: Iterable[str], *, filters: PathFilter = PathFilter(), follow_symlinks: bool = False,
                  on_skip: Callable[[Skipped], None] = lambda s: None) -> Iterator[LocalFile]:
     """The upload sources: a file's key is its base name; a folder's contents keep their relative paths.

@@ -80,3 +80,46 @@ def test_folder_split_listing_matches_the_service_flat_listing(azurite, monkeypa
         storage.close()
     flat = [b.name[len("pre/"):] for b in container.list_blobs(name_starts_with="pre/") if not b.name.endswith("/")]
     assert keys == sorted(flat) and len(keys) == len(names) - 4
+
+
+def test_behind_a_proxy_listing_goes_through_the_sdk_transport(azurite, monkeypatch):
+    """http.client knows no proxies: with one configured, pages go through the SDK's transport (requests,
+    which honours HTTP(S)_PROXY). Same answers either way."""
+    name = f"proxy-{uuid.uuid4().hex[:12]}"
+    azurite.create_container(name)
+    container = azurite.container_client(name)
+    for n in ["p/a/1", "p/a/2", "p/b", "p/c/d/e"]:
+        container.upload_blob(n, b"x")
+    monkeypatch.setattr(storage_module, "proxy_configured", lambda url, env: True)
+    monkeypatch.setattr(storage_module, "LIST_PAGE", 1)
+    storage = Storage(StaticSasSource(ContainerSas.from_url(azurite.container_sas_url(name))))
+    try:
+        assert storage._list_client is None  # noqa: SLF001 - the path under test
+        assert [b.key for b in storage.iter_list("p")] == ["a/1", "a/2", "b", "c/d/e"]
+        assert [b.key for b in storage.iter_list("nothing")] == []
+    finally:
+        storage.close()
+
+
+def test_a_no_op_mirror_imports_neither_the_sdk_nor_the_ui_libraries(cli, azurite, tmp_path, make_files):
+    """A cron job's no-op run lists and compares: the SDK (azure-core, requests), tqdm and watchdog are
+    imported only when a transfer, a progress bar or a watcher needs them (~0.1 s per run)."""
+    import subprocess
+    import sys
+
+    name = f"lean-{uuid.uuid4().hex[:12]}"
+    azurite.create_container(name)
+    url = azurite.container_sas_url(name)
+    src = make_files(tmp_path / "src", {f"d{i}/f{j}.txt": f"{i}-{j}" for i in range(3) for j in range(3)})
+    assert cli("mirror", src, url).returncode == 0  # the uploads need the SDK
+    probe = ("import atexit, sys\n"
+             "heavy = ('azure', 'requests', 'tqdm', 'watchdog')\n"
+             "atexit.register(lambda: print('IMPORTED', sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}),"
+             " file=sys.stderr))\n"
+             "from bucket_sync.cli.main import main\n"
+             "main(sys.argv[1:])\n")
+    r = subprocess.run([sys.executable, "-c", probe, "mirror", str(src), url, "--json"], capture_output=True, text=True,
+                       env=cli.env_for(), timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '"skipped": 9' in r.stdout and '"uploaded": 0' in r.stdout
+    assert "IMPORTED []" in r.stderr, r.stderr[-500:]

@@ -178,3 +178,32 @@ names_strategy = st.lists(
 def test_any_tree_lists_like_one_sorted_flat_listing(names, page_size, workers, depth):
     service = FakeService(names, page_size=page_size)
     assert listed(service, workers=workers, max_depth=depth) == expected(names)
+
+
+def test_hinted_folders_are_listed_before_the_level_that_names_them():
+    names = [f"p/d{i}/f{j}" for i in range(6) for j in range(2)] + ["p/top.txt"]
+    service = FakeService(names, delay=0.01)
+    hints = [f"d{i}" for i in range(6)] + ["not-there", "nested/no"]
+    keys = [b.key for b in Lister(service.fetch, workers=4).blobs("p", hints=hints)]
+    assert keys == expected(names, "p")
+    flat = [r[0] for r in service.requests if r[2] is None]
+    root_level = service.requests.index(("p/", None, "/"))
+    # Every hinted folder (and the missing one) was asked for at once, not after the level's listing.
+    assert set(flat[:7]) == {f"p/d{i}/" for i in range(6)} | {"p/not-there/"}
+    assert all(service.requests.index((f"p/d{i}/", None, None)) < root_level + 7 for i in range(6))
+
+
+def test_too_few_hints_change_nothing():
+    names = [f"d{i}/f" for i in range(3)]
+    service = FakeService(names)
+    assert [b.key for b in Lister(service.fetch, workers=4).blobs("", hints=["d0", "d1"])] == expected(names)
+    assert service.requests[0] == (None, None, "/")
+
+
+def test_hints_beyond_the_window_and_unhinted_folders_still_list_once_each():
+    names = [f"h{i:02d}/f" for i in range(12)] + [f"a{i}/f" for i in range(5)] + ["z/f"]
+    service = FakeService(names, delay=0.002)
+    keys = [b.key for b in Lister(service.fetch, workers=2).blobs("", hints=[f"h{i:02d}" for i in range(12)])]
+    assert keys == expected(names)
+    flat = [r[0] for r in service.requests if r[2] is None]
+    assert sorted(flat) == sorted(set(flat)) and set(flat) == {n.split("/")[0] + "/" for n in names}

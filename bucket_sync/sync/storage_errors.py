@@ -1,0 +1,71 @@
+"""Storage failures as bucket_sync errors, from the facts alone (status, error code, what we were doing).
+
+Shared by both HTTP paths (the SDK's in blob_ops.py, our plain list client in list_http.py), so a 403 on
+listing says the same thing whichever path listed: that the SAS lacks the list (l) permission, or expired.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from ..errors import AuthError, BucketSyncError, NotFoundError, PermissionDeniedError, SasExpiredError, StorageError, TransientError
+from ..redact import redact
+from ..sas import ContainerSas, SasSource, describe_missing
+from .backoff import RETRY_STATUSES
+
+# The SAS permission each operation needs, for a 403 that says which one is missing.
+NEEDS = {"list": "l", "read": "r", "write": "w", "delete": "d", "metadata": "w"}
+
+
+def where(op: str, name: str) -> str:
+    return f"{op} {name!r}" if name else op
+
+
+def status_error(op: str, name: str, status: int, code: str, *, source: SasSource,
+                 container_url: str) -> BucketSyncError:
+    at = where(op, name)
+    if status == 403:
+        return _forbidden(op, at, code, source)
+    if status == 404:
+        if code == "ContainerNotFound":
+            return NotFoundError(f"the container {container_url} does not exist",
+                                 hint="check the URL or the iTwin / reality data id")
+        return StorageError(f"{at}: not found ({code or 404})")
+    if status == 412:
+        return TransientError(f"{at}: the blob changed while it was being read; it will be retried")
+    if status in RETRY_STATUSES:
+        return TransientError(f"{at}: storage answered {status} {code} after retries")
+    return StorageError(f"{at}: storage answered {status} {code}".rstrip())
+
+
+def connection_error(op: str, name: str, detail: str) -> TransientError:
+    return TransientError(f"{where(op, name)}: connection to storage failed ({redact(detail)})",
+                          hint="check the network; the next run picks up where this one stopped")
+
+
+def other_error(op: str, name: str, detail: str) -> StorageError:
+    return StorageError(f"{where(op, name)}: {redact(detail)}")
+
+
+def short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def _forbidden(op: str, at: str, code: str, source: SasSource) -> AuthError:
+    try:
+        sas: ContainerSas | None = source.current()
+    except SasExpiredError as exc:
+        return exc
+    needed = NEEDS.get(op, "")
+    if code == "AuthorizationPermissionMismatch" or (sas and needed and sas.lacks(needed)):
+        lacking = (sas.lacks(needed) if sas else "") or needed
+        return PermissionDeniedError(
+            f"{at}: the SAS does not grant the {describe_missing(lacking)} permission",
+            hint="this container's SAS does not allow that operation; use a SAS (or an account) that grants it",
+        )
+    if sas and sas.expires_at and sas.expires_at <= datetime.now(timezone.utc):
+        return SasExpiredError(f"{at}: the SAS expired at {sas.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+                               hint="get a new SAS URL")
+    return AuthError(f"{at}: storage refused the SAS (403 {code})".rstrip(),
+                     hint="the SAS is invalid, expired or revoked; get a new one")
