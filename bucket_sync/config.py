@@ -31,7 +31,7 @@ OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 COMMANDS = ("upload", "download", "mirror", "watch", "ls", "rm", "url")
 GROUP_COMMANDS = {"auth": ("login", "status", "logout"), "reality-data": ("move",)}
-AUTH_KEYS = {"client-id", "client-secret", "scope", "redirect-port", "login-client-id"}
+AUTH_KEYS = {"client-id", "client-secret", "scope", "redirect-port", "login-client-id", "cache-sas"}
 JOB_KEYS = {"source", "destination"}
 
 

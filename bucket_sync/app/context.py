@@ -1,4 +1,8 @@
-"""The run's environment: options shared by every command, and the remote resolved from them."""
+"""The run's environment: options shared by every command, and the remote resolved from them.
+
+The platform package is imported inside the methods that need it, so that a run whose SAS comes from the
+cache never imports the API client (nor httpx): cron runs every few minutes notice every 0.1 s.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,25 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from ..config import Config
-from ..platform import PlatformApi, TokenProvider, choose_credentials, resolve_sas_source
+from ..errors import ConfigError
 from ..redact import RedactingFilter
 from ..sas import SasSource
 from ..targets import Remote
 
+if TYPE_CHECKING:
+    from ..platform.api import PlatformApi
+    from ..platform.credentials import TokenProvider
+    from ..platform.sas_cache import SasCache
+
 DEFAULT_API_URL = "https://api.bentley.com"
 DEFAULT_IMS_URL = "https://ims.bentley.com"
+# Set (to 1, true, yes or on) to neither read nor write the SAS cache; `[auth] cache-sas = false` does the same.
+NO_SAS_CACHE_ENV = "BUCKET_SYNC_NO_SAS_CACHE"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -32,14 +45,53 @@ class Globals:
     cached_login_loader: Callable[[], TokenProvider | None] | None = None
 
     def credentials(self) -> TokenProvider:
+        from ..platform.credentials import choose_credentials
+
         auth = {k.replace("-", "_"): v for k, v in self.config.auth.items()}
         return choose_credentials(self.env, auth, self.ims_url, cached_login_loader=self.cached_login_loader)
 
-    def api(self) -> PlatformApi:
-        return PlatformApi(self.api_url, self.credentials(), max_wait_s=self.max_retry_wait)
+    def api(self, tokens: TokenProvider | None = None) -> PlatformApi:
+        from ..platform.api import PlatformApi
+
+        return PlatformApi(self.api_url, tokens or self.credentials(), max_wait_s=self.max_retry_wait)
+
+    def sas_cache_enabled(self) -> bool:
+        """Off with ``BUCKET_SYNC_NO_SAS_CACHE=1`` or ``[auth] cache-sas = false``; ConfigError for a value
+        that is neither yes nor no (a typo must not silently keep the cache on)."""
+        raw = (self.env.get(NO_SAS_CACHE_ENV) or "").strip().lower()
+        if raw in _TRUE:
+            return False
+        if raw not in _FALSE:
+            raise ConfigError(f"{NO_SAS_CACHE_ENV}={raw!r} is not understood",
+                              hint=f"set {NO_SAS_CACHE_ENV}=1 to turn the SAS cache off, or unset it")
+        setting = self.config.auth.get("cache-sas", True)
+        if not isinstance(setting, bool):
+            raise ConfigError(f"{self.config.path}: [auth] cache-sas must be true or false, not {setting!r}")
+        return setting
 
     def sas_source(self, target: Remote, *, write: bool) -> SasSource:
-        return resolve_sas_source(target, write=write, api_factory=self.api)
+        from ..platform.resolver import resolve_sas_source
+
+        tokens: list[TokenProvider] = []  # chosen once, by whichever factory the resolver calls first
+
+        def credentials() -> TokenProvider:
+            if not tokens:
+                tokens.append(self.credentials())
+            return tokens[0]
+
+        def cache() -> SasCache | None:
+            # Called at once for API targets: credential and --api-url mistakes surface before any work.
+            from ..platform.sas_cache import SasCache
+            from ..platform.urls import require_secure_url
+
+            api_url = require_secure_url(self.api_url, option="--api-url")
+            identity = credentials().cache_identity()
+            if identity is None or not self.sas_cache_enabled():
+                return None
+            return SasCache(api_url, identity)
+
+        return resolve_sas_source(target, write=write, api_factory=lambda: self.api(credentials()),
+                                  cache_factory=cache)
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:

@@ -13,6 +13,7 @@ from ..errors import BucketSyncError, LocalFileError, NoCredentialsError, UsageE
 from ..platform.credentials import ClientCredentials, StaticToken, TokenProvider
 from ..platform.login import DEFAULT_REDIRECT_PORT, DEFAULT_TIMEOUT_S, LoginRequest, interactive_login, login_scope, token_claims
 from ..platform.login_store import CachedLogin, delete_login, format_epoch, login_path, read_login, save_login
+from ..platform.sas_cache import clear_cache
 from ..redact import redact
 from .options import common_options, make_globals
 
@@ -146,12 +147,17 @@ def status(ctx: click.Context, **kw) -> int:
 @common_options
 @click.pass_context
 def logout(ctx: click.Context, **kw) -> int:
-    """Forget the saved sign-in (the file holding the refresh token is deleted)."""
+    """Forget the saved sign-in (the file holding the refresh token is deleted) and every cached SAS."""
     g = make_globals(ctx, kw)
     path = login_path()
     removed = delete_login(path)
+    # Every principal's SAS go, not only this sign-in's: logout means "nothing of mine stays usable here".
+    cleared = clear_cache()
     human = f"signed out: removed {path}" if removed else f"not signed in (no saved sign-in at {path})"
-    _emit(g, {"event": "logout", "removed": removed, "path": str(path), "exit_code": 0}, human)
+    if cleared:
+        human += f"; cleared {cleared} cached SAS"
+    _emit(g, {"event": "logout", "removed": removed, "path": str(path), "sas_cache_cleared": cleared,
+              "exit_code": 0}, human)
     return 0
 
 

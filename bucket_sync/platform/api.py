@@ -16,7 +16,8 @@ import httpx
 from ..errors import ApiError, ExitCode
 from ..redact import register_secret
 from .api_errors import snippet
-from .credentials import BearerAuth, TokenProvider
+from .bearer import BearerAuth
+from .credentials import TokenProvider
 from .http import DEFAULT_MAX_WAIT_S, ApiTransport, require_secure_url
 
 ACCEPT_V1 = "application/vnd.bentley.itwin-platform.v1+json"

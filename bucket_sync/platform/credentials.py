@@ -2,27 +2,34 @@
 
 Three sources, first found wins (CONTRACT.md, "Credentials"): a static ``ITWIN_ACCESS_TOKEN``; client
 credentials (a service app) renewed before ``expires_in`` runs out; a cached interactive sign-in (plugged in
-through ``cached_login_loader``, implemented with ``auth login``). :class:`BearerAuth` puts the token on
-requests and, after a 401, renews it and resends once: httpx's auth flow is built for exactly that.
+through ``cached_login_loader``, implemented with ``auth login``). :class:`BearerAuth` (bearer.py) puts the
+token on requests and, after a 401, renews it and resends once: httpx's auth flow is built for exactly that.
+
+Nothing here imports httpx until a token is actually requested: a run whose SAS comes from the cache
+chooses its credentials (the cache key names them) but never uses them.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ..errors import NoCredentialsError
 from ..redact import register_secret
-from .http import ApiTransport, require_secure_url
 from .ims import SCOPE, TokenGrant, request_token
+from .urls import require_secure_url
+
+if TYPE_CHECKING:
+    from .bearer import BearerAuth
+    from .http import ApiTransport
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,9 @@ class TokenProvider(ABC):
     ``token()`` returns a token valid now (renewing first when it can and must); ``invalidate(token)`` is
     called after a 401 so that the next ``token()`` renews if it can; ``describe()`` says what this is for
     ``auth status``; ``expires_at`` is when the current token expires, when known; ``app_email`` is the
-    service app's address (which must be invited to the iTwin), else None.
+    service app's address (which must be invited to the iTwin), else None; ``cache_identity()`` names the
+    principal without revealing a secret, so that what the API handed one principal is never reused by
+    another (the SAS cache).
     """
 
     app_email: str | None = None
@@ -65,6 +74,16 @@ class TokenProvider(ABC):
     def expires_at(self) -> datetime | None:
         return None
 
+    def cache_identity(self) -> str | None:
+        """A SHA-256 hex digest standing for the principal; None when unknown (then nothing is cached)."""
+        return None
+
+
+def identity_digest(kind: str, *parts: str) -> str:
+    """SHA-256 over the parts, NUL-separated (no part can run into the next): one-way, so a digest of a
+    token is safe to write into a cache file name or key."""
+    return hashlib.sha256("\0".join((kind, *parts)).encode()).hexdigest()
+
 
 class StaticToken(TokenProvider):
     """A token given as is (``ITWIN_ACCESS_TOKEN``): never renewed, so a 401 is final."""
@@ -80,6 +99,10 @@ class StaticToken(TokenProvider):
 
     def describe(self) -> str:
         return f"access token from {self._source} (used as is, cannot be renewed)"
+
+    def cache_identity(self) -> str | None:
+        # The token is all we know of its principal; a new token (even the same user's) starts afresh.
+        return identity_digest("access-token", self._token)
 
     @property
     def expires_at(self) -> datetime | None:
@@ -170,14 +193,22 @@ class ClientCredentials(RenewingTokenProvider):
         self.client_id = client_id.strip()
         self._client_secret = client_secret.strip()
         self._scope = scope
-        self._transport = transport or ApiTransport()
+        self._transport = transport  # made on first use: httpx is imported only when a token is needed
         self._source = source
         self.app_email = f"{self.client_id}@{APP_EMAIL_DOMAIN}"
 
     def describe(self) -> str:
         return f"client credentials (client id {_short(self.client_id)}, from {self._source})"
 
+    def cache_identity(self) -> str | None:
+        # The app is the principal; the same client id at another IMS is another principal.
+        return identity_digest("client-credentials", self._ims_url, self.client_id)
+
     def _grant(self) -> TokenGrant:
+        if self._transport is None:
+            from .http import ApiTransport
+
+            self._transport = ApiTransport()
         return request_token(
             self._transport,
             self._ims_url,
@@ -236,26 +267,6 @@ def choose_credentials(
     raise NoCredentialsError(NO_CREDENTIALS_MESSAGE, hint="a SAS container URL given directly needs no credentials")
 
 
-class BearerAuth(httpx.Auth):
-    """Sets ``Authorization: Bearer``; after a 401, renews the token and resends the request once."""
-
-    def __init__(self, provider: TokenProvider) -> None:
-        self._provider = provider
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._provider.token()
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        self._provider.invalidate(token)
-        renewed = self._provider.token()
-        if renewed != token:  # a source that cannot renew gets the 401 as is
-            log.debug("the API refused the access token (401); retrying once with a renewed one")
-            request.headers["Authorization"] = f"Bearer {renewed}"
-            yield request
-
-
 def _config_value(auth: Mapping[str, object], key: str) -> str:
     value = auth.get(key, auth.get(key.replace("_", "-")))
     return str(value).strip() if value is not None else ""
@@ -273,3 +284,12 @@ def _jwt_expiry(token: str) -> datetime | None:
         return datetime.fromtimestamp(float(claims["exp"]), timezone.utc)
     except (IndexError, ValueError, KeyError, TypeError, OverflowError, OSError):
         return None
+
+
+def __getattr__(name: str) -> object:
+    # BearerAuth moved to bearer.py (it needs httpx); still importable from here.
+    if name == "BearerAuth":
+        from .bearer import BearerAuth
+
+        return BearerAuth
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,8 +21,8 @@ import httpx
 from .. import __version__
 from ..errors import ApiError, TransientError, UsageError
 from ..redact import redact
-from ..sas import is_loopback_host
 from .api_errors import error_from_response
+from .urls import require_secure_url  # noqa: F401  (re-exported: it lived here first)
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +47,6 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 def make_client(*, timeout: float = 30.0) -> httpx.Client:
     """An httpx client with our User-Agent and timeouts (connect fast, allow a slow answer)."""
     return httpx.Client(headers={"User-Agent": USER_AGENT}, timeout=httpx.Timeout(timeout, connect=10.0))
-
-
-def require_secure_url(url: str, *, option: str) -> str:
-    """``url`` without a trailing slash; https required unless the host is loopback (tests, emulators)."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UsageError(f"{option} {url!r} is not an http(s) URL", hint=f"give {option} https://<host>")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise UsageError(
-            f"refusing plain http:// for {option} {url!r}: tokens would travel unencrypted",
-            hint="use https://; http:// is accepted only for 127.0.0.1/localhost",
-        )
-    return url.strip().rstrip("/")
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
-
-import httpx
 
 from ..errors import ApiError, AuthError
 from ..redact import register_secret
-from .http import ApiTransport
+
+if TYPE_CHECKING:  # importing http (and httpx) waits for a token request: see credentials.py
+    from .http import ApiTransport
 
 SCOPE = "itwin-platform"
 
@@ -50,6 +51,8 @@ def request_token(
     Shared by every grant (client credentials now; authorization code and refresh token for ``auth
     login``). Pass ``idempotent=False`` for grants that must not be resent after the request went out.
     """
+    import httpx
+
     auth = None
     if client_auth:
         # RFC 6749 2.3.1: id and secret are form-encoded before Basic encoding, and IMS decodes them:

@@ -21,13 +21,17 @@ import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ..errors import AuthError, UsageError
 from ..redact import register_secret
-from .http import ApiTransport, require_secure_url
 from .ims import SCOPE, TokenGrant, request_token
 from .login_store import SavedLogin
+from .urls import require_secure_url
+
+if TYPE_CHECKING:
+    from .http import ApiTransport
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +183,10 @@ def interactive_login(
         callback = _wait_for_callback(server, request.timeout_s, clock)
     if callback.error:
         raise AuthError(f"sign-in failed: {callback.error}", hint="run `bucket-sync auth login` again")
-    transport = transport or ApiTransport()
+    if transport is None:
+        from .http import ApiTransport
+
+        transport = ApiTransport()
     grant = request_token(
         transport,
         ims_url,

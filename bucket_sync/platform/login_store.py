@@ -21,13 +21,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import user_state_dir
 from ..errors import AuthError, NoCredentialsError
 from ..redact import register_secret
-from .credentials import RenewingTokenProvider, TokenProvider
-from .http import ApiTransport
+from .credentials import RenewingTokenProvider, TokenProvider, identity_digest
 from .ims import TokenGrant, request_token
+
+if TYPE_CHECKING:  # http imports httpx: only a token request needs it (see credentials.py)
+    from .http import ApiTransport
 
 try:  # POSIX only; on Windows the race above is left to IMS (a lost sign-in means `auth login` again)
     import fcntl
@@ -178,7 +181,7 @@ class CachedLogin(RenewingTokenProvider):
         super().__init__(clock=clock)
         self._login = login
         self._path = path or login_path()
-        self._transport = transport or ApiTransport()
+        self._transport = transport  # made on first use
         self._refused: set[str] = set()
 
     @property
@@ -192,6 +195,13 @@ class CachedLogin(RenewingTokenProvider):
     def describe(self) -> str:
         who = f" as {self._login.account}" if self._login.account else ""
         return f"saved sign-in from `bucket-sync auth login`{who} ({self._path})"
+
+    def cache_identity(self) -> str | None:
+        # Who signed in, through which app and IMS; without a known account, two people signing in on the
+        # same machine could not be told apart, so nothing is cached.
+        if not self._login.account:
+            return None
+        return identity_digest("saved-login", self._login.ims_url, self._login.client_id, self._login.account)
 
     def invalidate(self, token: str) -> None:
         self._refused.add(token)
@@ -207,6 +217,10 @@ class CachedLogin(RenewingTokenProvider):
             if reuse is not None and reuse.access_token not in self._refused:
                 self._login = login
                 return reuse
+            if self._transport is None:
+                from .http import ApiTransport
+
+                self._transport = ApiTransport()
             grant = request_token(
                 self._transport,
                 login.ims_url,

@@ -4,6 +4,10 @@ A SAS URL given on the command line cannot be renewed; one from the API is fetch
 before its ``se=`` expiry and again after storage answers 403 with it, for as long as the run lasts. Many
 transfer threads ask at once, so at most one fetch is in flight and the others wait for its result (or
 keep using the current SAS while it is still valid).
+
+With a :class:`SasCacheSlot`, the first ``current()`` takes the SAS an earlier run stored if it is still
+fresh by the same rule (its lifetime counted from when it was fetched), and every SAS fetched is stored.
+The API client (and with it credentials' tokens and httpx) is created only when a fetch happens.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from ..errors import SasExpiredError, UsageError
 from ..sas import ContainerSas, SasSource
 from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, SasUrlTarget
-from .api import PlatformApi
+from .sas_cache import CachedSas, SasCache, SasCacheSlot
+
+if TYPE_CHECKING:  # api imports httpx: only a fetch needs it
+    from .api import PlatformApi
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,21 @@ _NO_EXPIRY_REFRESH_S = 3000.0
 _MIN_REFETCH_INTERVAL_S = 5.0
 # After a failed early refresh, keep the still-valid SAS and try again this soon (at most).
 _RETRY_AFTER_FAILURE_S = 15.0
+
+
+def refresh_due_at(fetched_at: float, expires_at: float | None) -> float:
+    """When a SAS fetched at ``fetched_at`` (epoch s) is due for renewal: min(5 min, 20% of its lifetime)
+    before its ``se=``; without ``se=``, 50 minutes after the fetch. Runs and the cache share this rule."""
+    if expires_at is None:
+        return fetched_at + _NO_EXPIRY_REFRESH_S
+    lifetime = max(expires_at - fetched_at, 0.0)
+    return expires_at - min(_MAX_REFRESH_MARGIN_S, _REFRESH_FRACTION * lifetime)
+
+
+def is_fresh(cached: CachedSas, now: float) -> bool:
+    """Whether a stored SAS may start a run: not yet due for renewal by :func:`refresh_due_at`."""
+    expires = cached.sas.expires_at.timestamp() if cached.sas.expires_at else None
+    return now < refresh_due_at(cached.fetched_at, expires)
 
 
 def _format_time(moment: datetime) -> str:
@@ -60,10 +83,14 @@ class StaticSasSource(SasSource):
 class ApiSasSource(SasSource):
     """A SAS fetched from the API by ``fetch()`` (which returns the SAS container URL), kept fresh."""
 
-    def __init__(self, fetch: Callable[[], str], *, clock: Callable[[], float] = time.time, what: str = "the container") -> None:
+    def __init__(self, fetch: Callable[[], str], *, clock: Callable[[], float] = time.time, what: str = "the container",
+                 cache: SasCacheSlot | None = None) -> None:
         self._fetch_url = fetch
         self._clock = clock  # wall-clock seconds: compared with the SAS's se= time
         self._what = what
+        self._cache = cache  # written after every fetch
+        self._cache_unread = cache is not None  # looked at once, by the first current()
+        self._from_cache = False  # the current SAS came from the cache (not yet fetched by this run)
         self._cond = threading.Condition()
         self._sas: ContainerSas | None = None
         self._fetched_at = 0.0
@@ -75,6 +102,8 @@ class ApiSasSource(SasSource):
 
     def current(self) -> ContainerSas:
         with self._cond:
+            if self._cache_unread:
+                self._take_cached()
             while True:
                 now = self._clock()
                 if self._sas is not None and now < self._refresh_at:
@@ -95,11 +124,26 @@ class ApiSasSource(SasSource):
                 if self._fetching:
                     self._wait_for_fetch()
                     continue
-                if self._sas is not None and self._clock() - self._fetched_at < self._min_interval:
+                # A cached SAS may have been revoked since another run fetched it, however recently.
+                if self._sas is not None and not self._from_cache and self._clock() - self._fetched_at < self._min_interval:
                     return self._sas
                 self._fetching = True
                 break
         return self._fetch(keep_valid_on_failure=False)
+
+    def _take_cached(self) -> None:
+        """Install the cached SAS if it is still fresh (lock held; one small file read, first call only)."""
+        self._cache_unread = False
+        cached = self._cache.load() if self._cache is not None else None
+        if cached is None:
+            return
+        if not is_fresh(cached, self._clock()):
+            log.debug("the cached SAS for %s is due for renewal: fetching a new one", self._what)
+            return
+        self._install(cached.sas, fetched_at=cached.fetched_at)
+        self._from_cache = True
+        until = _format_time(cached.sas.expires_at) if cached.sas.expires_at else "unknown (no se=)"
+        log.debug("using the cached SAS for %s, valid until %s", self._what, until)
 
     def _usable(self, now: float) -> bool:
         sas = self._sas
@@ -129,30 +173,34 @@ class ApiSasSource(SasSource):
                     log.warning("could not refresh the SAS for %s yet, the current one still works: %s", self._what, exc)
                     return self._sas
             raise
+        fetched_at = self._clock()
+        if self._cache is not None:
+            self._cache.store(sas.url, fetched_at=fetched_at)  # before waiters go on: one small file
         with self._cond:
             first = self._sas is None
-            self._install(sas)
+            self._install(sas, fetched_at=fetched_at)
+            self._from_cache = False
             self._finish(error=None)
         until = _format_time(sas.expires_at) if sas.expires_at else "unknown (no se=)"
         log.log(logging.DEBUG if first else logging.INFO, "%s SAS for %s, valid until %s",
                 "got" if first else "refreshed", self._what, until)
         return sas
 
-    def _install(self, sas: ContainerSas) -> None:
-        now = self._clock()
-        self._sas, self._fetched_at = sas, now
-        if sas.expires_at is None:
-            self._refresh_at = now + _NO_EXPIRY_REFRESH_S
+    def _install(self, sas: ContainerSas, *, fetched_at: float) -> None:
+        """Make ``sas`` current; its lifetime counts from ``fetched_at`` (earlier than now when cached)."""
+        self._sas, self._fetched_at = sas, fetched_at
+        expires = sas.expires_at.timestamp() if sas.expires_at else None
+        if expires is None:
             self._min_interval = _MIN_REFETCH_INTERVAL_S
+            self._refresh_at = refresh_due_at(fetched_at, None)
             return
-        lifetime = sas.expires_at.timestamp() - now
+        lifetime = expires - fetched_at
         if lifetime <= 0:
             log.warning("the SAS for %s expired at %s, before it arrived: check the system clock",
                         self._what, _format_time(sas.expires_at))
         # Never due again at once, or a bad clock would turn every call into a fetch.
         self._min_interval = min(_MIN_REFETCH_INTERVAL_S, lifetime / 10) if lifetime > 0 else _MIN_REFETCH_INTERVAL_S
-        margin = min(_MAX_REFRESH_MARGIN_S, _REFRESH_FRACTION * max(lifetime, 0))
-        self._refresh_at = max(sas.expires_at.timestamp() - margin, now + self._min_interval)
+        self._refresh_at = max(refresh_due_at(fetched_at, expires), self._clock() + self._min_interval)
 
     def _finish(self, *, error: BaseException | None) -> None:
         self._fetching = False
@@ -161,18 +209,41 @@ class ApiSasSource(SasSource):
         self._cond.notify_all()
 
 
-def resolve_sas_source(target: Remote, *, write: bool, api_factory: Callable[[], PlatformApi]) -> SasSource:
-    """The SAS source for ``target``; ``api_factory`` is called only for API targets (a SAS URL needs no
-    credentials). No network call happens here: API targets fetch on first ``current()``."""
+def cache_target_key(target: Remote, *, write: bool) -> str:
+    """What a cached SAS is for, within one API and principal: a bucket serves reads and writes alike; a
+    reality data's read and write access are separate SAS."""
+    if isinstance(target, ItwinBucketTarget):
+        return f"itwin-bucket:{target.itwin_id.lower()}"
+    if isinstance(target, RealityDataTarget):
+        itwin = (target.itwin_id or "").lower()
+        return f"reality-data:{target.reality_data_id.lower()}:{itwin}:{'write' if write else 'read'}"
+    raise UsageError(f"not an API target: {target!r}")
+
+
+def resolve_sas_source(
+    target: Remote,
+    *,
+    write: bool,
+    api_factory: Callable[[], PlatformApi],
+    cache_factory: Callable[[], SasCache | None] | None = None,
+) -> SasSource:
+    """The SAS source for ``target``. A SAS URL needs neither factory. For API targets ``cache_factory``
+    (choosing the credentials, whose errors therefore come here, before any work) is called at once and
+    ``api_factory`` only when a SAS must be fetched: never on a run the cache serves. No network call
+    happens here: API targets fetch (or read the cache) on first ``current()``."""
     if isinstance(target, SasUrlTarget):
         return StaticSasSource(target.sas)
-    if isinstance(target, ItwinBucketTarget):
-        api = api_factory()
-        return ApiSasSource(lambda: api.bucket_container_url(target.itwin_id), what=target.describe())
-    if isinstance(target, RealityDataTarget):
-        api = api_factory()
-        return ApiSasSource(
-            lambda: api.reality_data_container_url(target.reality_data_id, write=write, itwin_id=target.itwin_id),
-            what=target.describe(),
-        )
-    raise UsageError(f"not a remote location: {target!r}")
+    if not isinstance(target, (ItwinBucketTarget, RealityDataTarget)):
+        raise UsageError(f"not a remote location: {target!r}")
+    cache = cache_factory() if cache_factory is not None else None
+    slot = cache.slot(cache_target_key(target, write=write)) if cache is not None else None
+    api: list[PlatformApi] = []  # made once, by the first fetch (fetches never overlap)
+
+    def fetch() -> str:
+        if not api:
+            api.append(api_factory())
+        if isinstance(target, ItwinBucketTarget):
+            return api[0].bucket_container_url(target.itwin_id)
+        return api[0].reality_data_container_url(target.reality_data_id, write=write, itwin_id=target.itwin_id)
+
+    return ApiSasSource(fetch, what=target.describe(), cache=slot)

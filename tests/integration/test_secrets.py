@@ -3,8 +3,8 @@
 access token, refresh token and client secret the emulator ever issued (plus the ones the test made).
 
 The scan covers stdout, stderr and every file bucket-sync could have written a log to (the user's config,
-state and cache folders and the working directory); the one file allowed to hold a secret is the saved
-sign-in, which must be private (mode 0600).
+state and cache folders and the working directory); the files allowed to hold a secret are the saved
+sign-in and the SAS cache entries, which must be private (mode 0600) and are gone after `auth logout`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.integrity import new_container
 
 pytestmark = pytest.mark.integration
+
+NO_SAS_CACHE = {"BUCKET_SYNC_NO_SAS_CACHE": "1"}
 
 
 class Transcript:
@@ -92,11 +94,12 @@ def test_no_command_prints_or_logs_a_secret_at_any_verbosity(cli, emulator, azur
     run("expired SAS", "ls", expired, ok={3})
     run("read-only SAS", "upload", src, readonly, "--overwrite", ok={3})
     run("SAS for another container", "ls", direct.replace(f"/{direct_name}?", "/no-such-container?"), ok={3})
+    # These must reach IMS and the API: a SAS cached by the runs above would spare them both.
     emulator.inject(r"/bucket$", 401, times=None)
-    run("API 401", "ls", bucket, ok={3})
+    run("API 401", "ls", bucket, ok={3}, env=NO_SAS_CACHE)
     emulator.reset()  # clears faults only: registrations and issued secrets stay
     emulator.inject(r"/connect/token$", 400, times=None, body={"error": "invalid_client", "error_description": "bad"})
-    run("IMS refuses", "ls", bucket, ok={3})
+    run("IMS refuses", "ls", bucket, ok={3}, env=NO_SAS_CACHE)
     emulator.reset()
     with FaultProxy(azurite.port, seed=3) as proxy:
         proxied = proxy.rewrite(direct)
@@ -129,8 +132,10 @@ def test_no_command_prints_or_logs_a_secret_at_any_verbosity(cli, emulator, azur
     emulator.expire_tokens()  # the next command must renew with the refresh token
     run("signed-in ls", "ls", bucket, env=NO_CLIENT_CREDENTIALS)
     run("signed-in status", "auth", "status", env=NO_CLIENT_CREDENTIALS)
+    cached_sas = list((saved.parent / "sas-cache").glob("*.json"))
+    assert cached_sas and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in cached_sas), "cached SAS must be private"
     run("logout", "auth", "logout", env=NO_CLIENT_CREDENTIALS)
-    assert not saved.exists()
+    assert not saved.exists() and not any(p.exists() for p in cached_sas)
 
     # -- the scan ------------------------------------------------------------------------------------
     secrets = set(emulator.issued_secrets()) | made_by_test | {azurite.account_key}
