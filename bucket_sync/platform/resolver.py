@@ -179,7 +179,7 @@ class ApiSasSource(SasSource):
         with self._cond:
             first = self._sas is None
             self._install(sas, fetched_at=fetched_at)
-            self._from_cache = False
+            self._from_cache = self._cache_unread = False  # newer than anything in the cache
             self._finish(error=None)
         until = _format_time(sas.expires_at) if sas.expires_at else "unknown (no se=)"
         log.log(logging.DEBUG if first else logging.INFO, "%s SAS for %s, valid until %s",

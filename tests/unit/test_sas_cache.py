@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -161,6 +162,40 @@ def test_a_failed_write_is_not_an_error(tmp_path):
     s = slot(tmp_path, FakeClock(T0))
     s.store(sas_url(T0 + 3600), fetched_at=T0)  # no exception
     assert s.load() is None
+
+
+def test_concurrent_writers_never_leave_a_partial_entry(tmp_path):
+    # Two cron runs refreshing at once: a reader sees one whole entry or the other, never a mix or nothing.
+    clock = FakeClock(T0)
+    writers = [slot(tmp_path, clock) for _ in range(4)]
+    writers[0].store(sas_url(T0 + 3600, 0), fetched_at=T0)
+    seen: set[str] = set()
+    misses: list[int] = []  # an assert in a thread would not fail the test: count, then assert here
+    stop = threading.Event()
+
+    def write(n: int) -> None:
+        for i in range(60):
+            writers[n].store(sas_url(T0 + 3600, n * 100 + i), fetched_at=T0)
+
+    def read() -> None:
+        while not stop.is_set():
+            got = writers[0].load()
+            if got is None:
+                misses.append(1)
+            else:
+                seen.add(got.sas.token)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    reader.join()
+    assert not misses and seen and all("cachedSig" in token for token in seen)
+    assert [p.name for p in writers[0].path.parent.iterdir()] == [writers[0].path.name]
 
 
 def test_old_entries_are_pruned_when_another_is_written_and_clear_removes_all(tmp_path):
