@@ -32,11 +32,12 @@ class JsonRenderer(Listener):
         self.out = out or sys.stdout
         self._lock = threading.Lock()
 
-    def emit(self, obj: dict) -> None:
+    def emit(self, obj: dict, *, flush: bool = True) -> None:
         line = json.dumps(obj, ensure_ascii=False)
         with self._lock:
             self.out.write(line + "\n")
-            self.out.flush()
+            if flush:
+                self.out.flush()
 
     def on_result(self, r: TransferResult) -> None:
         obj = {"event": "transfer", "op": r.op.value, "key": r.key, "bytes": r.bytes, "status": r.status.value}
@@ -44,7 +45,9 @@ class JsonRenderer(Listener):
             obj["reason"] = r.reason.value
         if r.error:
             obj["error"] = r.error
-        self.emit(obj)
+        # Lines for unchanged files wait in the buffer (a no-op run prints one per file, and a write call
+        # each cost more than the rest of the run); anything that happened is flushed at once.
+        self.emit(obj, flush=r.status is not Status.SKIPPED or bool(r.error))
 
     def on_notice(self, key: str, message: str) -> None:
         log.warning("%s: %s", key, message)
