@@ -113,7 +113,7 @@ def test_a_no_op_mirror_imports_neither_the_sdk_nor_the_ui_libraries(cli, azurit
     src = make_files(tmp_path / "src", {f"d{i}/f{j}.txt": f"{i}-{j}" for i in range(3) for j in range(3)})
     assert cli("mirror", src, url).returncode == 0  # the uploads need the SDK
     probe = ("import atexit, sys\n"
-             "heavy = ('azure', 'requests', 'tqdm', 'watchdog')\n"
+             "heavy = ('azure', 'requests', 'tqdm', 'watchdog', 'httpx')\n"
              "atexit.register(lambda: print('IMPORTED', sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}),"
              " file=sys.stderr))\n"
              "from bucket_sync.cli.main import main\n"
