@@ -123,20 +123,22 @@ class Lister:
         root = f"{prefix}/" if prefix else ""
         self._prefix = prefix
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="list")
+        first = pool.submit(self._list_level, root)  # ahead of the hinted folders: the diff starts with it
         early: dict[str, Future] = {}
         hinted = sorted({f"{root}{h}/" for h in hints if h and "/" not in h})
         if len(hinted) >= self.workers:
             early = {name: pool.submit(self._list_flat, name) for name in hinted[:self.window]}
         try:
-            yield from self._ordered(root, pool, early)
+            yield from self._ordered(root, pool, early, first)
         finally:
             for future in early.values():
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
     # -- phases ------------------------------------------------------------------------------------
-    def _ordered(self, root: str, pool: ThreadPoolExecutor, early: dict[str, Future]) -> Iterator[RemoteBlob]:
-        units = self._split(root, pool, keep=set(early))
+    def _ordered(self, root: str, pool: ThreadPoolExecutor, early: dict[str, Future],
+                 first: Future) -> Iterator[RemoteBlob]:
+        units = self._split(root, pool, keep=set(early), first=first)
         pending = dict(early)
         present = {u.name for u in units if u.blob is None}
         for name in [n for n in pending if n not in present]:  # hinted, but not in the container
@@ -167,15 +169,15 @@ class Lister:
             for future in pending.values():
                 future.cancel()
 
-    def _split(self, root: str, pool: ThreadPoolExecutor, keep: set[str]) -> list[_Unit]:
+    def _split(self, root: str, pool: ThreadPoolExecutor, keep: set[str], first: Future) -> list[_Unit]:
         """Replace folders by their contents (delimiter listings, in parallel) until there are enough
-        folders to list in parallel, or the tree is that deep. Folders in ``keep`` are already being
-        listed flat."""
-        units = [_Unit(root)]
-        for depth in range(self.max_depth):
+        folders to list in parallel, or the tree is that deep. ``first``: the root's own level, already
+        asked for. Folders in ``keep`` are already being listed flat."""
+        units = first.result()
+        for depth in range(1, self.max_depth):
             folders = [u for u in units if u.blob is None]
             splittable = [u.name for u in folders if u.name not in keep]
-            if not splittable or (depth > 0 and len(folders) >= self.workers):
+            if not splittable or len(folders) >= self.workers:
                 break
             levels = dict(zip(splittable, pool.map(self._list_level, splittable)))
             units = [child for u in units for child in (levels[u.name] if u.blob is None and u.name in levels else (u,))]
