@@ -8,6 +8,7 @@ import threading
 from typing import Callable
 from dataclasses import dataclass
 
+from ..config import user_state_dir
 from ..errors import SafetyGuardError, UsageError
 from ..sas import SasSource
 from ..sync.diff import DiffPolicy
@@ -19,6 +20,10 @@ from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResul
 from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
 from ..sync.storage import Storage
+
+
+# Blob metadata remembered between runs (sync/metadata_cache.py): no-op runs list without it.
+METADATA_CACHE_DIR = "listing-cache"
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer
         if os.path.exists(local_root) and not os.path.isdir(local_root):
             raise UsageError(f"{local_root} exists and is not a folder", hint="give a folder to download into")
 
-    storage = Storage(source_factory(), concurrency=req.settings.concurrency, cancel=stop)
+    storage = Storage(source_factory(), concurrency=req.settings.concurrency, cancel=stop,
+                      metadata_cache_dir=user_state_dir() / METADATA_CACHE_DIR)
     try:
         if req.direction is Direction.UP:
             # The local scan runs ahead in a thread while the remote listing is fetched.

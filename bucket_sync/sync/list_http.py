@@ -1,4 +1,5 @@
-"""List Blobs pages over the standard library's http.client: a run that only lists imports no HTTP stack.
+"""List Blobs pages and HEADs over the standard library's http.client: a run that only lists imports no
+HTTP stack.
 
 Why: importing azure-core and requests costs ~0.1 s, which a cron job's no-op mirror (it only lists) paid
 every few minutes: on 20,000 unchanged files that was a sixth of the run. The rules are the SDK path's
@@ -76,15 +77,28 @@ class ListClient:
         self._ssl = None
 
     def get(self, params: Mapping[str, str], headers: Mapping[str, str]) -> bytes:
-        """The body of a 200 answer; StorageHttpError or ConnectionFailed once retries are spent."""
+        """The body of a 200 answer to a GET on the container; StorageHttpError or ConnectionFailed once
+        retries are spent."""
+        status, _, body = self.request("GET", "", params, headers)
+        return body
+
+    def head(self, name: str, headers: Mapping[str, str]) -> Mapping[str, str] | None:
+        """A blob's properties and metadata (the response headers); None when it does not exist."""
+        status, answer, _ = self.request("HEAD", "/" + quote(name, safe="/~"), {}, headers, ok=(200, 404))
+        return None if status == 404 else answer
+
+    def request(self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str], *,
+                ok: tuple[int, ...] = (200,)):
+        """(status, headers, body) of an answer in ``ok``, after the retries and one SAS refresh."""
         query = urlencode(params, quote_via=quote)
+        target = f"{self._path}{path}?{query}&" if query else f"{self._path}{path}?"
         attempt = 0
         refreshed = False
         while True:
             attempt += 1
             sas = self._source.current()
             try:
-                status, answer, body = self._send(f"{self._path}?{query}&{sas.token}", headers)
+                status, answer, body = self._send(method, target + sas.token, headers)
             except (OSError, http.client.HTTPException) as exc:
                 self._drop()
                 if not self._backoff.may_retry(attempt):
@@ -104,9 +118,9 @@ class ListClient:
                 log.debug("storage answered %d; attempt %d of %d", status, attempt, self._backoff.attempts)
                 self._backoff.wait(self._backoff.delay(attempt, answer.get("Retry-After")))
                 continue
-            if status != 200:
+            if status not in ok:
                 raise StorageHttpError(status, answer.get("x-ms-error-code") or "")
-            return body
+            return status, answer, body
 
     def close(self) -> None:
         with self._lock:
@@ -115,9 +129,9 @@ class ListClient:
             conn.close()
 
     # -- connections -------------------------------------------------------------------------------
-    def _send(self, target: str, headers: Mapping[str, str]):
+    def _send(self, method: str, target: str, headers: Mapping[str, str]):
         conn = self._connection()
-        conn.request("GET", target, headers=dict(headers))
+        conn.request(method, target, headers=dict(headers))
         response = conn.getresponse()
         body = response.read()
         if response.will_close:

@@ -24,17 +24,24 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from .keys import key_from_blob_name
+from .metadata_cache import MetadataCache
 from .model import RemoteBlob
 from .mtime import datetime_to_ns, parse_mtime
 
-# (prefix, marker, delimiter) -> the XML body of one List Blobs page
-Fetch = Callable[[str | None, str | None, str | None], bytes]
+# (prefix, marker, delimiter, with metadata) -> the XML body of one List Blobs page
+Fetch = Callable[[str | None, str | None, str | None, bool], bytes]
+# blob name -> (ETag, mtime metadata or None) as the service has it now; None when the blob is gone
+Head = Callable[[str], "tuple[str, str | None] | None"]
+
+# A folder whose cached metadata misses this many blobs per page listed is listed again with metadata;
+# fewer are looked up one by one (a growing capture folder should not cost two full listings per run).
+HEADS_PER_PAGE = 8
 
 DELIMITER = "/"
 
@@ -105,8 +112,11 @@ class _Unit:
 
 
 class Lister:
-    def __init__(self, fetch: Fetch, *, workers: int = 16, max_depth: int = 3) -> None:
+    def __init__(self, fetch: Fetch, *, workers: int = 16, max_depth: int = 3, cache: MetadataCache | None = None,
+                 head: Head | None = None) -> None:
         self.fetch = fetch
+        self.cache = cache  # with it, folders whose blobs it knows are listed without metadata
+        self.head = head
         self.workers = max(1, workers)
         self.max_depth = max_depth
         self.window = 2 * self.workers
@@ -186,30 +196,80 @@ class Lister:
     # -- one folder ------------------------------------------------------------------------------
     def _list_level(self, folder: str) -> list[_Unit]:
         """The blobs directly in ``folder`` and its sub-folders, sorted by name."""
-        units: list[_Unit] = []
-        for page in self._pages(folder, DELIMITER):
-            for item in page.blobs:
-                blob = to_remote_blob(self._prefix, item)
-                if blob is not None:
-                    units.append(_Unit(blob.name, blob))
-            units.extend(_Unit(name) for name in page.folders if name != folder)
+        items, folders = self._items(folder, DELIMITER)
+        units = [_Unit(blob.name, blob) for blob in self._convert(items)]
+        units.extend(_Unit(name) for name in folders if name != folder)
         units.sort(key=attrgetter("name"))
         return units
 
     def _list_flat(self, folder: str) -> list[RemoteBlob]:
-        blobs: list[RemoteBlob] = []
-        for page in self._pages(folder, None):
-            for item in page.blobs:
-                blob = to_remote_blob(self._prefix, item)
-                if blob is not None:
-                    blobs.append(blob)
+        blobs = self._convert(self._items(folder, None)[0])
         blobs.sort(key=attrgetter("name"))
         return blobs
 
-    def _pages(self, folder: str, delimiter: str | None) -> Iterator[Page]:
+    def _convert(self, items: list[tuple]) -> list[RemoteBlob]:
+        blobs = []
+        for item in items:
+            blob = to_remote_blob(self._prefix, item)
+            if blob is not None:
+                blobs.append(blob)
+        return blobs
+
+    def _items(self, folder: str, delimiter: str | None) -> tuple[list[tuple], list[str]]:
+        """One listing's blob tuples and sub-folders. With a metadata cache that knows the folder, the
+        listing leaves the metadata out and the cache fills it in, for the blobs whose ETag it has."""
+        known = self.cache.load(folder, delimiter) if self.cache is not None else None
+        if known is not None:
+            items, folders, pages = self._collect(folder, delimiter, metadata=False)
+            filled, missing = [], []
+            for item in items:
+                hit = known.get(item[0])
+                if hit is not None and hit[0] == item[3]:
+                    filled.append(item[:4] + (hit[1],) + item[5:])
+                else:
+                    missing.append(item)
+            if not missing:
+                return filled, folders
+            looked_up = self._look_up(missing, limit=HEADS_PER_PAGE * pages)
+            if looked_up is not None:
+                filled.extend(looked_up)
+                filled.sort(key=itemgetter(0))
+                self._remember(folder, delimiter, filled)
+                return filled, folders
+        items, folders, _ = self._collect(folder, delimiter, metadata=True)
+        self._remember(folder, delimiter, items)
+        return items, folders
+
+    def _look_up(self, missing: list[tuple], *, limit: int) -> list[tuple] | None:
+        """The missing blobs' metadata, one request each; None when there are too many (list again)."""
+        if self.head is None or len(missing) > limit:
+            return None
+        found = []
+        for item in missing:
+            now = self.head(item[0])
+            if now is None or now[0] != item[3]:
+                return None  # changed or gone since the listing: list the folder again
+            found.append(item[:4] + (now[1],) + item[5:])
+        return found
+
+    def _remember(self, folder: str, delimiter: str | None, items: list[tuple]) -> None:
+        if self.cache is not None:
+            self.cache.save(folder, delimiter, [(item[0], item[3], item[4]) for item in items])
+
+    def _collect(self, folder: str, delimiter: str | None, *, metadata: bool) -> tuple[list[tuple], list[str], int]:
+        items: list[tuple] = []
+        folders: list[str] = []
+        pages = 0
+        for page in self._pages(folder, delimiter, metadata):
+            items.extend(page.blobs)
+            folders.extend(page.folders)
+            pages += 1
+        return items, folders, pages
+
+    def _pages(self, folder: str, delimiter: str | None, metadata: bool) -> Iterator[Page]:
         """Every page of one listing; the next page is requested before this one is parsed."""
         starts = folder or None
-        body = self.fetch(starts, None, delimiter)
+        body = self.fetch(starts, None, delimiter, metadata)
         ahead: ThreadPoolExecutor | None = None
         try:
             while True:
@@ -217,7 +277,7 @@ class Lister:
                 pending: Future | None = None
                 if marker:
                     ahead = ahead or ThreadPoolExecutor(1, thread_name_prefix="list-ahead")
-                    pending = ahead.submit(self.fetch, starts, marker, delimiter)
+                    pending = ahead.submit(self.fetch, starts, marker, delimiter, metadata)
                 page = parse_page(body)
                 if page.next_marker != marker:  # the quick look disagreed with the parser: trust the parser
                     if pending is not None:
@@ -226,7 +286,7 @@ class Lister:
                 yield page
                 if not marker:
                     return
-                body = pending.result() if pending is not None else self.fetch(starts, marker, delimiter)
+                body = pending.result() if pending is not None else self.fetch(starts, marker, delimiter, metadata)
         finally:
             if ahead is not None:
                 ahead.shutdown(wait=True, cancel_futures=True)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from ..sas import SasSource
 from .backoff import Backoff
 from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
 from .listing import Lister
+from .metadata_cache import MetadataCache
 from .model import RemoteBlob
+from .mtime import format_mtime
 from .storage_errors import connection_error, status_error
 
 if TYPE_CHECKING:
@@ -27,9 +30,12 @@ LIST_PAGE = 5000  # the service maximum: fewer round trips
 
 class Storage:
     def __init__(self, source: SasSource, *, concurrency: int = 16, retry_attempts: int = 6,
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None, metadata_cache_dir: Path | None = None) -> None:
+        """``metadata_cache_dir``: where blob metadata is remembered between runs (metadata_cache.py), so
+        listings of folders it knows can leave the metadata out; None: always list with metadata."""
         self.source = source
         self.container_url = source.current().container_url
+        self._metadata_cache = MetadataCache(metadata_cache_dir, self.container_url) if metadata_cache_dir else None
         self._concurrency = concurrency
         self._retry_attempts = retry_attempts
         self._cancel = cancel
@@ -64,11 +70,15 @@ class Storage:
     def iter_list(self, prefix: str, hints: Iterable[str] = ()) -> Iterator[RemoteBlob]:
         """The same, streamed: folders are listed in parallel and handed on in key order as they arrive,
         so the diff starts before the listing ends. ``hints``: likely folder names (see listing.py)."""
-        yield from Lister(self._list_body, workers=self.list_workers).blobs(prefix, hints)
+        lister = Lister(self._list_body, workers=self.list_workers, cache=self._metadata_cache, head=self._head)
+        yield from lister.blobs(prefix, hints)
 
-    def _list_body(self, starts: str | None, marker: str | None, delimiter: str | None) -> bytes:
-        """One List Blobs page (XML, parsed by listing.py), with the metadata the diff needs."""
-        params = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": str(LIST_PAGE)}
+    def _list_body(self, starts: str | None, marker: str | None, delimiter: str | None, metadata: bool = True) -> bytes:
+        """One List Blobs page (XML, parsed by listing.py), with the metadata the diff needs (unless the
+        metadata cache supplies it)."""
+        params = {"restype": "container", "comp": "list", "maxresults": str(LIST_PAGE)}
+        if metadata:
+            params["include"] = "metadata"
         if starts:
             params["prefix"] = starts
         if marker:
@@ -85,6 +95,24 @@ class Storage:
                                container_url=self.container_url) from None
         except ConnectionFailed as exc:
             raise connection_error("list", starts or "/", str(exc)) from None
+
+    def _head(self, name: str) -> tuple[str, str | None] | None:
+        """(ETag, mtime metadata) of one blob as it is now; None when it is gone."""
+        if self._list_client is None:
+            blob = self.ops.get(name, name)
+            if blob is None:
+                return None
+            return (blob.etag or "").strip('"'), format_mtime(blob.mtime_ns) if blob.mtime_from_metadata else None
+        try:
+            answer = self._list_client.head(name, {"x-ms-version": API_VERSION})
+        except StorageHttpError as exc:
+            raise status_error("read", name, exc.status, exc.code, source=self.source,
+                               container_url=self.container_url) from None
+        except ConnectionFailed as exc:
+            raise connection_error("read", name, str(exc)) from None
+        if answer is None:
+            return None
+        return (answer.get("ETag") or "").strip('"'), answer.get("x-ms-meta-mtime") or answer.get("x-ms-meta-Mtime")
 
     # -- blobs (blob_ops.py) -------------------------------------------------------------------------
     def get(self, name: str, key: str) -> RemoteBlob | None:

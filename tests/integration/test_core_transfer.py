@@ -163,9 +163,10 @@ def test_download_refuses_names_that_escape_and_goes_on(cli, azurite, new_itwin,
     assert (dst / "ok.txt").read_bytes() == b"fine"  # the safe file still arrived
     assert {e["key"] for e in result.transfers(status="failed")} == {"in//abs", "in/../x", "in/a/../../y"}
     assert result.summary["downloaded"] == 1 and result.summary["failed"] == 3
-    sas_cache = cli.home / ".local" / "state" / "bucket-sync" / "sas-cache"  # the run's own SAS cache entry
+    state = cli.home / ".local" / "state" / "bucket-sync"  # the run's own caches: SAS, listing metadata
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
-                     if p.is_file() and not p.is_relative_to(sas_cache))
+                     if p.is_file() and not p.is_relative_to(state / "sas-cache")
+                     and not p.is_relative_to(state / "listing-cache"))
     assert written == ["work/dst/ok.txt"], written
     assert not os.path.exists("/abs")
 

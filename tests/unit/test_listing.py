@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bucket_sync.sync.listing import Lister, next_marker, parse_page
+from bucket_sync.sync.metadata_cache import MetadataCache
 
 
 class FakeService:
@@ -28,25 +29,42 @@ class FakeService:
         self.requests: list[tuple] = []
         self.completed: list[tuple] = []
         self.done_before: dict[tuple, list[tuple]] = {}  # request -> requests already answered when it started
+        self.with_metadata: list[bool] = []
+        self.versions: dict[str, int] = {}  # name -> version: bumps the ETag and the mtime, like a write
+        self.heads: list[str] = []
         self.in_flight = 0
         self.most_in_flight = 0
         self._lock = threading.Lock()
 
-    def fetch(self, prefix, marker, delimiter):
+    def head(self, name):
+        self.heads.append(name)
+        if name not in self.names:
+            return None
+        return self._etag(name), self._mtime(name)
+
+    def _etag(self, name):
+        return f"0x{len(name)}-{self.versions.get(name, 0)}"
+
+    def _mtime(self, name):
+        return f"2026-11-23T10:00:0{self.versions.get(name, 0) % 10}.000000001Z"
+
+    def fetch(self, prefix, marker, delimiter, metadata=True):
         with self._lock:
             self.requests.append((prefix, marker, delimiter))
             self.done_before[(prefix, marker, delimiter)] = list(self.completed)
+            self.with_metadata.append(metadata)
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             time.sleep(self.delay)
-            return self._page(prefix or "", marker, delimiter)
+            return self._page(prefix or "", marker, delimiter, metadata)
         finally:
             with self._lock:
                 self.in_flight -= 1
                 self.completed.append((prefix, marker, delimiter))
+                self.completed.append((prefix, marker, delimiter))
 
-    def _page(self, prefix, marker, delimiter):
+    def _page(self, prefix, marker, delimiter, metadata=True):
         entries = []  # (sort name, is_folder)
         seen = set()
         for name in self.names:
@@ -66,8 +84,8 @@ class FakeService:
         items = "".join(
             f"<BlobPrefix><Name>{escape(n)}</Name></BlobPrefix>" if folder else
             f"<Blob><Name>{escape(n)}</Name><Properties><Last-Modified>Mon, 23 Nov 2026 10:00:00 GMT</Last-Modified>"
-            f"<Etag>0x{len(n)}</Etag><Content-Length>{len(n)}</Content-Length></Properties>"
-            f"<Metadata><mtime>2026-11-23T10:00:00.000000001Z</mtime></Metadata></Blob>"
+            f"<Etag>{self._etag(n)}</Etag><Content-Length>{len(n)}</Content-Length></Properties>"
+            + (f"<Metadata><mtime>{self._mtime(n)}</mtime></Metadata>" if metadata else "") + "</Blob>"
             for n, folder in page)
         nxt = escape(page[-1][0]) if rest else ""
         quick = "<NextMarker>bogus</NextMarker>" if self.lie_about_marker and rest else ""
@@ -138,10 +156,10 @@ def test_a_failing_request_reaches_the_consumer():
     service = FakeService([f"d{i}/f" for i in range(10)])
     real = service.fetch
 
-    def fetch(prefix, marker, delimiter):
+    def fetch(prefix, marker, delimiter, metadata):
         if prefix == "d7/":
             raise RuntimeError("boom")
-        return real(prefix, marker, delimiter)
+        return real(prefix, marker, delimiter, metadata)
 
     with pytest.raises(RuntimeError, match="boom"):
         list(Lister(fetch, workers=2).blobs(""))
@@ -159,7 +177,7 @@ def test_folders_are_listed_at_most_a_window_ahead_of_the_consumer():
 
 def test_metadata_and_sizes_survive():
     blob = next(Lister(FakeService(["x/y"]).fetch).blobs("x"))
-    assert (blob.key, blob.name, blob.size, blob.etag) == ("y", "x/y", 3, "0x3")
+    assert (blob.key, blob.name, blob.size, blob.etag) == ("y", "x/y", 3, "0x3-0")
     assert blob.mtime_from_metadata and blob.mtime_ns % 1_000_000_000 == 1
 
 
@@ -213,3 +231,93 @@ def test_hints_beyond_the_window_and_unhinted_folders_still_list_once_each():
     assert keys == expected(names)
     flat = [r[0] for r in service.requests if r[2] is None]
     assert sorted(flat) == sorted(set(flat)) and set(flat) == {n.split("/")[0] + "/" for n in names}
+
+
+# -- the metadata cache ----------------------------------------------------------------------------------
+
+def cached_listing(service, cache, prefix="", workers=4):
+    return [(b.key, b.etag, b.mtime_ns, b.mtime_from_metadata)
+            for b in Lister(service.fetch, workers=workers, cache=cache, head=service.head).blobs(prefix)]
+
+
+def test_a_known_container_is_listed_without_metadata_and_gets_the_same_answer(tmp_path):
+    names = [f"d{i}/f{j}" for i in range(5) for j in range(3)] + ["top"]
+    service = FakeService(names)
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    first = cached_listing(service, cache)
+    assert all(service.with_metadata) and all(entry[3] for entry in first)
+    service.with_metadata.clear()
+    assert cached_listing(service, cache) == first
+    assert service.with_metadata and not any(service.with_metadata) and service.heads == []
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in (tmp_path / "cache").iterdir())
+
+
+def test_a_blob_written_since_is_looked_up_and_a_busy_folder_listed_again(tmp_path):
+    names = [f"d{i}/f{j}" for i in range(5) for j in range(20)]
+    service = FakeService(names, page_size=50)
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    cached_listing(service, cache)
+    # One blob rewritten (new ETag and mtime) and one added: looked up one by one.
+    service.versions["d1/f3"] = 1
+    service.names = sorted(service.names + ["d2/new"])
+    service.with_metadata.clear()
+    listed = {key: (etag, mtime) for key, etag, mtime, _ in cached_listing(service, cache)}
+    assert sorted(service.heads) == ["d1/f3", "d2/new"] and not any(service.with_metadata)
+    assert listed["d1/f3"] == ("0x5-1", 1_795_428_001_000_000_001)
+    # Many rewritten in one folder: listed again with metadata instead of one lookup each.
+    for j in range(20):
+        service.versions[f"d3/f{j}"] = 2
+    service.heads.clear()
+    service.with_metadata.clear()
+    listed = {key: (etag, mtime) for key, etag, mtime, _ in cached_listing(service, cache)}
+    assert service.heads == [] and service.requests[-1] and any(service.with_metadata)
+    assert listed["d3/f7"] == ("0x5-2", 1_795_428_002_000_000_001)
+    # And the cache learnt them: the next run needs neither.
+    service.heads.clear()
+    service.with_metadata.clear()
+    cached_listing(service, cache)
+    assert service.heads == [] and not any(service.with_metadata)
+
+
+def test_a_blob_that_changes_between_listing_and_lookup_sends_its_folder_back_to_a_full_listing(tmp_path):
+    service = FakeService(["d/a", "d/b"])
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    cached_listing(service, cache)
+    service.versions["d/a"] = 1
+    real_head = service.head
+
+    def racing_head(name):
+        service.versions[name] = 5  # written again just after the listing saw version 1
+        return real_head(name)
+
+    service.head = racing_head
+    service.with_metadata.clear()
+    listed = {key: etag for key, etag, _, _ in cached_listing(service, cache)}
+    assert any(service.with_metadata) and listed["d/a"] == "0x3-5"
+
+
+def test_a_damaged_or_foreign_cache_file_is_a_miss(tmp_path):
+    service = FakeService(["a/1", "b/2"])
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    first = cached_listing(service, cache)
+    for path in (tmp_path / "cache").iterdir():
+        path.write_text('{"v": 1, "container": "https://acct/cont", "entries": [[1, 2]]}')
+    service.with_metadata.clear()
+    assert cached_listing(service, cache) == first and all(service.with_metadata)
+    other = MetadataCache(tmp_path / "cache", "https://acct/other")  # same folders, another container
+    service.with_metadata.clear()
+    assert cached_listing(service, other) == first and all(service.with_metadata)
+
+
+def test_cache_files_long_unwritten_are_pruned(tmp_path):
+    import os
+    import time as clock
+
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    cache.save("old/", None, [("old/a", "0x1", None)])
+    cache.save("new/", None, [("new/a", "0x2", None)])
+    old = cache._path("old/", None)  # noqa: SLF001
+    month_ago = clock.time() - 31 * 24 * 3600
+    os.utime(old, (month_ago, month_ago))
+    MetadataCache(tmp_path / "cache", "https://acct/cont").save("other/", "/", [])
+    assert not old.exists() and cache.load("new/", None) == {"new/a": ("0x2", None)}
