@@ -18,6 +18,7 @@ make the whole container pile up in memory.
 from __future__ import annotations
 
 import base64
+import logging
 import html
 import re
 from collections import deque
@@ -29,6 +30,7 @@ from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
+from ..errors import BucketSyncError
 from .keys import key_from_blob_name
 from .metadata_cache import MetadataCache
 from .model import RemoteBlob
@@ -44,6 +46,8 @@ Head = Callable[[str], "tuple[str, str | None] | None"]
 HEADS_PER_PAGE = 8
 
 DELIMITER = "/"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -246,7 +250,12 @@ class Lister:
             return None
         found = []
         for item in missing:
-            now = self.head(item[0])
+            try:
+                now = self.head(item[0])
+            except BucketSyncError as exc:
+                # E.g. a SAS that may list but not read (an upload mirror needs no read permission).
+                log.debug("looking up %s failed (%s): listing its folder with metadata", item[0], exc)
+                return None
             if now is None or now[0] != item[3]:
                 return None  # changed or gone since the listing: list the folder again
             found.append(item[:4] + (now[1],) + item[5:])

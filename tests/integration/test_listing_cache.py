@@ -75,3 +75,21 @@ def test_a_damaged_cache_costs_nothing_but_time(cli, new_itwin, bucket_container
     run = cli("mirror", src, remote, "--json")
     assert run.returncode == 0 and run.summary["skipped"] == 2 and run.summary["uploaded"] == 0, run
     assert remote_tree(bucket_container(new_itwin), "p") == local_tree(src)
+
+
+def test_an_upload_mirror_with_a_sas_that_cannot_read(cli, azurite, make_files, tmp_path):
+    """An upload mirror needs list, write and delete, not read: looking a blob up (HEAD) is refused, and the
+    folder is listed again with metadata instead."""
+    import uuid
+
+    name = f"noread-{uuid.uuid4().hex[:10]}"
+    azurite.create_container(name)
+    container = azurite.container_client(name)
+    url = azurite.container_sas_url(name, permission="cwdl")
+    src = make_files(tmp_path / "src", {"d/a.txt": "one", "d/b.txt": "two"})
+    for _ in range(3):
+        assert cli("mirror", src, url).returncode == 0
+    put_blob(container, "d/a.txt", b"ONE", BASE_NS)  # another tool, behind the cache
+    run = cli("mirror", src, url, "--json")
+    assert run.returncode == 0 and run.summary["uploaded"] == 1, run
+    assert container.download_blob("d/a.txt").readall() == b"one"

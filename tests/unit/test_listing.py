@@ -321,3 +321,20 @@ def test_cache_files_long_unwritten_are_pruned(tmp_path):
     os.utime(old, (month_ago, month_ago))
     MetadataCache(tmp_path / "cache", "https://acct/cont").save("other/", "/", [])
     assert not old.exists() and cache.load("new/", None) == {"new/a": ("0x2", None)}
+
+
+def test_a_lookup_the_sas_refuses_falls_back_to_a_listing_with_metadata(tmp_path):
+    from bucket_sync.errors import PermissionDeniedError
+
+    service = FakeService(["d/a", "d/b"])
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    cached_listing(service, cache)
+    service.versions["d/a"] = 1
+
+    def refused(name):
+        raise PermissionDeniedError("read 'd/a': the SAS does not grant the read (r) permission")
+
+    service.head = refused
+    service.with_metadata.clear()
+    listed = {key: (etag, mtime) for key, etag, mtime, _ in cached_listing(service, cache)}
+    assert listed["d/a"] == ("0x3-1", 1_795_428_001_000_000_001) and any(service.with_metadata)
