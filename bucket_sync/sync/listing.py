@@ -13,28 +13,24 @@ own sorted contents, give exactly the order of one flat listing. Each folder's b
 
 Memory: folders are listed at most ``window`` ahead of the consumer, so a slow consumer (the diff) does not
 make the whole container pile up in memory.
+
+Metadata: with a MetadataCache that knows a folder, the folder is listed without metadata and the cache
+fills each blob's mtime in, for the blobs whose ETag it remembers (see _items).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import html
-import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Callable, Iterable, Iterator
-from urllib.parse import unquote
-from xml.etree import ElementTree
 
 from ..errors import BucketSyncError
-from .keys import key_from_blob_name
+from .list_pages import Page, next_marker, parse_page, to_remote_blob
 from .metadata_cache import MetadataCache
 from .model import RemoteBlob
-from .mtime import datetime_to_ns, parse_mtime
 
 # (prefix, marker, delimiter, with metadata) -> the XML body of one List Blobs page
 Fetch = Callable[[str | None, str | None, str | None, bool], bytes]
@@ -48,63 +44,6 @@ HEADS_PER_PAGE = 8
 DELIMITER = "/"
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Page:
-    blobs: list[tuple] = field(default_factory=list)  # (name, size, md5, etag, mtime metadata, Last-Modified)
-    folders: list[str] = field(default_factory=list)  # BlobPrefix names (delimiter listings only)
-    next_marker: str | None = None
-
-
-def parse_page(body: bytes) -> Page:
-    root = ElementTree.fromstring(body)
-    page = Page(next_marker=root.findtext("NextMarker") or None)
-    blobs = root.find("Blobs")
-    if blobs is None:
-        return page
-    for blob in blobs.iter("Blob"):
-        props = blob.find("Properties")
-        md5_text = props.findtext("Content-MD5")
-        meta = blob.find("Metadata")
-        mtime = None
-        if meta is not None:
-            mtime = meta.findtext("mtime") or meta.findtext("Mtime")
-        page.blobs.append((_name(blob), int(props.findtext("Content-Length") or 0),
-                           base64.b64decode(md5_text) if md5_text else None,
-                           props.findtext("Etag"), mtime, props.findtext("Last-Modified")))
-    for folder in blobs.iter("BlobPrefix"):
-        page.folders.append(_name(folder))
-    return page
-
-
-def _name(element) -> str:
-    name_el = element.find("Name")
-    name = name_el.text or ""
-    # Names with characters XML cannot carry come percent-encoded.
-    return unquote(name) if name_el.get("Encoded") == "true" else name
-
-
-_NEXT_MARKER = re.compile(rb"<NextMarker>([^<]*)</NextMarker>")
-
-
-def next_marker(body: bytes) -> str | None:
-    """The continuation marker, found without parsing the page (it ends the body): lets the next page be
-    requested before this one is parsed."""
-    found = _NEXT_MARKER.search(body, max(0, len(body) - 4096))
-    return html.unescape(found.group(1).decode()) or None if found else None
-
-
-def to_remote_blob(prefix: str, item: tuple) -> RemoteBlob | None:
-    """A listed blob as the diff sees it; None for names outside ``prefix`` and folder markers."""
-    name, size, md5, etag, mtime, last_modified = item
-    key = key_from_blob_name(prefix, name)
-    if not key or name.endswith("/"):
-        return None  # folder markers written by other tools carry no data
-    ns = parse_mtime(mtime)
-    return RemoteBlob(key=key, name=name, size=size,
-                      mtime_ns=ns if ns is not None else datetime_to_ns(parsedate_to_datetime(last_modified)),
-                      md5=md5, etag=etag, mtime_from_metadata=ns is not None)
 
 
 @dataclass(frozen=True)

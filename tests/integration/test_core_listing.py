@@ -13,7 +13,7 @@ from bucket_sync.platform.resolver import StaticSasSource
 from bucket_sync.sas import ContainerSas
 from bucket_sync.sync import storage as storage_module
 from bucket_sync.sync.mtime import format_mtime
-from bucket_sync.sync.listing import next_marker, parse_page
+from bucket_sync.sync.list_pages import next_marker, parse_page
 from bucket_sync.sync.storage import Storage
 
 pytestmark = pytest.mark.integration
