@@ -162,7 +162,7 @@ class Lister:
         """One listing's blob tuples and sub-folders. With a metadata cache that knows the folder, the
         listing leaves the metadata out and the cache fills it in, for the blobs whose ETag it has."""
         known = self.cache.load(folder, delimiter) if self.cache is not None else None
-        if known is not None:
+        if known:  # a folder remembered empty is as cheap to list with metadata as without
             items, folders, pages = self._collect(folder, delimiter, metadata=False)
             filled, missing = [], []
             for item in items:

@@ -236,6 +236,17 @@ def test_hints_beyond_the_window_and_unhinted_folders_still_list_once_each():
 
 # -- the metadata cache ----------------------------------------------------------------------------------
 
+def reset(service):
+    service.requests.clear()
+    service.with_metadata.clear()
+    service.heads.clear()
+
+
+def folders_listed_with_metadata(service):
+    """Requests with metadata, leaving out the container's root level (remembered empty: listed in full)."""
+    return [r[0] for r, metadata in zip(service.requests, service.with_metadata) if metadata and r[0]]
+
+
 def cached_listing(service, cache, prefix="", workers=4):
     return [(b.key, b.etag, b.mtime_ns, b.mtime_from_metadata)
             for b in Lister(service.fetch, workers=workers, cache=cache, head=service.head).blobs(prefix)]
@@ -247,9 +258,9 @@ def test_a_known_container_is_listed_without_metadata_and_gets_the_same_answer(t
     cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
     first = cached_listing(service, cache)
     assert all(service.with_metadata) and all(entry[3] for entry in first)
-    service.with_metadata.clear()
+    reset(service)
     assert cached_listing(service, cache) == first
-    assert service.with_metadata and not any(service.with_metadata) and service.heads == []
+    assert service.requests and folders_listed_with_metadata(service) == [] and service.heads == []
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in (tmp_path / "cache").iterdir())
 
 
@@ -261,23 +272,21 @@ def test_a_blob_written_since_is_looked_up_and_a_busy_folder_listed_again(tmp_pa
     # One blob rewritten (new ETag and mtime) and one added: looked up one by one.
     service.versions["d1/f3"] = 1
     service.names = sorted(service.names + ["d2/new"])
-    service.with_metadata.clear()
+    reset(service)
     listed = {key: (etag, mtime) for key, etag, mtime, _ in cached_listing(service, cache)}
-    assert sorted(service.heads) == ["d1/f3", "d2/new"] and not any(service.with_metadata)
+    assert sorted(service.heads) == ["d1/f3", "d2/new"] and folders_listed_with_metadata(service) == []
     assert listed["d1/f3"] == ("0x5-1", 1_795_428_001_000_000_001)
     # Many rewritten in one folder: listed again with metadata instead of one lookup each.
     for j in range(20):
         service.versions[f"d3/f{j}"] = 2
-    service.heads.clear()
-    service.with_metadata.clear()
+    reset(service)
     listed = {key: (etag, mtime) for key, etag, mtime, _ in cached_listing(service, cache)}
-    assert service.heads == [] and service.requests[-1] and any(service.with_metadata)
+    assert service.heads == [] and folders_listed_with_metadata(service) == ["d3/"]
     assert listed["d3/f7"] == ("0x5-2", 1_795_428_002_000_000_001)
     # And the cache learnt them: the next run needs neither.
-    service.heads.clear()
-    service.with_metadata.clear()
+    reset(service)
     cached_listing(service, cache)
-    assert service.heads == [] and not any(service.with_metadata)
+    assert service.heads == [] and folders_listed_with_metadata(service) == []
 
 
 def test_a_blob_that_changes_between_listing_and_lookup_sends_its_folder_back_to_a_full_listing(tmp_path):
@@ -292,9 +301,9 @@ def test_a_blob_that_changes_between_listing_and_lookup_sends_its_folder_back_to
         return real_head(name)
 
     service.head = racing_head
-    service.with_metadata.clear()
+    reset(service)
     listed = {key: etag for key, etag, _, _ in cached_listing(service, cache)}
-    assert any(service.with_metadata) and listed["d/a"] == "0x3-5"
+    assert folders_listed_with_metadata(service) == ["d/"] and listed["d/a"] == "0x3-5"
 
 
 def test_a_damaged_or_foreign_cache_file_is_a_miss(tmp_path):
@@ -303,10 +312,10 @@ def test_a_damaged_or_foreign_cache_file_is_a_miss(tmp_path):
     first = cached_listing(service, cache)
     for path in (tmp_path / "cache").iterdir():
         path.write_text('{"v": 1, "container": "https://acct/cont", "entries": [[1, 2]]}')
-    service.with_metadata.clear()
+    reset(service)
     assert cached_listing(service, cache) == first and all(service.with_metadata)
     other = MetadataCache(tmp_path / "cache", "https://acct/other")  # same folders, another container
-    service.with_metadata.clear()
+    reset(service)
     assert cached_listing(service, other) == first and all(service.with_metadata)
 
 
@@ -336,6 +345,6 @@ def test_a_lookup_the_sas_refuses_falls_back_to_a_listing_with_metadata(tmp_path
         raise PermissionDeniedError("read 'd/a': the SAS does not grant the read (r) permission")
 
     service.head = refused
-    service.with_metadata.clear()
+    reset(service)
     listed = {key: (etag, mtime) for key, etag, mtime, _ in cached_listing(service, cache)}
-    assert listed["d/a"] == ("0x3-1", 1_795_428_001_000_000_001) and any(service.with_metadata)
+    assert listed["d/a"] == ("0x3-1", 1_795_428_001_000_000_001) and folders_listed_with_metadata(service) == ["d/"]
