@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -21,6 +22,8 @@ from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
 from ..sync.storage import Storage
 
+
+log = logging.getLogger("bucket_sync")
 
 # Blob metadata remembered between runs (sync/metadata_cache.py): no-op runs list without it.
 METADATA_CACHE_DIR = "listing-cache"
@@ -97,6 +100,7 @@ def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer
         if os.path.exists(local_root) and not os.path.isdir(local_root):
             raise UsageError(f"{local_root} exists and is not a folder", hint="give a folder to download into")
 
+    partials: list[tuple[str, str]] = []  # (key, path) of .bucket-sync-partial files found by the scan
     storage = Storage(source_factory(), concurrency=req.settings.concurrency, cancel=stop,
                       metadata_cache_dir=user_state_dir() / METADATA_CACHE_DIR)
     try:
@@ -108,7 +112,8 @@ def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer
             dests = (b for b in _remote_dests(storage, req) if req.filters.allows(b.key))
             local_root = None
         else:
-            dests = prefetch(scan_tree(local_root, filters=req.filters)) if os.path.isdir(local_root) else iter(())
+            dests = prefetch(scan_tree(local_root, filters=req.filters, on_partial=lambda key, path: partials.append((key, path)))
+                             ) if os.path.isdir(local_root) else iter(())
             remote = storage.iter_list(req.prefix, hints=top_level_folders(local_root))
             sources = (b for b in remote if req.filters.allows(b.key))
         policy = DiffPolicy(
@@ -123,9 +128,28 @@ def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer
         if req.direction is Direction.DOWN and not req.settings.dry_run:
             os.makedirs(local_root, exist_ok=True)
         engine.run(plan, delete=req.mirror and req.delete)
+        if req.mirror and req.delete and not req.settings.dry_run and tally.exit_code == 0:
+            _sweep_partials(partials, req.filters)
     finally:
         storage.close()
     return tally.summary(req.command)
+
+
+def _sweep_partials(partials: list[tuple[str, str]], filters: PathFilter) -> None:
+    """After a download mirror that succeeded, partial files found before it are leftovers of interrupted
+    runs: the downloads this run made renamed theirs, and one whose blob was deleted since would otherwise
+    stay forever. Only keys the filters allow: what they exclude is not touched."""
+    for key, path in partials:
+        if not filters.allows(key):
+            continue
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            continue  # this run downloaded that key: its partial became the file
+        except OSError as exc:
+            log.warning("could not remove the leftover %s: %s", path, exc.strerror or exc)
+        else:
+            log.info("removed the leftover %s of an interrupted download", path)
 
 
 def _remote_dests(storage: Storage, req: SyncRequest):

@@ -28,14 +28,20 @@ class Skipped:
 
 
 def scan_tree(root: str, *, filters: PathFilter = PathFilter(), follow_symlinks: bool = False,
-              on_skip: Callable[[Skipped], None] = lambda s: None, base_key: str = "") -> Iterator[LocalFile]:
-    """Yield every regular file below ``root`` as a LocalFile, keys relative to ``root`` (plus base_key)."""
+              on_skip: Callable[[Skipped], None] = lambda s: None, base_key: str = "",
+              on_partial: Callable[[str, str], None] | None = None) -> Iterator[LocalFile]:
+    """Yield every regular file below ``root`` as a LocalFile, keys relative to ``root`` (plus base_key).
+
+    Our own in-progress downloads (``*.bucket-sync-partial``) are never yielded; ``on_partial(key, path)``
+    hears of each, with the key of the file it was becoming.
+    """
     root = os.path.abspath(root)
     seen_dirs: set[tuple[int, int]] = set()
-    yield from _walk(root, base_key, filters, follow_symlinks, on_skip, seen_dirs)
+    yield from _walk(root, base_key, filters, follow_symlinks, on_skip, seen_dirs, on_partial)
 
 
-def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, seen: set) -> Iterator[LocalFile]:
+def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, seen: set,
+          on_partial=None) -> Iterator[LocalFile]:
     try:
         st = os.stat(path)
         seen.add((st.st_dev, st.st_ino))  # guards --follow-symlinks against loops
@@ -47,6 +53,9 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
     keyed = []
     for entry in entries:
         if entry.name.endswith(PARTIAL_SUFFIX):
+            if on_partial is not None:
+                name = entry.name[:-len(PARTIAL_SUFFIX)]
+                on_partial(key_from_local(f"{prefix}/{name}" if prefix else name), entry.path)
             continue  # our own in-progress downloads are never a source
         key = f"{prefix}/{entry.name}" if prefix else entry.name
         key = key_from_local(key)
@@ -72,7 +81,7 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
     keyed.sort(key=lambda t: t[0])
     for sort_key, key, full, st in keyed:
         if st is None:
-            yield from _walk(full, key, filters, follow, on_skip, seen)
+            yield from _walk(full, key, filters, follow, on_skip, seen, on_partial)
         else:
             yield LocalFile(key=key, path=full, size=st.st_size, mtime_ns=st.st_mtime_ns)
 

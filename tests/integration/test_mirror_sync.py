@@ -236,3 +236,27 @@ def test_reality_data_mirror_down_needs_only_read_access_and_up_uses_write(cli, 
     assert up.returncode == 0 and up.summary["uploaded"] == 1, up
     assert emulator.request_count(r"/writeaccess", "GET") >= 1
     assert container.download_blob("scan/b.laz").readall() == b"more points"
+
+
+def test_download_mirror_sweeps_partial_files_left_by_interrupted_runs(cli, new_itwin, bucket_container, tmp_path):
+    """A download killed mid-file leaves name.bucket-sync-partial; if its blob is deleted before the next
+    run, nothing would ever finish it. A mirror that succeeds removes such leftovers (not with --dry-run,
+    --no-delete, or where the filters exclude the file)."""
+    container = bucket_container(new_itwin)
+    put_blob(container, "p/kept.txt", b"kept", BASE_NS)
+    remote = f"itwin://{new_itwin}/p"
+    dst = tmp_path / "dst"
+    assert cli("mirror", remote, dst).returncode == 0
+    gone = dst / "sub" / "gone.bin.bucket-sync-partial"  # its blob was deleted after the interruption
+    stale = dst / "kept.txt.bucket-sync-partial"  # an interrupted re-download of a file now in sync
+    excluded = dst / "skip.tmp.bucket-sync-partial"
+    for path in (gone, stale, excluded):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    for flags in (["--dry-run"], ["--no-delete"]):
+        assert cli("mirror", remote, dst, *flags).returncode == 0
+        assert gone.exists() and stale.exists() and excluded.exists(), flags
+    run = cli("mirror", remote, dst, "--exclude", "*.tmp", "--json")
+    assert run.returncode == 0 and run.summary["skipped"] == 1, run
+    assert not gone.exists() and not stale.exists() and excluded.exists()
+    assert (dst / "kept.txt").read_bytes() == b"kept"
