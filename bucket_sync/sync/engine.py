@@ -130,15 +130,22 @@ class Engine:
                                       on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter)
             self._downloader = Downloader(self.storage, blocks, budget, chunk_size=self.settings.block_size,
                                           on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter)
-            self._submit_all(files, plan.work, self._transfer, concurrency)
+            work, blocked = plan.work, []
+            if delete and plan.deletes and self.direction is Direction.DOWN:
+                work, blocked = _split_blocked(plan.work, plan.deletes)
+            self._submit_all(files, work, self._transfer, concurrency)
             if delete and plan.deletes:
                 failed = self.tally.count(None, Status.FAILED)
                 if failed or self.tally.fatal or self.stop.is_set():
                     for action in plan.deletes:
                         self._emit(Op.DELETE, action, Status.SKIPPED,
                                    error=f"not deleted: {failed} transfer(s) failed, deletes wait for a clean run")
+                    for action in blocked:
+                        self._emit(self.op, action, Status.FAILED, exit_code=1,
+                                   error="waits for a local extra in its way to be deleted, after a clean run")
                 else:
                     self._submit_all(files, plan.deletes, self._delete, concurrency)
+                    self._submit_all(files, blocked, self._transfer, concurrency)
 
     def _submit_all(self, pool: ThreadPoolExecutor, actions: list[PlannedAction], fn, concurrency: int) -> None:
         slots = threading.BoundedSemaphore(concurrency * 2)  # bounds files queued, not just running
@@ -251,6 +258,20 @@ class Engine:
             action.source.name if isinstance(action.source, RemoteBlob) else join_blob_name(self.prefix, action.key))
         self.listener.on_result(TransferResult(op=op, key=name, bytes=action.size, status=status, reason=action.reason,
                                                error=error, exit_code=exit_code, bytes_sent=bytes_sent))
+
+
+def _split_blocked(work: list[PlannedAction], deletes: list[PlannedAction]) -> tuple[list[PlannedAction], list[PlannedAction]]:
+    """Downloads that a local extra stands in the way of: a file where the remote has a folder ('a' for
+    'a/b'), or a folder where it has a file ('a/x' for 'a'). They can only land once that extra is deleted,
+    and deletes wait for the other transfers: these go last, after the deletes."""
+    doomed = {d.key for d in deletes}
+    doomed_folders = {d.key[:i] for d in deletes for i, ch in enumerate(d.key) if ch == "/"}
+    ready, blocked = [], []
+    for action in work:
+        key = action.key
+        parents = (key[:i] for i, ch in enumerate(key) if ch == "/")
+        (blocked if key in doomed_folders or any(p in doomed for p in parents) else ready).append(action)
+    return ready, blocked
 
 
 class _Counter:

@@ -260,3 +260,19 @@ def test_download_mirror_sweeps_partial_files_left_by_interrupted_runs(cli, new_
     assert run.returncode == 0 and run.summary["skipped"] == 1, run
     assert not gone.exists() and not stale.exists() and excluded.exists()
     assert (dst / "kept.txt").read_bytes() == b"kept"
+
+
+def test_download_mirror_converges_when_a_local_extra_stands_where_the_remote_has_a_folder_or_file(
+        cli, new_itwin, bucket_container, make_files, tmp_path):
+    """Local file 'a' where the remote has 'a/b', local folder 'c/' where it has a file 'c': the downloads
+    wait for those extras to be deleted (after every other transfer), and one run ends exact."""
+    container = bucket_container(new_itwin)
+    for name, data in {"p/a/b.txt": b"b", "p/c": b"c", "p/other.txt": b"o"}.items():
+        put_blob(container, name, data, BASE_NS)
+    dst = make_files(tmp_path / "dst", {"a": "a local file", "c/x.txt": "x", "c/deep/y.txt": "y"})
+    remote = f"itwin://{new_itwin}/p"
+    run = cli("mirror", remote, dst, "--json", "--max-delete", "100%")
+    assert run.returncode == 0, run
+    assert (run.summary["downloaded"], run.summary["deleted"], run.summary["failed"]) == (3, 3, 0), run
+    assert local_tree(dst) == remote_tree(container, "p")
+    assert cli("mirror", remote, dst, "--json").summary["skipped"] == 3
