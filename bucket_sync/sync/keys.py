@@ -71,6 +71,11 @@ def fold_key(key: str) -> str:
     return unicodedata.normalize("NFC", key).casefold()
 
 
+# The probe file below lives for a moment in the destination, which the local scan may be walking at the
+# same time (it runs ahead in a thread): the scan must never take it for a file of the user's.
+CASE_PROBE_PREFIX = ".bucket-sync-case-probe-"
+
+
 def is_case_insensitive_dir(path: str) -> bool:
     """Probe the destination (or its nearest existing parent): does a file answer to its upper-case name?
 
@@ -83,7 +88,7 @@ def is_case_insensitive_dir(path: str) -> bool:
         if parent == probe_dir:
             return False
         probe_dir = parent
-    name = f".bucket-sync-case-probe-{uuid.uuid4().hex}"
+    name = f"{CASE_PROBE_PREFIX}{uuid.uuid4().hex}"
     probe = os.path.join(probe_dir, name)
     try:
         with open(probe, "x"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from .filters import PathFilter
-from .keys import key_from_local
+from .keys import CASE_PROBE_PREFIX, key_from_local
 from .model import LocalFile
 
 PARTIAL_SUFFIX = ".bucket-sync-partial"
@@ -57,6 +57,8 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
                 name = entry.name[:-len(PARTIAL_SUFFIX)]
                 on_partial(key_from_local(f"{prefix}/{name}" if prefix else name), entry.path)
             continue  # our own in-progress downloads are never a source
+        if entry.name.startswith(CASE_PROBE_PREFIX):
+            continue  # nor is the case-sensitivity probe (keys.is_case_insensitive_dir)
         key = f"{prefix}/{entry.name}" if prefix else entry.name
         key = key_from_local(key)
         try:

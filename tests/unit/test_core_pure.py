@@ -146,3 +146,20 @@ def test_size_and_rate_options():
             parse_size(bad)
     with pytest.raises(UsageError):
         parse_rate("5")
+
+
+def test_the_scan_never_takes_our_own_files_for_the_users(tmp_path):
+    """The case probe appears for a moment in the destination while the scan walks it in another thread
+    (it once made a download mirror plan to delete it); partial files are reported, not yielded."""
+    from bucket_sync.sync.keys import CASE_PROBE_PREFIX, is_case_insensitive_dir
+    from bucket_sync.sync.scan import PARTIAL_SUFFIX, scan_tree
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "real.txt").write_text("x")
+    (tmp_path / f"{CASE_PROBE_PREFIX}0123").write_text("")
+    (tmp_path / "d" / f"half.bin{PARTIAL_SUFFIX}").write_text("")
+    partials = []
+    keys = [f.key for f in scan_tree(str(tmp_path), on_partial=lambda key, path: partials.append(key))]
+    assert keys == ["d/real.txt"] and partials == ["d/half.bin"]
+    assert is_case_insensitive_dir(str(tmp_path)) is False  # this machine's filesystems are case-sensitive
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{CASE_PROBE_PREFIX}0123", "d"]  # probe removed
