@@ -79,8 +79,7 @@ class ListClient:
     def get(self, params: Mapping[str, str], headers: Mapping[str, str]) -> bytes:
         """The body of a 200 answer to a GET on the container; StorageHttpError or ConnectionFailed once
         retries are spent."""
-        status, _, body = self.request("GET", "", params, headers)
-        return body
+        return self.request("GET", "", params, headers)[2]
 
     def head(self, name: str, headers: Mapping[str, str]) -> Mapping[str, str] | None:
         """A blob's properties and metadata (the response headers); None when it does not exist."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
@@ -88,13 +89,8 @@ class Storage:
         headers = {"x-ms-version": API_VERSION, "Accept": "application/xml"}
         if self._list_client is None:
             return self.ops.list_body(params, headers)
-        try:
+        with self._plain_errors("list", starts or "/"):
             return self._list_client.get(params, headers)
-        except StorageHttpError as exc:
-            raise status_error("list", starts or "/", exc.status, exc.code, source=self.source,
-                               container_url=self.container_url) from None
-        except ConnectionFailed as exc:
-            raise connection_error("list", starts or "/", str(exc)) from None
 
     def _head(self, name: str) -> tuple[str, str | None] | None:
         """(ETag, mtime metadata) of one blob as it is now; None when it is gone."""
@@ -103,16 +99,22 @@ class Storage:
             if blob is None:
                 return None
             return (blob.etag or "").strip('"'), format_mtime(blob.mtime_ns) if blob.mtime_from_metadata else None
-        try:
+        with self._plain_errors("read", name):
             answer = self._list_client.head(name, {"x-ms-version": API_VERSION})
-        except StorageHttpError as exc:
-            raise status_error("read", name, exc.status, exc.code, source=self.source,
-                               container_url=self.container_url) from None
-        except ConnectionFailed as exc:
-            raise connection_error("read", name, str(exc)) from None
         if answer is None:
             return None
         return (answer.get("ETag") or "").strip('"'), answer.get("x-ms-meta-mtime") or answer.get("x-ms-meta-Mtime")
+
+    @contextmanager
+    def _plain_errors(self, op: str, name: str) -> Iterator[None]:
+        """list_http.py's failures as bucket_sync errors (blob_ops.translate does the same for the SDK's)."""
+        try:
+            yield
+        except StorageHttpError as exc:
+            raise status_error(op, name, exc.status, exc.code, source=self.source,
+                               container_url=self.container_url) from None
+        except ConnectionFailed as exc:
+            raise connection_error(op, name, str(exc)) from None
 
     # -- blobs (blob_ops.py) -------------------------------------------------------------------------
     def get(self, name: str, key: str) -> RemoteBlob | None:
