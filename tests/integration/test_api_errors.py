@@ -5,23 +5,10 @@ Plus the long-run case: an access token that dies mid-run is renewed and the run
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
-
-def expire_tokens_once_running(emulator) -> threading.Thread:
-    """Revoke every access token as soon as the run has fetched its first SAS (so it holds a token)."""
-
-    def wait_then_expire() -> None:
-        deadline = time.monotonic() + 60
-        while emulator.request_count(r"/bucket$", status=200) < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        emulator.expire_tokens()
-
-    thread = threading.Thread(target=wait_then_expire, daemon=True)
-    thread.start()
-    return thread
+from tests.support.emulator_events import expire_tokens_once_running
 
 
 def test_unknown_itwin_is_not_found(cli, emulator):

@@ -11,8 +11,6 @@ import json
 import socket
 import stat
 import subprocess
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +19,7 @@ import httpx
 import pytest
 
 from tests.support.cli import find_leaks
+from tests.support.emulator_events import expire_tokens_once_running
 
 NATIVE_CLIENT = "native-bucket-sync-test"
 NO_CLIENT_CREDENTIALS = {"ITWIN_CLIENT_ID": None, "ITWIN_CLIENT_SECRET": None}
@@ -85,20 +84,6 @@ def signed_in(cli, emulator):
     run = run_login(cli, emulator)
     assert run.returncode == 0, run.stderr
     return run
-
-
-def expire_tokens_once_running(emulator) -> threading.Thread:
-    """Revoke every access token as soon as the run has fetched its first SAS (so it holds a token)."""
-
-    def wait_then_expire() -> None:
-        deadline = time.monotonic() + 60
-        while emulator.request_count(r"/bucket$", status=200) < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        emulator.expire_tokens()
-
-    thread = threading.Thread(target=wait_then_expire, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_login_saves_a_refresh_token_in_a_private_file_and_later_commands_use_it(cli, emulator, new_itwin, signed_in):

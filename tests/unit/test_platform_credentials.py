@@ -22,6 +22,7 @@ from bucket_sync.platform.credentials import (
 )
 from bucket_sync.platform.http import ApiTransport
 from bucket_sync.redact import REDACTED, redact
+from tests.support.counting import returning
 from tests.support.fake_clock import FakeClock
 
 IMS = "https://ims.example.test"
@@ -195,20 +196,9 @@ class FakeLogin(TokenProvider):
         return "cached sign-in"
 
 
-def loader_returning(provider):
-    calls = []
-
-    def load():
-        calls.append(1)
-        return provider
-
-    load.calls = calls
-    return load
-
-
 def test_access_token_wins_over_everything():
     env = {"ITWIN_ACCESS_TOKEN": "env-token-value", "ITWIN_CLIENT_ID": "cid", "ITWIN_CLIENT_SECRET": SECRET}
-    loader = loader_returning(FakeLogin())
+    loader = returning(FakeLogin())
     provider = choose_credentials(env, {"client_id": "x", "client_secret": "y"}, IMS, cached_login_loader=loader)
     assert isinstance(provider, StaticToken) and provider.token() == "env-token-value"
     assert loader.calls == []
@@ -216,7 +206,7 @@ def test_access_token_wins_over_everything():
 
 def test_client_credentials_from_env_win_over_config_and_cached_login():
     env = {"ITWIN_CLIENT_ID": "env-id", "ITWIN_CLIENT_SECRET": SECRET}
-    loader = loader_returning(FakeLogin())
+    loader = returning(FakeLogin())
     provider = choose_credentials(env, {"client_id": "cfg-id", "client_secret": "cfg-secret"}, IMS,
                                   cached_login_loader=loader)
     assert isinstance(provider, ClientCredentials) and provider.client_id == "env-id"

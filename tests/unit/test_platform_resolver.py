@@ -14,6 +14,7 @@ from bucket_sync.errors import ApiError, ExitCode, SasExpiredError
 from bucket_sync.platform.resolver import ApiSasSource, StaticSasSource, resolve_sas_source
 from bucket_sync.sas import ContainerSas
 from bucket_sync.targets import parse_remote
+from tests.support.counting import returning
 from tests.support.fake_clock import FakeClock
 
 T0 = 1_748_600_000  # 2025-05-30 10:13:20 UTC
@@ -268,17 +269,6 @@ class FakeApi:
         return sas_url(None)
 
 
-def counting_factory(api):
-    calls = []
-
-    def factory():
-        calls.append(1)
-        return api
-
-    factory.calls = calls
-    return factory
-
-
 def test_a_sas_url_target_needs_no_api_and_no_credentials():
     def no_api():
         raise AssertionError("a SAS URL must not need the API")
@@ -290,7 +280,7 @@ def test_a_sas_url_target_needs_no_api_and_no_credentials():
 
 def test_itwin_target_fetches_the_bucket_on_first_use_and_keeps_the_emulator_path():
     api = FakeApi()
-    factory = counting_factory(api)
+    factory = returning(api)
     source = resolve_sas_source(parse_remote(f"itwin://{ITWIN}/some/prefix"), write=False, api_factory=factory)
     assert factory.calls == [] and api.calls == []  # the API client too waits for a fetch (the SAS cache)
     sas = source.current()
