@@ -5,18 +5,21 @@ work). Top-level keys apply to every command, a ``[upload]`` / ``[mirror]`` ... 
 ``[auth]`` holds ``client-id`` / ``client-secret``, and ``[jobs.<name>]`` names a mirror job
 (``source``, ``destination`` and any mirror option). Precedence is click's own: command line >
 environment > config (click's default_map) > defaults.
+
+Also where bucket-sync's own folders are (platformdirs; on Linux the XDG ones, as before): the config
+folder, the state folder (``BUCKET_SYNC_STATE_DIR`` overrides it) and the cache folder
+(``BUCKET_SYNC_CACHE_DIR``); :func:`ensure_private_dir` creates one or says which variable to set.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 
 APP = "bucket-sync"
 
@@ -35,20 +38,73 @@ AUTH_KEYS = {"client-id", "client-secret", "scope", "redirect-port", "login-clie
 JOB_KEYS = {"source", "destination"}
 
 
+# Environment variables that move bucket-sync's own folders (a container mounts a volume there, a read-only
+# $HOME points them elsewhere). The config *file* has its own: BUCKET_SYNC_CONFIG.
+STATE_DIR_ENV = "BUCKET_SYNC_STATE_DIR"
+CACHE_DIR_ENV = "BUCKET_SYNC_CACHE_DIR"
+
+
 def user_config_dir() -> Path:
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / APP
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / APP
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / APP
+    """Where ``config.toml`` lives by default (platformdirs' user config dir).
+
+    Linux and other XDG systems: ``$XDG_CONFIG_HOME/bucket-sync`` (``~/.config/bucket-sync``); macOS:
+    ``~/Library/Application Support/bucket-sync``; Windows: ``%APPDATA%\\bucket-sync``. ``--config`` or
+    ``BUCKET_SYNC_CONFIG`` name another file.
+    """
+    import platformdirs  # a few ms: only when a folder is needed
+
+    return Path(platformdirs.user_config_dir(APP, appauthor=False, roaming=True))
 
 
 def user_state_dir() -> Path:
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / APP
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / APP
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP
+    """What bucket-sync keeps between runs: the saved sign-in, the cached SAS URLs, the pair locks.
+
+    ``$BUCKET_SYNC_STATE_DIR`` when set (a container's volume, or any writable folder when ``$HOME`` is
+    not), else platformdirs' user state dir: ``$XDG_STATE_HOME/bucket-sync`` (``~/.local/state/bucket-sync``)
+    on Linux, ``~/Library/Application Support/bucket-sync`` on macOS, ``%LOCALAPPDATA%\\bucket-sync`` on
+    Windows. It holds a refresh token: it is created with mode 0700 (:func:`ensure_private_dir`).
+    """
+    override = os.environ.get(STATE_DIR_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+
+
+def user_cache_dir() -> Path:
+    """What may be lost at any time and only costs speed: the listing (blob metadata) cache.
+
+    ``$BUCKET_SYNC_CACHE_DIR`` when set, else platformdirs' user cache dir: ``$XDG_CACHE_HOME/bucket-sync``
+    (``~/.cache/bucket-sync``) on Linux, ``~/Library/Caches/bucket-sync`` on macOS,
+    ``%LOCALAPPDATA%\\bucket-sync\\Cache`` on Windows.
+    """
+    override = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
+def ensure_private_dir(path: Path | str, *, env_var: str = STATE_DIR_ENV) -> Path:
+    """Create ``path`` (and its parents) if needed, the folder itself with mode 0700, and check that it can
+    be written to; UsageError (exit 2) naming ``env_var`` otherwise (an unwritable or missing ``$HOME`` in a
+    container, a read-only volume), instead of a crash deep inside a run."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(path))
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable", str(path))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"cannot use the folder {path}: {reason}",
+            hint=f"set {env_var} to a writable folder",
+        ) from None
+    return path
 
 
 @dataclass(frozen=True)
