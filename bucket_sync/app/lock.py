@@ -1,13 +1,16 @@
 """One mirror or watch at a time per (absolute local folder, remote) pair.
 
-An advisory ``flock`` on a file in the user's state directory: the kernel drops it when the holder dies,
-however it dies (SIGKILL included), so a stale lock can never block the next cron run. The file keeps the
-holder's pid and command line for the "held by" message, nothing more.
+A ``filelock.FileLock`` on ``<state>/locks/<digest>.lock``: ``flock`` on Unix, ``LockFileEx`` on Windows,
+both dropped by the operating system when the holder dies, however it dies (SIGKILL, a closed console
+window), so a stale lock can never block the next cron run. (Where neither exists, filelock falls back
+to a marker file with the holder's pid, which the next run reclaims once that pid is gone.)
+
+The holder's pid and command line go into a sibling ``<digest>.holder`` file, for the "held by" message
+only: on Windows the locked byte of the lock file cannot be read by anyone else.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -16,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..config import user_state_dir
+from ..config import ensure_private_dir, user_state_dir
 from ..errors import LockHeldError
 
 
@@ -26,39 +29,55 @@ def lock_path(local_dir: str, remote_id: str, state_dir: Path | None = None) -> 
     return (state_dir or user_state_dir()) / "locks" / f"{digest}.lock"
 
 
+def holder_path(path: Path) -> Path:
+    return path.with_suffix(".holder")
+
+
 @contextmanager
 def pair_lock(local_dir: str, remote_id: str, *, wait_s: float = 0.0, command: str = "",
               state_dir: Path | None = None, poll_s: float = 0.2) -> Iterator[Path]:
     """Hold the pair's lock for the ``with`` body; LockHeldError (exit 5) if another run holds it
-    after ``wait_s`` seconds. ``remote_id`` must not contain a secret (use the target's describe())."""
+    after ``wait_s`` seconds; UsageError (exit 2) if the state folder cannot be written. ``remote_id``
+    must not contain a secret (use the target's describe())."""
+    from filelock import FileLock, Timeout  # only mirror and watch lock: other commands skip the import
+
     path = lock_path(local_dir, remote_id, state_dir)
     # The state folder also holds the saved sign-in: whoever creates it first makes it private.
-    path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.parent.mkdir(exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    ensure_private_dir(path.parent.parent)
+    ensure_private_dir(path.parent)
+    # thread_local=False: the lock belongs to the run, whichever thread ends it.
+    lock = FileLock(str(path), mode=0o600, thread_local=False)
     try:
-        deadline = time.monotonic() + max(0.0, wait_s)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockHeldError(
-                        f"another bucket-sync run holds the lock for {local_dir} <-> {remote_id}{_holder(path)}",
-                        hint="wait for it to finish, or pass --wait-lock SECONDS to wait",
-                    ) from None
-                time.sleep(poll_s)
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "command": command, "since": time.time()}).encode())
+        lock.acquire(timeout=max(0.0, wait_s), poll_interval=poll_s)
+    except Timeout:
+        raise LockHeldError(
+            f"another bucket-sync run holds the lock for {local_dir} <-> {remote_id}{_holder(path)}",
+            hint="wait for it to finish, or pass --wait-lock SECONDS to wait",
+        ) from None
+    try:
+        _write_holder(path, command)
         yield path
     finally:
-        os.close(fd)  # closing releases the flock
+        lock.release()
+
+
+def _write_holder(path: Path, command: str) -> None:
+    """Best effort: a missing holder file only makes the "held by" message shorter."""
+    info = json.dumps({"pid": os.getpid(), "command": command, "since": time.time()})
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(info, encoding="utf-8")
+        os.replace(tmp, holder_path(path))  # whole or not at all for a reader
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def _holder(path: Path) -> str:
     try:
-        info = json.loads(path.read_text() or "{}")
+        info = json.loads(holder_path(path).read_text(encoding="utf-8") or "{}")
         return f" (pid {info['pid']})" if "pid" in info else ""
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return ""

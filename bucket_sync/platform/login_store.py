@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import user_state_dir
+from ..config import ensure_private_dir, user_state_dir
 from ..errors import AuthError, NoCredentialsError
 from ..redact import register_secret
 from .credentials import RenewingTokenProvider, TokenProvider, identity_digest
@@ -31,11 +31,6 @@ from .ims import TokenGrant, request_token
 
 if TYPE_CHECKING:  # http imports httpx: only a token request needs it (see credentials.py)
     from .http import ApiTransport
-
-try:  # POSIX only; on Windows the race above is left to IMS (a lost sign-in means `auth login` again)
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -141,17 +136,13 @@ def delete_login(path: Path | None = None) -> bool:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` (released by the kernel if this process dies)."""
-    if fcntl is None:
+    """Hold an exclusive lock on ``<path>.lock`` (filelock: flock on Unix, LockFileEx on Windows, both
+    released by the operating system if this process dies)."""
+    from filelock import FileLock  # only a renewal needs it
+
+    ensure_private_dir(path.parent)
+    with FileLock(str(path.with_name(path.name + ".lock")), mode=0o600, thread_local=False):
         yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _warn_if_exposed(path: Path) -> None:
