@@ -22,6 +22,7 @@ from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, choose_block_size
 from .keys import local_path_for
 from .model import RemoteBlob
+from .positional import BINARY, pread, pwrite
 from .scan import PARTIAL_SUFFIX
 from .storage import Storage
 
@@ -85,7 +86,7 @@ class Downloader:
 
     def _ranges(self, blob: RemoteBlob, partial: str, chunk: int) -> bytes | None:
         failed = threading.Event()
-        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC | BINARY, 0o644)
         hasher = OrderedMd5(fd) if blob.md5 else None
         try:
             os.ftruncate(fd, blob.size)
@@ -116,7 +117,7 @@ class Downloader:
         def write(at: int, piece: bytes) -> None:
             view = memoryview(piece)
             while view:
-                written = os.pwrite(fd, view, at)
+                written = pwrite(fd, view, at)
                 view, at = view[written:], at + written
             self.on_bytes(len(piece))
 
@@ -174,7 +175,7 @@ class OrderedMd5:
     def _hash(self, offset: int, length: int) -> None:
         end = offset + length
         while offset < end:
-            data = os.pread(self._fd, min(STREAM_BUFFER, end - offset), offset)
+            data = pread(self._fd, min(STREAM_BUFFER, end - offset), offset)
             if not data:
                 raise BucketSyncError("internal error: the partial file is shorter than the bytes written")
             self._md5.update(data)
