@@ -1,7 +1,16 @@
-"""Renderers: human (tqdm progress + one-line summary), JSON lines, quiet. All read the same events."""
+"""Renderers: human (tqdm progress + one-line summary), JSON lines, quiet. All read the same events.
+
+Encodings: ``--json`` output is UTF-8 whatever the locale or console code page (stdout is switched to
+UTF-8: JSON is UTF-8 by definition, RFC 8259), and no output ever crashes on a character its stream cannot
+encode (a file name outside cp1252 on a Windows console, a lone surrogate from an undecodable POSIX name):
+such a character is written as a backslash escape (``\\u6e2c``) instead, which inside a JSON string is the
+JSON escape of the same character.
+"""
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import logging
 import sys
@@ -17,6 +26,47 @@ if TYPE_CHECKING:
 log = logging.getLogger("bucket_sync")
 
 
+def _is_utf8(stream: object) -> bool:
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "utf-8"
+    except LookupError:
+        return False
+
+
+def console_safe(stream: TextIO) -> TextIO:
+    """``stream``, set to escape (``\\u6e2c``) what its encoding cannot hold instead of raising
+    UnicodeEncodeError; a stream that already replaces or escapes is left alone."""
+    if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # closed, or a wrapper that refuses: the caller still writes
+            pass
+    return stream
+
+
+def utf8_stream(stream: TextIO) -> bool:
+    """Make ``stream`` write UTF-8 (unencodable surrogates escaped); False when it cannot be switched and
+    is not UTF-8 already (the caller then writes ASCII-only JSON)."""
+    if isinstance(stream, io.TextIOWrapper):
+        try:
+            if not _is_utf8(stream):
+                stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+            elif stream.errors not in ("backslashreplace", "surrogateescape"):
+                stream.reconfigure(errors="backslashreplace")
+            return True
+        except (ValueError, OSError):
+            return _is_utf8(stream)
+    # io.StringIO and the like hold str, not bytes: nothing is encoded, nothing can fail.
+    return getattr(stream, "encoding", None) is None or _is_utf8(stream)
+
+
+def make_console_safe() -> None:
+    """For the CLI's start: no print, echo or log line of this process can crash on an encoding."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            console_safe(stream)
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -30,10 +80,14 @@ class JsonRenderer(Listener):
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
+        # UTF-8 whatever the locale: a cp1252 Windows pipe would otherwise crash on a name like 測量.jpg,
+        # and write é as a byte no JSON reader decodes.
+        self._ensure_ascii = not utf8_stream(self.out)
+        console_safe(sys.stderr)  # the log lines beside the JSON (a skipped file's name...)
         self._lock = threading.Lock()
 
     def emit(self, obj: dict, *, flush: bool = True) -> None:
-        line = json.dumps(obj, ensure_ascii=False)
+        line = json.dumps(obj, ensure_ascii=self._ensure_ascii)
         with self._lock:
             self.out.write(line + "\n")
             if flush:
@@ -61,8 +115,8 @@ class HumanRenderer(Listener):
 
     def __init__(self, *, quiet: bool = False, verbose: int = 0, progress: bool | None = None,
                  out: TextIO | None = None, err: TextIO | None = None) -> None:
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
+        self.out = console_safe(out or sys.stdout)
+        self.err = console_safe(err or sys.stderr)
         self.quiet = quiet
         self.verbose = verbose
         self.progress = (not quiet) and (self.err.isatty() if progress is None else progress)
