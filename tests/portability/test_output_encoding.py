@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 
 import pytest
 
@@ -15,15 +14,6 @@ from bucket_sync.sync.events import Summary
 
 NAMES = {"測量.jpg": b"survey", "café/résumé.txt": b"cv", "plain.txt": b"ascii"}
 CP1252 = {"PYTHONIOENCODING": "cp1252"}
-
-
-@pytest.fixture
-def sas_url(azurite, cli):
-    name = f"enc-{uuid.uuid4().hex[:12]}"
-    azurite.create_container(name)
-    url = azurite.container_sas_url(name, "racwdl", 3600)
-    cli.add_secret(url.rsplit("sig=", 1)[1].split("&")[0])
-    return url, azurite.container_client(name)
 
 
 def strict_json_lines(result) -> list[dict]:

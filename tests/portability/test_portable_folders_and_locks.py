@@ -175,6 +175,21 @@ def test_a_killed_holder_never_blocks_the_next_run(tmp_path):
         pass
 
 
+# -- through the real command --------------------------------------------------------------------------
+@pytest.mark.integration
+def test_an_unusable_state_folder_is_exit_2_naming_the_variable(cli, sas_url, make_files, tmp_path):
+    """A container whose $HOME cannot be written: mirror and watch say what to set instead of crashing."""
+    url, _ = sas_url
+    src = make_files(tmp_path / "src", {"a.txt": "a"})
+    (tmp_path / "not-a-folder").write_text("x")
+    for env in ({"BUCKET_SYNC_STATE_DIR": str(tmp_path / "not-a-folder" / "state")},
+                {"XDG_STATE_HOME": str(tmp_path / "not-a-folder")}):
+        for command in ("mirror", "watch"):
+            run = cli(command, src, url, env=env, timeout=60)
+            assert run.returncode == 2, run
+            assert "BUCKET_SYNC_STATE_DIR" in run.stderr and "Traceback" not in run.stderr, run
+
+
 # -- sign-in lock ------------------------------------------------------------------------------------
 
 
