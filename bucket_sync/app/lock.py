@@ -58,6 +58,10 @@ def pair_lock(local_dir: str, remote_id: str, *, wait_s: float = 0.0, command: s
         _write_holder(path, command)
         yield path
     finally:
+        try:  # before the release: once released, the file may already be the next holder's
+            holder_path(path).unlink()
+        except OSError:
+            pass
         lock.release()
 
 

@@ -120,6 +120,7 @@ def test_pair_lock_is_exclusive_and_names_the_holder(tmp_path):
         assert f"pid {os.getpid()}" in str(info.value) and "--wait-lock" in str(info.value)
         with pair_lock(str(tmp_path), "itwin://x/other", state_dir=state):  # another pair: free
             pass
+    assert not holder_path(path).exists(), "the holder's note goes with the lock"
     with pair_lock(str(tmp_path), "itwin://x/p", state_dir=state):  # released: free again
         pass
     if os.name == "posix":
