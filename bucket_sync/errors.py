@@ -77,7 +77,9 @@ class ApiError(BucketSyncError):
     """An error answer from the iTwin Platform API or IMS, with what the service said.
 
     ``status`` is the HTTP status; ``code``, ``target`` and ``details`` come from the documented error body
-    when it was there (clients must not assume it is).
+    when it was there (clients must not assume it is). ``retried_after`` holds the statuses of earlier
+    attempts of the same request that were answered and retried (e.g. ``(503,)``): an answer to a retried
+    PATCH may describe what the first attempt already did.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class ApiError(BucketSyncError):
         exit_code: ExitCode = ExitCode.FAILED,
         retryable: bool = False,
         hint: str | None = None,
+        retried_after: tuple[int, ...] = (),
     ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
@@ -99,6 +102,7 @@ class ApiError(BucketSyncError):
         self.details = details  # (code, message, target) triples
         self.exit_code = exit_code
         self.retryable = retryable
+        self.retried_after = retried_after
 
 
 class TransientError(BucketSyncError):

@@ -7,6 +7,7 @@ import json as jsonlib
 import click
 
 from ..errors import BucketSyncError
+from ..platform.api import MoveOutcome
 from ..redact import redact
 from ..targets import require_guid
 from .options import common_options, make_globals
@@ -25,8 +26,9 @@ def reality_data() -> None:
 def move(ctx: click.Context, reality_data_id: str, to_itwin: str, **kw) -> int:
     """Move reality data ID to the iTwin ITWIN_ID (same organization and data center).
 
-    Exit 0 when moved; 1 when it is already within that iTwin; 2 when the API finds the request invalid;
-    3 without permission; 4 when the reality data or iTwin is not found.
+    Exit 0 when moved (also when a move resent after a 429/503 finds it already there: the first attempt
+    moved it); 1 when it is already within that iTwin; 2 when the API finds the request invalid; 3 without
+    permission; 4 when the reality data or iTwin is not found.
     """
     g = make_globals(ctx, kw)
     outcome = {"event": "move", "reality_data_id": reality_data_id, "to_itwin": to_itwin}
@@ -36,7 +38,7 @@ def move(ctx: click.Context, reality_data_id: str, to_itwin: str, **kw) -> int:
         itwin_id = require_guid(to_itwin, "iTwin id")
         outcome.update(reality_data_id=rd_id, to_itwin=itwin_id)
         with g.api() as api:
-            api.move_reality_data(rd_id, itwin_id)
+            result = api.move_reality_data(rd_id, itwin_id)
     except BucketSyncError as exc:
         click.echo(f"error: {redact(exc.message)}", err=True)
         if exc.hint:
@@ -45,8 +47,15 @@ def move(ctx: click.Context, reality_data_id: str, to_itwin: str, **kw) -> int:
             click.echo(jsonlib.dumps({**outcome, "status": "failed", "error": redact(exc.message),
                                       "exit_code": int(exc.exit_code)}))
         return int(exc.exit_code)
+    already = result.outcome is MoveOutcome.ALREADY_THERE_AFTER_RETRY
     if g.json:
-        click.echo(jsonlib.dumps({**outcome, "status": "ok", "exit_code": 0}))
+        extra = {"already_there_after_retry": True} if already else {}
+        click.echo(jsonlib.dumps({**outcome, "status": "ok", **extra, "exit_code": 0}))
     elif not g.quiet:
-        click.echo(f"moved reality data {rd_id} to iTwin {itwin_id}")
+        if already:
+            statuses = "/".join(f"HTTP {s}" for s in dict.fromkeys(result.retried_after))
+            click.echo(f"reality data {rd_id} is in iTwin {itwin_id}: it was already in the destination when the "
+                       f"move was retried after {statuses} (the first attempt most likely moved it)")
+        else:
+            click.echo(f"moved reality data {rd_id} to iTwin {itwin_id}")
     return 0

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
 from ..errors import ApiError, ExitCode
 from ..redact import register_secret
-from .api_errors import snippet
+from .api_errors import invite_note, snippet
 from .bearer import BearerAuth
 from .credentials import TokenProvider
 from .http import DEFAULT_MAX_WAIT_S, ApiTransport, require_secure_url
@@ -31,6 +33,42 @@ _MOVE_HINTS = {
         "which may be associated with at most one iTwin"
     ),
 }
+
+# Throttled or unavailable answers after which the service may still have done the work (a gateway that gave
+# up while the move went through): a retried move that then finds the reality data in place has succeeded.
+_RETRIED_AFTER = frozenset({429, 503})
+
+
+class MoveOutcome(str, Enum):
+    MOVED = "moved"
+    # A retried request found it already in the destination: the first attempt (most likely) moved it.
+    ALREADY_THERE_AFTER_RETRY = "already-there-after-retry"
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    outcome: MoveOutcome
+    retried_after: tuple[int, ...] = ()  # the statuses that made the move be resent
+
+
+def access_forbidden_hint(*, write: bool, itwin_id: str | None, app_email: str | None = None) -> str:
+    """What to do about a 403 on a reality data's read or write access.
+
+    Access is decided from the iTwin: without ``iTwinId`` the API grants it "only in some cases", so the
+    first fix is to name the iTwin; with one, the permission it lacks.
+    """
+    permission = "realitydata_manage" if write else "realitydata_use"
+    action = "writing to" if write else "reading"
+    if not itwin_id:
+        return (
+            "access to a reality data is decided from its iTwin, and without one the API grants it only in some "
+            f"cases: pass --itwin <iTwinId> (the iTwin the reality data belongs to or is shared with; {action} "
+            f"it needs {permission} there)"
+        )
+    return (
+        f"{action} a reality data needs the {permission} permission on iTwin {itwin_id}: ask an iTwin "
+        f"administrator for a role that has it{invite_note(app_email)}"
+    )
 
 
 class PlatformApi:
@@ -64,11 +102,17 @@ class PlatformApi:
         what = f"get {'write' if write else 'read'} access to reality data {reality_data_id}"
         params = {"iTwinId": itwin_id} if itwin_id else None
         path = f"/reality-management/reality-data/{quote(reality_data_id, safe='')}/{access}"
-        resp = self._send("GET", path, ACCEPT_V1, what, params=params)
+        hints = {403: access_forbidden_hint(write=write, itwin_id=itwin_id, app_email=self.tokens.app_email)}
+        resp = self._send("GET", path, ACCEPT_V1, what, params=params, hints=hints)
         return _container_url(resp, what)
 
-    def move_reality_data(self, reality_data_id: str, to_itwin_id: str) -> None:
-        """Move a reality data to another iTwin (204 is success)."""
+    def move_reality_data(self, reality_data_id: str, to_itwin_id: str) -> MoveResult:
+        """Move a reality data to another iTwin (204 is success).
+
+        A move resent after a 429/503 that then hears 409 ``AlreadyExists`` has succeeded: the reality data
+        is where it was asked to be, most likely moved by the first attempt. A 409 on the first attempt is
+        an error (it was there already: nothing was moved).
+        """
         what = f"move reality data {reality_data_id} to iTwin {to_itwin_id}"
         path = f"/reality-management/reality-data/{quote(reality_data_id, safe='')}/move"
         try:
@@ -76,6 +120,8 @@ class PlatformApi:
         except ApiError as err:
             if err.status != 409:
                 raise
+            if (err.code or "").lower() == "alreadyexists" and _RETRIED_AFTER.intersection(err.retried_after):
+                return MoveResult(MoveOutcome.ALREADY_THERE_AFTER_RETRY, err.retried_after)
             raise ApiError(
                 f"could not {what}: reality data is already within that iTwin",
                 status=409,
@@ -85,6 +131,7 @@ class PlatformApi:
                 exit_code=ExitCode.FAILED,
                 hint="nothing was moved; check the destination iTwin id",
             ) from err
+        return MoveResult(MoveOutcome.MOVED)
 
     def close(self) -> None:
         self._transport.close()

@@ -1,9 +1,10 @@
 """Turn an error answer of the iTwin Platform API or IMS into an :class:`ApiError` a user can act on.
 
 The documented body is ``{"error":{"code","message","target"?,"details"?:[...]}}`` (IMS uses the OAuth
-shape ``{"error":"invalid_client","error_description":...}``), but the docs warn that clients must not assume
-every failure carries it: gateways answer with HTML, plain text or nothing. Whatever arrives, the message
-names the status and what the service said (redacted, truncated), and the hint says what to do next.
+shape ``{"error":"invalid_client","error_description":...}``, possibly with the same ``details`` beside it),
+but the docs warn that clients must not assume every failure carries it: gateways answer with HTML, plain
+text or nothing. Whatever arrives, the message names the status and what the service said (redacted,
+truncated), and the hint says what to do next.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ AUTH_HINT = (
     "the access token was refused: if you set ITWIN_ACCESS_TOKEN it may have expired; otherwise check "
     "ITWIN_CLIENT_ID/ITWIN_CLIENT_SECRET or run `bucket-sync auth login`"
 )
+# The API (and IMS) say "UnknownClient" when the app id is not registered, or registered as another type.
+UNKNOWN_CLIENT_HINT = (
+    "the app (client id) is not registered with Bentley IMS or is of the wrong type: register it in the iTwin "
+    "Platform developer portal (https://developer.bentley.com, My Apps), check its type (a Service app for "
+    "ITWIN_CLIENT_ID/ITWIN_CLIENT_SECRET client credentials, a Native/Desktop app for `bucket-sync auth login`) "
+    "and that it has the itwin-platform scope"
+)
+_UNKNOWN_CLIENT = "unknownclient"
 _FORBIDDEN_HINT = "your account or app lacks permission for this on the iTwin: ask an iTwin administrator for access"
 _ITWIN_NOT_FOUND_HINT = "check the iTwin id and that your account/app is a member of the iTwin"
 _REALITY_DATA_NOT_FOUND_HINT = (
@@ -68,19 +77,34 @@ def parse_error_body(resp: httpx.Response) -> ErrorBody:
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict):
-            details = tuple(
-                (_str(d.get("code")), _str(d.get("message")), _str(d.get("target")))
-                for d in err.get("details") or ()
-                if isinstance(d, dict)
-            )
-            body = ErrorBody(_str(err.get("code")), _str(err.get("message")), _str(err.get("target")), details)
-        elif isinstance(err, str):  # OAuth (IMS)
-            body = ErrorBody(code=_str(err), message=_str(data.get("error_description")))
+            body = ErrorBody(_str(err.get("code")), _str(err.get("message")), _str(err.get("target")),
+                             _details(err.get("details")))
+        elif isinstance(err, str):  # OAuth (IMS), with the API's details beside it when there are some
+            body = ErrorBody(code=_str(err), message=_str(data.get("error_description")),
+                             details=_details(data.get("details")))
         else:  # e.g. an API gateway's {"statusCode":401,"message":"..."}
             body = ErrorBody(message=_str(data.get("message")))
         if body.code or body.message or body.details:
             return body
     return ErrorBody(snippet=snippet(text, resp.headers.get("content-type", "")))
+
+
+def _details(items: object) -> tuple[tuple[str | None, str | None, str | None], ...]:
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        (_str(d.get("code")), _str(d.get("message")), _str(d.get("target"))) for d in items if isinstance(d, dict)
+    )
+
+
+def is_unknown_client(code: str | None, details: tuple[tuple[str | None, str | None, str | None], ...]) -> bool:
+    """Whether an answer says the client (app) id is unknown: ``UnknownClient`` as its code or a detail's."""
+    return any((c or "").lower() == _UNKNOWN_CLIENT for c in (code, *(d[0] for d in details)))
+
+
+def invite_note(app_email: str | None) -> str:
+    """The reminder a service app needs on a 403/404: it must be a member of the iTwin (empty for a user)."""
+    return f"; a service app must be invited to the iTwin as {app_email}" if app_email else ""
 
 
 def snippet(text: str, content_type: str = "") -> str | None:
@@ -102,12 +126,14 @@ def error_from_response(
     app_email: str | None = None,
     hints: Mapping[int, str] | None = None,
     note: str | None = None,
+    retried_after: tuple[int, ...] = (),
 ) -> ApiError:
     """Map a non-2xx answer to an ApiError with the right exit code and a hint.
 
     ``what`` completes "could not ...", e.g. "get the Reality Modeling bucket of iTwin <id>". ``app_email``
     is the service app's address when client credentials are in use: a 403/404 then reminds that it must
     be invited to the iTwin. ``hints`` overrides the hint per status for one call (e.g. move's 403).
+    ``retried_after``: the statuses of earlier attempts of this request that were retried.
     """
     status = resp.status_code
     body = parse_error_body(resp)
@@ -142,17 +168,20 @@ def error_from_response(
         exit_code=exit_code,
         retryable=retryable,
         hint=hint,
+        retried_after=retried_after,
     )
 
 
 def _classify(status: int, body: ErrorBody, app_email: str | None) -> tuple[ExitCode, bool, str | None, str]:
     """(exit code, retryable, hint, lead-in) for a status and what the body said."""
-    invite = f"; a service app must be invited to the iTwin as {app_email}" if app_email else ""
+    invite = invite_note(app_email)
     if status == 400:
         if "data center" in body.texts() or "datacenter" in body.texts():
             return ExitCode.NOT_FOUND, False, _DATA_CENTER_HINT, "not available: "
         return ExitCode.USAGE, False, _BAD_REQUEST_HINT, ""
     if status == 401:
+        if is_unknown_client(body.code, body.details):
+            return ExitCode.AUTH, False, UNKNOWN_CLIENT_HINT, ""
         return ExitCode.AUTH, False, AUTH_HINT, ""
     if status == 403:
         return ExitCode.AUTH, False, _FORBIDDEN_HINT + invite, ""

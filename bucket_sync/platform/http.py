@@ -105,6 +105,7 @@ def request_with_retries(
         idempotent = method in _IDEMPOTENT
     start = clock()
     failures = throttles = 0
+    retried: list[int] = []  # statuses answered and retried: a later answer may be about an earlier attempt
 
     def budget_allows(wait: float) -> bool:
         return clock() - start + wait <= max_wait_s
@@ -148,11 +149,13 @@ def request_with_retries(
                 wait = backoff(failures, base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S, rng=rng)
         if wait is not None and budget_allows(wait):
             log.info("%s: HTTP %d, retrying in %.1f s", what, status, wait)
+            retried.append(status)
             sleep(wait)
             continue
-        retried = (throttles or failures) and status in (429, 500, 502, 503, 504)
-        note = f"gave up after retrying for {clock() - start:.0f} s" if retried else None
-        raise error_from_response(resp, what=what, app_email=app_email, hints=hints, note=note)
+        gave_up = (throttles or failures) and status in (429, 500, 502, 503, 504)
+        note = f"gave up after retrying for {clock() - start:.0f} s" if gave_up else None
+        raise error_from_response(resp, what=what, app_email=app_email, hints=hints, note=note,
+                                  retried_after=tuple(retried))
 
 
 def _server_now(resp: httpx.Response, wall_clock: Callable[[], float]) -> float:

@@ -70,7 +70,13 @@ def request_token(
         )
     except ApiError as err:
         if err.status in (400, 401, 403):
-            raise AuthError(err.message, hint=_OAUTH_HINTS.get(err.code or "", _OAUTH_HINTS["invalid_client"])) from err
+            from .api_errors import UNKNOWN_CLIENT_HINT, is_unknown_client  # httpx is loaded by now
+
+            if is_unknown_client(err.code, err.details):
+                hint = UNKNOWN_CLIENT_HINT
+            else:
+                hint = _OAUTH_HINTS.get(err.code or "", _OAUTH_HINTS["invalid_client"])
+            raise AuthError(err.message, hint=hint) from err
         raise
     try:
         data = resp.json()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bucket_sync.errors import ApiError, ExitCode, UsageError
-from bucket_sync.platform.api import ACCEPT_V1, ACCEPT_V2, PlatformApi
+from bucket_sync.platform.api import ACCEPT_V1, ACCEPT_V2, MoveOutcome, PlatformApi
 from bucket_sync.platform.credentials import ClientCredentials, StaticToken
 from bucket_sync.platform.http import ApiTransport
 from bucket_sync.redact import REDACTED, redact
@@ -109,7 +109,7 @@ def test_reality_data_access_requests(write, path, itwin, query):
 
 def test_move_sends_the_destination_and_accepts_204():
     recorder = Recorder((204, None, None))
-    assert make_api(recorder).move_reality_data(RD, OTHER_ITWIN) is None
+    assert make_api(recorder).move_reality_data(RD, OTHER_ITWIN).outcome is MoveOutcome.MOVED
     request = recorder.requests[0]
     assert request.method == "PATCH"
     assert str(request.url) == f"{API}/reality-management/reality-data/{RD}/move"
@@ -123,6 +123,61 @@ def test_move_into_the_same_itwin_says_so():
         make_api(recorder).move_reality_data(RD, OTHER_ITWIN)
     assert info.value.exit_code == ExitCode.FAILED
     assert "reality data is already within that iTwin" in info.value.message
+
+
+ALREADY = error("AlreadyExists", "Reality data is already within the given iTwin.")
+
+
+@pytest.mark.parametrize("first", [429, 503])
+def test_a_move_retried_after_throttling_that_finds_it_already_there_has_succeeded(first):
+    # The first attempt went through, its answer did not (a gateway gave up): the retry hears 409.
+    sleeps: list = []
+    recorder = Recorder((first, error("ServiceUnavailable", "later"), {"Retry-After": "2"}), (409, ALREADY, None))
+    result = make_api(recorder, sleeps=sleeps).move_reality_data(RD, OTHER_ITWIN)
+    assert result.outcome is MoveOutcome.ALREADY_THERE_AFTER_RETRY and result.retried_after == (first,)
+    assert sleeps == [2.0] and len(recorder.requests) == 2
+
+
+@pytest.mark.parametrize("replies", [
+    [(409, ALREADY, None)],  # on the first attempt: it was there before, nothing moved
+    [(429, error("RateLimitExceeded", "slow"), {"Retry-After": "1"}), (409, error("Conflict", "locked"), None)],
+    [(429, error("RateLimitExceeded", "slow"), {"Retry-After": "1"}), (409, None, None)],  # no body: unsure
+])
+def test_other_409s_are_still_failures(replies):
+    with pytest.raises(ApiError) as info:
+        make_api(Recorder(*replies)).move_reality_data(RD, OTHER_ITWIN)
+    assert info.value.exit_code == ExitCode.FAILED and "already within that iTwin" in info.value.message
+
+
+@pytest.mark.parametrize(("write", "permission"), [(False, "realitydata_use"), (True, "realitydata_manage")])
+def test_forbidden_reality_data_access_without_an_itwin_says_to_pass_it(write, permission):
+    recorder = Recorder((403, error("InsufficientPermissions", "The user has insufficient permissions."), None))
+    with pytest.raises(ApiError) as info:
+        make_api(recorder).reality_data_container_url(RD, write=write)
+    assert info.value.exit_code == ExitCode.AUTH
+    assert "--itwin <iTwinId>" in info.value.hint and "only in some cases" in info.value.hint
+    assert permission in info.value.hint
+
+
+@pytest.mark.parametrize(("write", "permission", "other"), [(False, "realitydata_use", "realitydata_manage"),
+                                                             (True, "realitydata_manage", "realitydata_use")])
+def test_forbidden_reality_data_access_with_an_itwin_names_the_permission(write, permission, other):
+    recorder = Recorder((403, error("InsufficientPermissions", "The user has insufficient permissions."), None))
+    with pytest.raises(ApiError) as info:
+        make_api(recorder).reality_data_container_url(RD, write=write, itwin_id=ITWIN)
+    hint = info.value.hint
+    assert f"needs the {permission} permission on iTwin {ITWIN}" in hint
+    assert other not in hint and "--itwin" not in hint
+
+
+def test_forbidden_reality_data_access_reminds_a_service_app_to_be_invited():
+    ims = httpx.MockTransport(lambda r: httpx.Response(200, json={"access_token": "svc-token-123", "expires_in": 3600}))
+    tokens = ClientCredentials("https://ims.example.test", "svc-client", "svc-secret-value",
+                               transport=ApiTransport(httpx.Client(transport=ims)))
+    recorder = Recorder((403, error("InsufficientPermissions", "no"), None))
+    with pytest.raises(ApiError) as info:
+        make_api(recorder, tokens).reality_data_container_url(RD, write=True, itwin_id=ITWIN)
+    assert "realitydata_manage" in info.value.hint and "svc-client@apps.imsoidc.bentley.com" in info.value.hint
 
 
 @pytest.mark.parametrize(("status", "body", "exit_code", "expected"), [

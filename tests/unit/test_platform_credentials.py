@@ -138,6 +138,21 @@ def test_ims_refusal_is_an_auth_error_without_the_secret():
     assert SECRET not in str(info.value)
 
 
+@pytest.mark.parametrize("status", [400, 401])
+def test_an_unknown_client_at_ims_says_to_register_the_app_and_check_its_type(status):
+    # OAuth's error string, with the docs' UnknownClient detail beside it.
+    refusal = httpx.Response(status, json={
+        "error": "invalid_client", "error_description": "Access denied due to invalid client.",
+        "details": [{"code": "UnknownClient", "message": "Client was not registered on https://developer.bentley.com."}]})
+    with pytest.raises(AuthError) as info:
+        client_credentials(FakeIms(fail_with=refusal), FakeClock()).token()
+    assert info.value.exit_code == ExitCode.AUTH
+    assert "Client was not registered" in info.value.message
+    hint = info.value.hint
+    assert "not registered" in hint and "developer portal" in hint and "itwin-platform scope" in hint
+    assert "Service app" in hint and "Native/Desktop app for `bucket-sync auth login`" in hint
+
+
 def test_ims_answer_without_a_token_is_a_clear_error():
     creds = client_credentials(FakeIms(fail_with=httpx.Response(200, text="<html>login</html>")), FakeClock())
     with pytest.raises(ApiError, match="without an access token"):

@@ -106,6 +106,37 @@ def test_401_hint_names_every_way_to_fix_credentials():
         assert name in error.hint
 
 
+UNKNOWN_CLIENT_API = err(  # what api.bentley.com answers for a token of an app it does not know
+    "Unauthorized",
+    "Access denied due to invalid client. Make sure that client was registered on https://developer.bentley.com.",
+    details=[{"code": "UnknownClient", "message": "Client was not registered on https://developer.bentley.com."}],
+)
+UNKNOWN_CLIENT_IMS = {  # OAuth's shape, the same detail beside it
+    "error": "invalid_client",
+    "error_description": "Access denied due to invalid client.",
+    "details": [{"code": "UnknownClient", "message": "Client was not registered on https://developer.bentley.com."}],
+}
+
+
+@pytest.mark.parametrize("body", [UNKNOWN_CLIENT_API, UNKNOWN_CLIENT_IMS])
+def test_401_unknown_client_says_to_register_the_app_and_check_its_type(body):
+    error = error_from_response(response(401, body), what="w")
+    assert error.exit_code == ExitCode.AUTH
+    assert "Client was not registered" in error.message
+    assert error.details[0][0] == "UnknownClient"
+    for words in ("not registered", "wrong type", "developer portal", "Service app", "Native/Desktop app",
+                  "auth login", "itwin-platform scope"):
+        assert words in error.hint
+    # Not the generic 401 advice (an expired token): the app itself is the problem.
+    assert "may have expired" not in error.hint
+
+
+def test_a_401_without_unknown_client_keeps_the_token_advice():
+    error = error_from_response(response(401, err("Unauthorized", "Access denied due to invalid access_token.")),
+                                what="w")
+    assert "may have expired" in error.hint and "developer portal" not in error.hint
+
+
 @pytest.mark.parametrize("status,code", [(403, "InsufficientPermissions"), (404, "iTwinNotFound"), (404, None)])
 def test_service_app_is_reminded_to_be_invited(status, code):
     body = err(code, "no") if code else None
@@ -270,6 +301,19 @@ def test_an_error_after_a_throttled_attempt_is_reported_as_itself():
         call(client, clock)
     assert info.value.exit_code == ExitCode.NOT_FOUND
     assert "gave up" not in info.value.message
+
+
+def test_an_error_after_retries_tells_which_answers_were_retried():
+    clock = FakeClock()
+    client = sequence_client((429, THROTTLED, {"Retry-After": "1"}), (503, None, {"Retry-After": "1"}),
+                             (409, err("AlreadyExists", "already"), None))
+    with pytest.raises(ApiError) as info:
+        call(client, clock, method="PATCH")
+    assert info.value.status == 409 and info.value.retried_after == (429, 503)
+    first = sequence_client((409, err("AlreadyExists", "already"), None))
+    with pytest.raises(ApiError) as info:
+        call(first, FakeClock(), method="PATCH")
+    assert info.value.retried_after == ()
 
 
 def test_max_wait_is_configurable():
