@@ -19,7 +19,11 @@ the same keyword arguments, for the standalone server and the demo):
                              organization="org-1", datacenter="eastus")  -> {"iTwinId"}
     reality-data   add_reality_data(rd_id=None, itwin_id=None)           -> {"realityDataId", "iTwinId"}
     deny-move      deny_move_for(rd_id)
-    inject         inject(path_regex, status, times=1, retry_after=None, body=None, method=None, delay=0)
+    inject         inject(path_regex, status, times=1, retry_after=None, body=None, method=None, delay=0,
+                          after_handling=False)
+    clients        register_client(client_id, redirect_uris=None)   (a Native app; default redirect URI
+                                                                     http://localhost:3000/signin-callback)
+    redirect-uris  register_redirect_uri(client_id, uri)
     expire-tokens  expire_tokens(refresh=False)
     configure      configure(sas_lifetime=None, token_lifetime=None)
     reset          reset()
@@ -125,6 +129,7 @@ class Fault:
     body: Any
     method: str | None
     delay: float
+    after_handling: bool = False  # the request is served first; the fault replaces (or drops) its answer
 
 
 @dataclass(frozen=True)
@@ -292,17 +297,29 @@ class PlatformEmulator:
         body: Any = None,
         method: str | None = None,
         delay: float = 0,
+        after_handling: bool = False,
     ) -> None:
         """Answer the next ``times`` requests whose path matches (re.search) with ``status``.
 
         ``body``: a dict/list (JSON), a str (sent as text/html if it starts with ``<``, else text/plain),
         or None for the real service's error body for that status. ``status=0`` drops the connection
         without an answer. ``times=None`` keeps the fault until reset(). ``delay`` seconds before answering.
+        ``after_handling``: the request is served (a move moves) and only its answer is replaced, as by a
+        gateway that gave up while the service did the work.
         """
         fault = Fault(re.compile(path_regex), int(status), times, retry_after, body,
-                      method.upper() if method else None, float(delay))
+                      method.upper() if method else None, float(delay), bool(after_handling))
         with self._lock:
             self._faults.append(fault)
+
+    def register_client(self, client_id: str, redirect_uris: list[str] | None = None) -> None:
+        """Register a Native app (authorization code + PKCE) with these redirect URIs (default
+        ``["http://localhost:3000/signin-callback"]``), until reset(). IMS accepts only these, exactly."""
+        self.auth.register_client(client_id, redirect_uris)
+
+    def register_redirect_uri(self, client_id: str, uri: str) -> None:
+        """Add a redirect URI to a registered Native app (e.g. a free port the test picked), until reset()."""
+        self.auth.register_redirect_uri(client_id, uri)
 
     def expire_tokens(self, refresh: bool = False) -> None:
         """Every access token issued so far is now refused with 401 (refresh tokens too if ``refresh``)."""
@@ -316,7 +333,9 @@ class PlatformEmulator:
                 self.auth.token_lifetime = token_lifetime
 
     def reset(self) -> None:
-        """Clear faults, move denials and the request log; restore lifetimes. Registrations stay."""
+        """Clear faults, move denials, Native apps and the request log; restore lifetimes. iTwins and reality
+        data stay."""
+        self.auth.reset_clients()
         with self._lock:
             self._faults.clear()
             self._deny_move.clear()
@@ -354,6 +373,7 @@ class PlatformEmulator:
                 "realityData": [asdict(r) for r in self._reality_data.values()],
                 "sasLifetime": self.sas_lifetime,
                 "tokenLifetime": self.auth.token_lifetime,
+                "clients": self.auth.client_registrations(),
             }
 
     # -- request handling --------------------------------------------------------------------------
@@ -387,10 +407,14 @@ class PlatformEmulator:
         """Answer one client request; None means: drop the connection."""
         fault = self._take_fault(request.method, request.path)
         if fault is not None:
+            if fault.after_handling:
+                self._serve(request)
             if fault.delay:
                 time.sleep(fault.delay)
             return None if fault.status == 0 else self._fault_reply(fault, request.path)
+        return self._serve(request)
 
+    def _serve(self, request: Request) -> Reply:
         route, groups = None, {}
         for candidate in ROUTES:
             match = candidate.pattern.fullmatch(request.path)
@@ -536,6 +560,8 @@ class PlatformEmulator:
             "expire-tokens": self.expire_tokens,
             "configure": self.configure,
             "reset": self.reset,
+            "clients": self.register_client,
+            "redirect-uris": self.register_redirect_uri,
         }
         if method != "POST" or name not in actions:
             return api_error(404, "ResourceNotFound", f"No admin operation {method} /_emulator/{name}.")

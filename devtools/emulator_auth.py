@@ -2,10 +2,16 @@
 
 Kept apart from the HTTP plumbing in ``emulator.py`` so the rules read in one place:
 
-- client credentials: one registered confidential client (random id and secret per emulator), client
-  authentication by HTTP Basic or form fields, scope must include ``itwin-platform``;
-- authorization code + PKCE (S256 only) for any public client with a loopback ``redirect_uri``
-  (RFC 8252), auto-approved; ``offline_access`` in the scope adds a refresh token;
+- clients are registered, as at IMS: one confidential service app (random id and secret per emulator), and
+  the Native apps a test registers (``register_client``), each with its list of redirect URIs (default
+  ``http://localhost:3000/signin-callback``, more with ``register_redirect_uri``); an unknown client id at
+  the token endpoint is 401 ``invalid_client`` with the API's ``UnknownClient`` detail beside it;
+- client credentials: the service app only, client authentication by HTTP Basic or form fields, scope must
+  include ``itwin-platform``;
+- authorization code + PKCE (S256 only) for a registered Native app, auto-approved. The ``redirect_uri``
+  must be one of the app's exactly (port included: a random port never matches); otherwise, like an unknown
+  client, the authorize endpoint shows an error page (HTTP 400) and never redirects. The token request must
+  repeat the authorize request's ``redirect_uri``. ``offline_access`` in the scope adds a refresh token;
 - refresh tokens rotate: using one invalidates it (IdentityServer's ``OneTimeOnly`` default);
 - access tokens look like JWTs (base64url header.payload.signature) with ``sub``, ``email``, ``exp``,
   ``scope``..., but the signature is random bytes: the emulator checks tokens against what it issued,
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import re
 import secrets
@@ -33,6 +40,12 @@ REFRESH_LIFETIME_S = 30 * 24 * 3600
 USER_EMAIL = "user@example.com"
 _VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# What most Native apps register (Bentley's node-cli default), and so what a registration starts with.
+DEFAULT_REDIRECT_URIS = ("http://localhost:3000/signin-callback",)
+# The API's answer for a token of an app it does not know (seen from api.bentley.com): its shape, and the
+# detail the token endpoint adds beside the OAuth fields for an unknown client id.
+UNKNOWN_CLIENT_MESSAGE = "Access denied due to invalid client. Make sure that client was registered on https://developer.bentley.com."
+UNKNOWN_CLIENT_DETAIL = {"code": "UnknownClient", "message": "Client was not registered on https://developer.bentley.com."}
 
 
 @dataclass
@@ -58,6 +71,29 @@ def oauth_error(status: int, error: str, description: str, headers: dict[str, st
     h = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     h.update(headers or {})
     return Reply.json(status, {"error": error, "error_description": description}, h)
+
+
+def unknown_client(headers: dict[str, str] | None = None) -> Reply:
+    """401 for a client id IMS has no registration for.
+
+    OAuth clients read ``error`` as a string (RFC 6749 5.2), so that stays ``invalid_client``; the docs'
+    detail (``{"code":"UnknownClient","message":...}``) comes beside it in ``details``, as the API nests it.
+    """
+    h = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    h.update(headers or {})
+    body = {"error": "invalid_client", "error_description": UNKNOWN_CLIENT_MESSAGE, "details": [dict(UNKNOWN_CLIENT_DETAIL)]}
+    return Reply.json(401, body, h)
+
+
+@dataclass
+class Client:
+    """An app registration: a ``service`` app (client credentials, has a secret) or a ``native`` app
+    (authorization code + PKCE, no secret) with the redirect URIs registered for it."""
+
+    client_id: str
+    kind: str
+    secret: str | None = None
+    redirect_uris: list[str] = field(default_factory=lambda: list(DEFAULT_REDIRECT_URIS))
 
 
 @dataclass
@@ -105,6 +141,46 @@ class AuthServer:
         self.generation = 0
         self.refresh_generation = 0
         self.secrets: set[str] = {self.client_secret}
+        self.clients: dict[str, Client] = {}
+        self.reset_clients()
+
+    # -- registrations -----------------------------------------------------------------------------
+    def reset_clients(self) -> None:
+        """Back to the service app alone: Native apps and their redirect URIs are a test's own setup."""
+        with self.lock:
+            self.clients = {self.client_id: Client(self.client_id, "service", self.client_secret, [])}
+
+    def register_client(self, client_id: str, redirect_uris: list[str] | None = None) -> None:
+        """Register (or re-register) a Native app; ``redirect_uris`` default to DEFAULT_REDIRECT_URIS."""
+        if not isinstance(client_id, str) or not client_id.strip():
+            raise ValueError("client_id must be a non-empty string")
+        if client_id == self.client_id:
+            raise ValueError(f"{client_id!r} is the service app; Native apps need another client id")
+        uris = list(DEFAULT_REDIRECT_URIS if redirect_uris is None else redirect_uris)
+        for uri in uris:
+            _check_redirect_uri(uri)
+        with self.lock:
+            self.clients[client_id] = Client(client_id, "native", None, uris)
+
+    def register_redirect_uri(self, client_id: str, uri: str) -> None:
+        """Add ``uri`` to a registered Native app's redirect URIs (KeyError if the app is not registered)."""
+        _check_redirect_uri(uri)
+        with self.lock:
+            client = self.clients.get(client_id)
+            if client is None or client.kind != "native":
+                raise KeyError(f"no Native app {client_id!r} is registered: register_client() first")
+            if uri not in client.redirect_uris:
+                client.redirect_uris.append(uri)
+
+    def client_registrations(self) -> list[dict]:
+        """Every registration without its secret (for the emulator's state)."""
+        with self.lock:
+            return [{"clientId": c.client_id, "kind": c.kind, "redirectUris": list(c.redirect_uris)}
+                    for c in self.clients.values()]
+
+    def _client(self, client_id: str | None) -> Client | None:
+        with self.lock:
+            return self.clients.get(client_id or "")
 
     # -- issuing -----------------------------------------------------------------------------------
     def _jwt(self, claims: dict) -> str:
@@ -197,9 +273,16 @@ class AuthServer:
         redirect_uri = q.get("redirect_uri", "")
         # Without a trustworthy redirect_uri, errors cannot be redirected: show them (as IMS shows a page).
         if not client_id:
-            return _error_page("The client_id parameter is missing.")
-        if not _is_loopback_redirect(redirect_uri):
-            return _error_page("Invalid redirect_uri: a native client must use http://localhost or 127.0.0.1.")
+            return _error_page("invalid_request", "The client_id parameter is missing.")
+        client = self._client(client_id)
+        if client is None:
+            return _error_page("unauthorized_client", "Unknown client or client not enabled.")
+        if client.kind != "native":
+            return _error_page("unauthorized_client", "Invalid grant type for client.")
+        # Exactly one of the registered URIs, as IMS checks: no loopback port leniency (RFC 8252 7.3).
+        if redirect_uri not in client.redirect_uris:
+            return _error_page("invalid_request", f"Invalid redirect_uri: {redirect_uri or '(none)'} is not registered "
+                               "for this client.")
 
         def redirect_error(error: str, description: str) -> Reply:
             params = {"error": error, "error_description": description}
@@ -238,12 +321,17 @@ class AuthServer:
         if not grant:
             return oauth_error(400, "invalid_request", "grant_type is missing.")
 
+        client = self._client(client_id)
+        challenge = {"WWW-Authenticate": 'Basic realm="ims"'} if basic else {}
         if grant == "client_credentials":
+            if client_id and client is None:
+                return unknown_client(challenge)
+            if client is not None and client.kind != "service":
+                return oauth_error(400, "unauthorized_client", "Invalid grant type for client.")
             if client_id != self.client_id or client_secret is None or not secrets.compare_digest(
                 client_secret, self.client_secret
             ):
-                h = {"WWW-Authenticate": 'Basic realm="ims"'} if basic else {}
-                return oauth_error(401, "invalid_client", "Client authentication failed.", h)
+                return oauth_error(401, "invalid_client", "Client authentication failed.", challenge)
             scopes = f.get("scope", "").split()
             if ITWIN_SCOPE not in scopes:
                 return oauth_error(400, "invalid_scope", f"The scope must include {ITWIN_SCOPE}.")
@@ -260,6 +348,8 @@ class AuthServer:
             return oauth_error(401, "invalid_client", "Client authentication failed.")
         if not client_id:
             return oauth_error(400, "invalid_client", "client_id is missing.")
+        if client is None:
+            return unknown_client(challenge)
 
         if grant == "authorization_code":
             code = f.get("code", "")
@@ -323,14 +413,24 @@ def _is_loopback_redirect(uri: str) -> bool:
     return parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK_HOSTS
 
 
+def _check_redirect_uri(uri: object) -> None:
+    # The emulator redirects browsers there: only a loopback http URI makes sense for a test's Native app.
+    if not isinstance(uri, str) or not _is_loopback_redirect(uri):
+        raise ValueError(f"a Native app's redirect URI must be http://localhost, 127.0.0.1 or [::1]: {uri!r}")
+
+
 def _redirect(uri: str, params: dict[str, str]) -> Reply:
     sep = "&" if urlsplit(uri).query else "?"
     return Reply(302, b"", {"Location": uri + sep + urlencode(params), "Cache-Control": "no-store"})
 
 
-def _error_page(message: str) -> Reply:
-    html = f"<!DOCTYPE html><html><body><h1>Sign-in error</h1><p>{message}</p></body></html>"
-    return Reply(400, html.encode(), {"Content-Type": "text/html; charset=utf-8"})
+def _error_page(error: str, description: str) -> Reply:
+    """IMS's own error page: shown in the browser, never redirected (the redirect URI is not trusted)."""
+    page = (
+        "<!DOCTYPE html><html><head><title>Sign-in error</title></head><body><h1>Sign-in error</h1>"
+        f"<p>{html.escape(error)}</p><p>{html.escape(description)}</p></body></html>"
+    )
+    return Reply(400, page.encode(), {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
 
 def _parse_basic(header: str | None) -> tuple[str, str] | None:

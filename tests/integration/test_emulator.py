@@ -124,6 +124,7 @@ def test_pkce_code_flow_and_refresh(emulator, http, new_itwin):
 
     verifier, challenge = _pkce()
     redirect_uri = "http://localhost:53117/signin-callback"
+    emulator.register_client("native-cli", [redirect_uri])
     r = http.get(discovery["authorization_endpoint"], params={
         "response_type": "code", "client_id": "native-cli", "redirect_uri": redirect_uri,
         "scope": "itwin-platform offline_access", "state": "xyz", "code_challenge": challenge,
@@ -172,8 +173,9 @@ def test_pkce_code_flow_and_refresh(emulator, http, new_itwin):
     assert {code, body["access_token"], body["refresh_token"], new["refresh_token"]} <= issued
 
 
-def test_authorize_requires_s256_and_loopback_redirect(http):
+def test_authorize_requires_s256_and_loopback_redirect(emulator, http):
     _, challenge = _pkce()
+    emulator.register_client("native-cli", ["http://127.0.0.1:5000/cb"])
     params = {"response_type": "code", "client_id": "native-cli", "redirect_uri": "http://127.0.0.1:5000/cb",
               "scope": "itwin-platform", "state": "s", "code_challenge": challenge}
     r = http.get("/connect/authorize", params={**params, "code_challenge_method": "plain"})
@@ -182,6 +184,103 @@ def test_authorize_requires_s256_and_loopback_redirect(http):
     r = http.get("/connect/authorize", params={**params, "code_challenge_method": "S256",
                                                "redirect_uri": "https://evil.example/cb"})
     assert r.status_code == 400 and "Location" not in r.headers
+
+
+def authorize(http, client_id: str, redirect_uri: str, challenge: str, state: str = "st") -> httpx.Response:
+    return http.get("/connect/authorize", params={
+        "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+        "scope": "itwin-platform offline_access", "state": state, "code_challenge": challenge,
+        "code_challenge_method": "S256"})
+
+
+def test_authorize_accepts_only_the_redirect_uris_registered_for_the_client(emulator, http):
+    _, challenge = _pkce()
+    emulator.register_client("native-registered")  # the default registration
+    ok = authorize(http, "native-registered", "http://localhost:3000/signin-callback", challenge)
+    assert ok.status_code == 302 and ok.headers["Location"].startswith("http://localhost:3000/signin-callback?")
+
+    # As IMS: exactly, port included; an error page of its own, never a redirect to the unregistered URI.
+    for other in ("http://localhost:3001/signin-callback", "http://127.0.0.1:3000/signin-callback",
+                  "http://localhost:3000/signin-callback/", "http://localhost:3000/other", "http://[::1]:3000/signin-callback"):
+        page = authorize(http, "native-registered", other, challenge)
+        assert page.status_code == 400 and "Location" not in page.headers, other
+        assert page.headers["content-type"].startswith("text/html") and "redirect_uri" in page.text
+
+    emulator.register_redirect_uri("native-registered", "http://localhost:3001/signin-callback")
+    assert authorize(http, "native-registered", "http://localhost:3001/signin-callback", challenge).status_code == 302
+    assert authorize(http, "native-registered", "http://localhost:3000/signin-callback", challenge).status_code == 302
+
+    # Registrations are a test's own: reset() forgets them.
+    emulator.reset()
+    gone = authorize(http, "native-registered", "http://localhost:3000/signin-callback", challenge)
+    assert gone.status_code == 400 and "Location" not in gone.headers
+
+
+def test_authorize_shows_an_error_page_for_an_unknown_client_or_a_service_app(emulator, http):
+    _, challenge = _pkce()
+    for client_id in ("never-registered", emulator.client_id):
+        page = authorize(http, client_id, "http://localhost:3000/signin-callback", challenge)
+        assert page.status_code == 400 and "Location" not in page.headers
+        assert "unauthorized_client" in page.text
+
+
+def test_the_token_request_must_repeat_the_authorize_requests_redirect_uri(emulator, http):
+    verifier, challenge = _pkce()
+    emulator.register_client("native-two", ["http://localhost:3000/signin-callback",
+                                            "http://localhost:3301/signin-callback"])
+    r = authorize(http, "native-two", "http://localhost:3000/signin-callback", challenge)
+    code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
+    # Registered too, but not the one the code was issued for.
+    exchange = {"grant_type": "authorization_code", "code": code, "client_id": "native-two",
+                "redirect_uri": "http://localhost:3301/signin-callback", "code_verifier": verifier}
+    bad = http.post("/connect/token", data=exchange)
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+    assert "redirect_uri" in bad.json()["error_description"]
+
+
+def test_an_unknown_client_at_the_token_endpoint_is_401_unknown_client(emulator, http):
+    def assert_unknown(r):
+        assert r.status_code == 401, r.text
+        body = r.json()
+        assert body["error"] == "invalid_client"  # still what an OAuth client reads
+        assert body["details"] == [{"code": "UnknownClient",
+                                    "message": "Client was not registered on https://developer.bentley.com."}]
+
+    form = {"grant_type": "client_credentials", "scope": "itwin-platform"}
+    assert_unknown(http.post("/connect/token", data=form, auth=("no-such-service-app", "some-secret")))
+    assert_unknown(http.post("/connect/token", data={**form, "client_id": "no-such-service-app",
+                                                      "client_secret": "some-secret"}))
+    verifier, _ = _pkce()
+    assert_unknown(http.post("/connect/token", data={
+        "grant_type": "authorization_code", "code": "x", "client_id": "no-such-native-app",
+        "redirect_uri": "http://localhost:3000/signin-callback", "code_verifier": verifier}))
+    assert_unknown(http.post("/connect/token", data={"grant_type": "refresh_token", "client_id": "no-such-native-app",
+                                                      "refresh_token": "x"}))
+    # A known service app with a wrong secret is not "unknown": plain invalid_client, as before.
+    wrong = http.post("/connect/token", data=form, auth=(emulator.client_id, "wrong"))
+    assert wrong.status_code == 401 and "details" not in wrong.json()
+    # A Native app cannot use client credentials.
+    emulator.register_client("native-only")
+    r = http.post("/connect/token", data={**form, "client_id": "native-only", "client_secret": "x"})
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
+
+
+def test_client_registrations_over_the_admin_http_api(emulator, http):
+    _, challenge = _pkce()
+    uri = "http://localhost:45678/signin-callback"
+    assert http.post("/_emulator/clients", json={"client_id": "native-admin"}).status_code == 204
+    assert http.post("/_emulator/redirect-uris", json={"client_id": "native-admin", "uri": uri}).status_code == 204
+    assert authorize(http, "native-admin", uri, challenge).status_code == 302
+    clients = {c["clientId"]: c for c in http.get("/_emulator/state").json()["clients"]}
+    assert clients["native-admin"] == {"clientId": "native-admin", "kind": "native",
+                                       "redirectUris": ["http://localhost:3000/signin-callback", uri]}
+    assert clients[emulator.client_id]["kind"] == "service"
+    assert emulator.client_secret not in http.get("/_emulator/state").text
+    # Refused: an unregistered app, a URI the emulator could not redirect a test's browser to.
+    assert http.post("/_emulator/redirect-uris", json={"client_id": "nobody", "uri": uri}).status_code == 400
+    assert http.post("/_emulator/redirect-uris", json={"client_id": "native-admin",
+                                                       "uri": "https://evil.example/cb"}).status_code == 400
+    assert http.post("/_emulator/clients", json={"client_id": emulator.client_id}).status_code == 400
 
 
 # -- Reality Modeling bucket ----------------------------------------------------------------------------
@@ -360,6 +459,16 @@ def test_move(emulator, http, token, new_reality_data, new_itwin):
     assert move(http, rd, token, {"iTwinId": new_itwin}).status_code == 409
     r = http.patch(f"/reality-management/reality-data/{rd}/move", json={"iTwinId": source}, headers={"Accept": V1})
     assert r.status_code == 401 and error_code(r) == "HeaderNotFound"
+
+
+def test_a_fault_after_handling_does_the_work_and_loses_the_answer(emulator, http, token, new_reality_data, new_itwin):
+    rd = new_reality_data
+    emulator.inject(r"/move$", 503, retry_after=1, after_handling=True)
+    r = move(http, rd, token, {"iTwinId": new_itwin})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert emulator.reality_data_itwin(rd) == new_itwin  # moved all the same
+    again = move(http, rd, token, {"iTwinId": new_itwin})
+    assert again.status_code == 409 and error_code(again) == "AlreadyExists"
 
 
 # -- standalone server and the leak checker -----------------------------------------------------------
