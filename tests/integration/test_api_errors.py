@@ -109,3 +109,66 @@ def test_access_token_expiring_during_a_long_run_is_renewed(cli, emulator, new_i
     assert emulator.request_count(r"/bucket$", status=401) >= 1, "the run never met the revoked token"
     assert emulator.request_count(r"/bucket$", status=200) >= 2  # the first SAS, and one after renewing
     assert emulator.request_count(r"^/connect/token$", status=200) >= 2
+
+
+# -- an app IMS or the API does not know ----------------------------------------------------------------
+
+UNKNOWN_CLIENT_WORDS = ("not registered", "wrong type", "developer portal", "Service app", "Native/Desktop app",
+                        "itwin-platform scope")
+
+
+def test_an_unregistered_service_app_is_told_to_register_it_and_check_its_type(cli, emulator, new_itwin):
+    result = cli("ls", f"itwin://{new_itwin}/", env={"ITWIN_CLIENT_ID": "not-a-registered-app"})
+    assert result.returncode == 3, result
+    assert "HTTP 401" in result.stderr and "Client was not registered" in result.stderr
+    for words in UNKNOWN_CLIENT_WORDS:
+        assert words in result.stderr, words
+    assert emulator.request_count(r"/bucket$") == 0  # IMS refused: the API was never asked
+    assert "Traceback" not in result.stderr
+
+
+def test_the_apis_unknown_client_answer_gets_the_same_hint(cli, emulator, new_itwin):
+    body = {"error": {"code": "Unauthorized",
+                      "message": "Access denied due to invalid client. Make sure that client was registered on "
+                                 "https://developer.bentley.com.",
+                      "details": [{"code": "UnknownClient",
+                                   "message": "Client was not registered on https://developer.bentley.com."}]}}
+    emulator.inject(r"/bucket$", 401, times=None, body=body)
+    result = cli("ls", f"itwin://{new_itwin}/", env={"ITWIN_ACCESS_TOKEN": emulator.issue_access_token()})
+    assert result.returncode == 3, result
+    assert "UnknownClient" not in result.stdout and "Client was not registered" in result.stderr
+    for words in UNKNOWN_CLIENT_WORDS:
+        assert words in result.stderr, words
+    assert "may have expired" not in result.stderr  # not the advice for a stale token
+
+
+# -- a reality data's read or write access refused ------------------------------------------------------
+
+def test_forbidden_read_access_without_itwin_says_to_pass_it(cli, emulator, new_reality_data):
+    emulator.inject(r"/readaccess$", 403, times=None)
+    result = cli("ls", f"reality-data://{new_reality_data}/")
+    assert result.returncode == 3, result
+    assert "InsufficientPermissions" in result.stderr
+    assert "pass --itwin <iTwinId>" in result.stderr and "only in some cases" in result.stderr
+
+
+def test_forbidden_read_access_with_itwin_names_realitydata_use(cli, emulator, new_reality_data):
+    itwin = emulator.reality_data_itwin(new_reality_data)
+    emulator.inject(r"/readaccess$", 403, times=None)
+    result = cli("ls", f"reality-data://{new_reality_data}/", "--itwin", itwin)
+    assert result.returncode == 3, result
+    assert f"needs the realitydata_use permission on iTwin {itwin}" in result.stderr
+    assert "pass --itwin" not in result.stderr
+    # A service app is reminded under which address it must be invited.
+    assert f"{emulator.client_id}@apps.imsoidc.bentley.com" in result.stderr
+
+
+def test_forbidden_write_access_names_realitydata_manage(cli, emulator, new_reality_data):
+    itwin = emulator.reality_data_itwin(new_reality_data)
+    emulator.inject(r"/writeaccess$", 403, times=None)
+    with_itwin = cli("url", f"reality-data://{new_reality_data}/", "--write", "--itwin", itwin)
+    assert with_itwin.returncode == 3, with_itwin
+    assert f"needs the realitydata_manage permission on iTwin {itwin}" in with_itwin.stderr
+    without = cli("url", f"reality-data://{new_reality_data}/", "--write")
+    assert without.returncode == 3, without
+    assert "pass --itwin <iTwinId>" in without.stderr and "realitydata_manage" in without.stderr

@@ -98,3 +98,38 @@ def test_move_takes_top_level_config_keys(cli, emulator, two_itwins, tmp_path):
                  env={"ITWIN_API_URL": None})
     assert result.returncode == 0, result
     assert result.json_lines[-1]["status"] == "ok"
+
+
+@pytest.mark.parametrize("lost_with", [503, 429])
+def test_a_move_whose_answer_was_lost_and_that_a_retry_finds_done_succeeds(cli, emulator, two_itwins, lost_with):
+    rd, _, destination = two_itwins
+    # The move goes through, but the answer the CLI gets is a 503/429 with Retry-After: it asks again and
+    # hears 409 AlreadyExists, about its own first attempt.
+    emulator.inject(r"/move$", lost_with, retry_after=1, after_handling=True)
+    result = cli("reality-data", "move", rd, "--to-itwin", destination)
+    assert result.returncode == 0, result
+    assert result.stdout.strip() == (
+        f"reality data {rd} is in iTwin {destination}: it was already in the destination when the move was "
+        f"retried after HTTP {lost_with} (the first attempt most likely moved it)")
+    assert "error" not in result.stderr
+    assert emulator.request_count(r"/move$", status=lost_with) == 1
+    assert emulator.request_count(r"/move$", status=409) == 1
+    assert emulator.reality_data_itwin(rd) == destination
+
+
+def test_a_retried_move_reports_success_in_json_too(cli, emulator, two_itwins):
+    rd, _, destination = two_itwins
+    emulator.inject(r"/move$", 503, retry_after=1, after_handling=True)
+    result = cli("reality-data", "move", rd, "--to-itwin", destination, "--json")
+    assert result.returncode == 0, result
+    assert result.json_lines == [{"event": "move", "reality_data_id": rd, "to_itwin": destination, "status": "ok",
+                                  "already_there_after_retry": True, "exit_code": 0}]
+
+
+def test_a_throttled_move_into_its_own_itwin_is_still_reported_as_already_there(cli, emulator, two_itwins):
+    # Indistinguishable from the case above for the client: the reality data is where it was asked to be.
+    rd, source, _ = two_itwins
+    emulator.inject(r"/move$", 429, retry_after=1)
+    result = cli("reality-data", "move", rd, "--to-itwin", source)
+    assert result.returncode == 0, result
+    assert "already in the destination when the move was retried after HTTP 429" in result.stdout
