@@ -9,9 +9,19 @@ from enum import Enum
 import click
 
 from ..app.context import Globals
-from ..errors import BucketSyncError, LocalFileError, NoCredentialsError, UsageError
+from ..errors import BucketSyncError, LocalFileError, NoCredentialsError
 from ..platform.credentials import ClientCredentials, StaticToken, TokenProvider
-from ..platform.login import DEFAULT_REDIRECT_PORT, DEFAULT_TIMEOUT_S, LoginRequest, interactive_login, login_scope, token_claims
+from ..platform.login import (
+    DEFAULT_REDIRECT_PORT,
+    DEFAULT_REDIRECT_URI,
+    DEFAULT_TIMEOUT_S,
+    LoginRequest,
+    check_redirect_port,
+    interactive_login,
+    login_scope,
+    redirect_uri,
+    token_claims,
+)
 from ..platform.login_store import CachedLogin, delete_login, format_epoch, login_path, read_login, save_login
 from ..platform.sas_cache import clear_cache
 from ..redact import redact
@@ -59,25 +69,35 @@ def auth() -> None:
     """Sign in interactively, show the credential in use, or forget the sign-in."""
 
 
-@auth.command(name="login")
+_LOGIN_HELP = f"""Sign in with your Bentley account (authorization code + PKCE) and keep the sign-in.
+
+Register a Native app in the iTwin Platform developer portal with the scopes itwin-platform and
+offline_access and the redirect URI {DEFAULT_REDIRECT_URI}: IMS compares it exactly, port included,
+so if your app has another port registered, pass that port with --redirect-port.
+"""
+
+
+@auth.command(name="login", help=_LOGIN_HELP)
 @click.option("--client-id", envvar=LOGIN_CLIENT_ID_ENV, metavar="ID",
               help=f"Client id of your Native app registered with Bentley IMS [env {LOGIN_CLIENT_ID_ENV}; config [auth] login-client-id].")
-@click.option("--redirect-port", type=click.IntRange(0, 65535), metavar="PORT",
-              help=f"Loopback port of the redirect URI registered for the app (0: any free port) [config [auth] redirect-port; default {DEFAULT_REDIRECT_PORT}].")
+@click.option("--redirect-port", type=int, metavar="PORT",
+              help="Port of the redirect URI http://localhost:PORT/signin-callback registered for the app; it must "
+                   f"match exactly, so never 0 [config [auth] redirect-port; default {DEFAULT_REDIRECT_PORT}].")
 @click.option("--no-browser", is_flag=True, help="Only print the sign-in URL; do not try to open a browser.")
 @click.option("--timeout", type=click.FloatRange(1, None), default=DEFAULT_TIMEOUT_S, show_default=True, metavar="SECONDS",
               help="How long to wait for the browser to come back.")
 @common_options
 @click.pass_context
 def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, no_browser: bool, timeout: float, **kw) -> int:
-    """Sign in with your Bentley account (authorization code + PKCE) and keep the sign-in."""
+    """Sign in with your Bentley account (see _LOGIN_HELP) and save the sign-in."""
     g = make_globals(ctx, kw)
     auth_cfg = g.config.auth
     client_id = client_id or _config_str(auth_cfg.get("login-client-id"))
     if redirect_port is None:
-        redirect_port = auth_cfg.get("redirect-port", DEFAULT_REDIRECT_PORT)
-        if not isinstance(redirect_port, int) or not 0 <= redirect_port <= 65535:
-            raise UsageError(f"[auth] redirect-port {redirect_port!r} is not a port number")
+        redirect_port = check_redirect_port(auth_cfg.get("redirect-port", DEFAULT_REDIRECT_PORT),
+                                            source="[auth] redirect-port")
+    else:
+        redirect_port = check_redirect_port(redirect_port)
     request = LoginRequest(
         ims_url=g.ims_url,
         client_id=client_id or "",
@@ -88,9 +108,12 @@ def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, 
 
     def show_url(url: str) -> None:
         # Always on stderr, even with a browser: it may open on another display, or not at all.
+        uri = redirect_uri(request.redirect_port)
         click.echo("Sign in with your Bentley account in a browser; if none opened, open this URL:", err=True)
         click.echo(f"  {url}", err=True)
-        click.echo("Waiting for the sign-in to complete...", err=True)
+        click.echo(f"Waiting up to {request.timeout_s:.0f} s for the browser to come back to {uri} ...", err=True)
+        click.echo(f"If IMS shows an error about redirect_uri instead of its sign-in page: register exactly this "
+                   f"redirect URI for your Native app, {uri}, or pass --redirect-port to match yours.", err=True)
 
     saved, _ = interactive_login(request, show_url=show_url, open_browser=not no_browser)
     path = login_path()

@@ -4,17 +4,26 @@ The user's browser goes to ``{ims}/connect/authorize``; IMS sends it back to
 ``http://localhost:<port>/signin-callback`` where a one-shot HTTP server here receives the code; the code
 and the PKCE verifier are exchanged for tokens at ``{ims}/connect/token``. Nothing in the browser's URL
 is a secret without the verifier, which never leaves this process.
+
+IMS compares the redirect URI with the app's registration exactly, port included, and on a mismatch shows
+its own error page and never calls back: so the port is fixed (default 3000, the URI most Native apps
+register), never a random one. ``localhost`` is served on 127.0.0.1 and on ::1 (browsers resolve it to
+either), or on 127.0.0.1 alone where the machine has no IPv6 loopback.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import html
 import json
 import logging
 import os
 import secrets
+import selectors
+import socket
+import socketserver
 import sys
 import time
 import webbrowser
@@ -39,13 +48,41 @@ CALLBACK_PATH = "/signin-callback"
 # The redirect URI must be registered with the app exactly, port included: a fixed default makes that
 # possible (3000 is what Bentley's desktop samples register).
 DEFAULT_REDIRECT_PORT = 3000
-DEFAULT_TIMEOUT_S = 300.0
+# Long enough to sign in (with MFA); short enough that a redirect IMS refused, which never comes back, is
+# reported while the user is still looking.
+DEFAULT_TIMEOUT_S = 120.0
 LOGIN_SCOPE = f"{SCOPE} offline_access"
 
 _PAGE = (
     "<!DOCTYPE html><html><head><meta charset='utf-8'><title>bucket-sync</title></head>"
     "<body style='font-family:sans-serif'><h2>{title}</h2><p>{text}</p></body></html>"
 )
+
+
+def redirect_uri(port: int) -> str:
+    """The redirect URI sent to IMS for ``port``: the app must have exactly this one registered."""
+    return f"http://localhost:{port}{CALLBACK_PATH}"
+
+
+DEFAULT_REDIRECT_URI = redirect_uri(DEFAULT_REDIRECT_PORT)
+
+
+def check_redirect_port(port: object, *, source: str = "--redirect-port") -> int:
+    """``port`` if it can be a registered redirect URI's port; UsageError (exit 2) otherwise.
+
+    Port 0 (any free port) is refused: IMS would see a redirect URI no registration can match.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UsageError(f"{source} {port!r} is not a port number",
+                         hint=f"use the port of the redirect URI registered for your Native app (default {DEFAULT_REDIRECT_PORT})")
+    if port == 0:
+        raise UsageError(
+            f"{source} 0 (any free port) cannot be used: IMS accepts only a redirect URI registered for the app, "
+            "port included, and a random port matches none",
+            hint=f"pass the port of the redirect URI registered for your Native app; the default {DEFAULT_REDIRECT_PORT} "
+                 f"means {DEFAULT_REDIRECT_URI}",
+        )
+    return port
 
 
 @dataclass(frozen=True)
@@ -99,40 +136,118 @@ class _Callback:
     error: str | None = None
 
 
-class _LoopbackServer(HTTPServer):
-    allow_reuse_address = True
+@dataclass
+class _Session:
+    """What the listening sockets share: the state to expect, and the first answer that came back."""
+
+    expected_state: str
+    result: _Callback | None = None
+
+
+# A port someone else holds; anything else failing on ::1 means the machine has no usable IPv6 loopback.
+_IN_USE = {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", errno.EADDRINUSE)}
+
+
+class _CallbackServer(HTTPServer):
+    # On Windows SO_REUSEADDR would let two listeners share a port (and either get the browser's answer):
+    # there the port is taken exclusively instead.
+    allow_reuse_address = sys.platform != "win32"
+
+    def __init__(self, host: str, port: int, family: socket.AddressFamily, session: _Session) -> None:
+        self.address_family = family
+        self.session = session
+        super().__init__((host, port), _CallbackHandler)
+
+    def server_bind(self) -> None:
+        if hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        # HTTPServer.server_bind would also resolve the host's FQDN: a DNS lookup, and not needed here.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "localhost", self.server_address[1]
+
+
+class _LoopbackListener:
+    """``localhost:<port>`` for the browser's return: 127.0.0.1, and ::1 where the machine has it."""
 
     def __init__(self, port: int, state: str) -> None:
-        super().__init__(("127.0.0.1", port), _CallbackHandler)
-        self.expected_state = state
-        self.result: _Callback | None = None
+        self.session = _Session(state)
+        self.servers = [self._bind("127.0.0.1", port, socket.AF_INET)]
+        if socket.has_ipv6:
+            try:
+                self.servers.append(self._bind("::1", port, socket.AF_INET6))
+            except OSError as exc:
+                if exc.errno in _IN_USE:
+                    self.close()
+                    raise
+                # No IPv6 loopback here: browsers then reach localhost on 127.0.0.1.
+                log.debug("no IPv6 loopback for the sign-in listener (%s); using 127.0.0.1 only", exc.strerror)
+
+    def _bind(self, host: str, port: int, family: socket.AddressFamily) -> _CallbackServer:
+        return _CallbackServer(host, port, family, self.session)
+
+    @property
+    def port(self) -> int:
+        return self.servers[0].server_address[1]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"[{s.server_address[0]}]" if s.address_family == socket.AF_INET6 else s.server_address[0]
+                for s in self.servers]
+
+    def wait(self, timeout_s: float, clock: Callable[[], float]) -> _Callback | None:
+        """The browser's answer, or None when none came within ``timeout_s``."""
+        deadline = clock() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            for server in self.servers:
+                server.timeout = 0  # handle_request serves a connection that is already waiting, then returns
+                selector.register(server, selectors.EVENT_READ)
+            while self.session.result is None:
+                remaining = deadline - clock()
+                if remaining <= 0:
+                    return None
+                # Wakes at least twice a second, so the deadline (and Ctrl-C) are honoured.
+                for key, _ in selector.select(min(0.5, remaining)):
+                    key.fileobj.handle_request()
+        return self.session.result
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.server_close()
+
+    def __enter__(self) -> "_LoopbackListener":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class _CallbackHandler(BaseHTTPRequestHandler):
-    server: _LoopbackServer
+    server: _CallbackServer
+    timeout = 10  # a browser's idle pre-connection must not hold the one-at-a-time listener for long
 
     def do_GET(self) -> None:  # noqa: N802
+        session = self.server.session
         parts = urlsplit(self.path)
         if parts.path != CALLBACK_PATH:
             self._reply(404, "Not found", "This is bucket-sync's sign-in listener.")
             return
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        if query.get("state") != self.server.expected_state:
+        if query.get("state") != session.expected_state:
             # Not the answer to our request (a stale tab, or another page posing as IMS): refuse it.
-            self.server.result = _Callback(error="the sign-in answer did not match the request (state mismatch)")
+            session.result = _Callback(error="the sign-in answer did not match the request (state mismatch)")
             self._reply(400, "Sign-in failed", "The answer did not match the sign-in request. Run bucket-sync auth login again.")
             return
         if "error" in query:
             text = query["error"] + (f": {query['error_description']}" if query.get("error_description") else "")
-            self.server.result = _Callback(error=f"IMS refused the sign-in ({text})")
+            session.result = _Callback(error=f"IMS refused the sign-in ({text})")
             self._reply(400, "Sign-in failed", text)
             return
         if not query.get("code"):
-            self.server.result = _Callback(error="IMS sent no authorization code")
+            session.result = _Callback(error="IMS sent no authorization code")
             self._reply(400, "Sign-in failed", "No authorization code was received.")
             return
         register_secret(query["code"])
-        self.server.result = _Callback(code=query["code"])
+        session.result = _Callback(code=query["code"])
         self._reply(200, "Signed in", "bucket-sync is signed in. You can close this window.")
 
     def _reply(self, status: int, title: str, text: str) -> None:
@@ -166,21 +281,30 @@ def interactive_login(
             "auth login needs the client id of a Native app registered with Bentley IMS",
             hint="pass --client-id, set ITWIN_LOGIN_CLIENT_ID, or set login-client-id under [auth] in the config file",
         )
+    port = check_redirect_port(request.redirect_port)
     pkce, state = Pkce.new(), secrets.token_urlsafe(16)
     try:
-        server = _LoopbackServer(request.redirect_port, state)
+        listener = _LoopbackListener(port, state)
     except OSError as exc:
         raise UsageError(
-            f"cannot listen on localhost port {request.redirect_port} for the sign-in redirect: {exc.strerror}",
+            f"cannot listen on localhost port {port} for the sign-in redirect: {exc.strerror or exc}",
             hint="free that port, or pick the port registered for the app with --redirect-port",
         ) from None
-    with server:
-        redirect_uri = f"http://localhost:{server.server_address[1]}{CALLBACK_PATH}"
-        url = authorize_url(ims_url, request.client_id.strip(), redirect_uri, request.scope, pkce, state)
+    uri = redirect_uri(port)
+    with listener:
+        log.debug("waiting for the sign-in redirect on %s port %d", " and ".join(listener.addresses), port)
+        url = authorize_url(ims_url, request.client_id.strip(), uri, request.scope, pkce, state)
         show_url(url)
         if open_browser:
             _open_browser(url)
-        callback = _wait_for_callback(server, request.timeout_s, clock)
+        callback = listener.wait(request.timeout_s, clock)
+    if callback is None:
+        raise AuthError(
+            f"no sign-in within {request.timeout_s:.0f} s: the browser never came back to {uri}",
+            hint=f"if IMS showed an error about the redirect URI instead of its sign-in page, register exactly {uri} "
+                 "for your Native app (or pass the port of the one registered with --redirect-port); otherwise open "
+                 "the printed URL in a browser on this machine and sign in, or allow more time with --timeout",
+        )
     if callback.error:
         raise AuthError(f"sign-in failed: {callback.error}", hint="run `bucket-sync auth login` again")
     if transport is None:
@@ -193,7 +317,7 @@ def interactive_login(
         {
             "grant_type": "authorization_code",
             "code": callback.code or "",
-            "redirect_uri": redirect_uri,
+            "redirect_uri": uri,
             "code_verifier": pkce.verifier,
             "client_id": request.client_id.strip(),
         },
@@ -211,19 +335,6 @@ def interactive_login(
     login = SavedLogin(request.client_id.strip(), ims_url, grant.refresh_token, grant.scope or request.scope,
                        account=account).with_grant(grant, now=now)
     return login, grant
-
-
-def _wait_for_callback(server: _LoopbackServer, timeout_s: float, clock: Callable[[], float]) -> _Callback:
-    deadline = clock() + timeout_s
-    server.timeout = 0.5  # handle_request returns this often, so the deadline (and Ctrl-C) are honoured
-    while server.result is None:
-        if clock() >= deadline:
-            raise AuthError(
-                f"no sign-in within {timeout_s:.0f} s",
-                hint="open the printed URL in a browser on this machine and sign in; or raise --timeout",
-            )
-        server.handle_request()
-    return server.result
 
 
 def _open_browser(url: str) -> None:

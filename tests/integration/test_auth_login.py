@@ -1,15 +1,21 @@
 """`auth login` end to end against the emulator's IMS, without a browser: the test plays the browser.
 
-It starts the real `bucket-sync auth login --no-browser --redirect-port 0`, reads the authorize URL from
+It starts the real `bucket-sync auth login --no-browser --redirect-port PORT`, reads the authorize URL from
 stderr, GETs it (the emulator answers 302 to the loopback redirect) and follows the redirect to the CLI's
 loopback listener; the CLI then exchanges the code, and the emulator checks the PKCE verifier.
+
+The emulator's IMS, like IMS, redirects only to a redirect URI registered for the app, exactly: each test
+picks a free port and registers `http://localhost:PORT/signin-callback` for its Native app first.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import socket
 import stat
+import threading
+import time
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ import pytest
 
 from tests.support.cli import find_leaks
 from tests.support.emulator_events import expire_tokens_once_running
+from tests.support.ports import free_login_port, login_redirect_uri
 
 NATIVE_CLIENT = "native-bucket-sync-test"
 NO_CLIENT_CREDENTIALS = {"ITWIN_CLIENT_ID": None, "ITWIN_CLIENT_SECRET": None}
@@ -42,24 +49,45 @@ def login_path(cli) -> Path:
     return Path(cli.env_for()["XDG_STATE_HOME"]) / "bucket-sync" / "login.json"
 
 
+def registered_port(emulator, client_id: str = NATIVE_CLIENT) -> int:
+    """A free port whose redirect URI is registered for ``client_id`` (beside the default one)."""
+    port = free_login_port()
+    emulator.register_client(client_id)
+    emulator.register_redirect_uri(client_id, login_redirect_uri(port))
+    return port
+
+
 def run_login(cli, emulator, *extra: str, env=None, callback=None, timeout: float = 30,
-              port_args: tuple[str, ...] = ("--redirect-port", "0")) -> LoginRun:
-    """Run `auth login` and act as the browser: follow IMS's redirect to the CLI (or call ``callback``)."""
+              port_args: tuple[str, ...] | None = None) -> LoginRun:
+    """Run `auth login` and act as the browser: follow IMS's redirect to the CLI (or call ``callback``).
+
+    Without ``port_args``, on a free port registered for NATIVE_CLIENT."""
+    if port_args is None:
+        port_args = ("--redirect-port", str(registered_port(emulator)))
     argv = [str(cli.executable), "auth", "login", "--no-browser", *port_args, "--json", *map(str, extra)]
     full_env = cli.env_for({**NO_CLIENT_CREDENTIALS, "ITWIN_LOGIN_CLIENT_ID": NATIVE_CLIENT, **(env or {})})
     proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=str(cli.home.parent))
-    seen = []
-    try:
-        url = None
-        while url is None:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
+    # Each stream is read whole by its own thread: reading lines here and then communicate() would lose
+    # what the line reader had buffered (communicate reads the raw pipes).
+    err_lines: list[str] = []
+    out_chunks: list[str] = []
+    urls: queue.Queue = queue.Queue()
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            err_lines.append(line)
             if line.strip().startswith("http"):
-                url = line.strip()
-        assert url, f"no authorize URL on stderr: {''.join(seen)!r}"
+                urls.put(line.strip())
+        urls.put(None)
+
+    readers = [threading.Thread(target=read_stderr, daemon=True),
+               threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        url = urls.get(timeout=timeout)
+        assert url, f"no authorize URL on stderr: {''.join(err_lines)!r}"
         if callback is None:
             with httpx.Client(timeout=10) as browser:
                 answer = browser.get(url)
@@ -68,12 +96,14 @@ def run_login(cli, emulator, *extra: str, env=None, callback=None, timeout: floa
                 status = landed.status_code
         else:
             status = callback(url)
-        out, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
-    stderr = "".join(seen) + err
+            proc.wait()
+        for reader in readers:
+            reader.join(timeout=10)
+    out, stderr = "".join(out_chunks), "".join(err_lines)
     leaks = find_leaks({"stdout": out, "stderr": stderr}, emulator.issued_secrets())
     assert not leaks, leaks
     return LoginRun(proc.returncode, out, stderr, url, status)
@@ -185,7 +215,7 @@ def test_a_refused_sign_in_is_reported_and_nothing_is_saved(cli, emulator):
 
 
 def test_login_without_a_client_id_is_a_usage_error(cli):
-    result = cli("auth", "login", "--no-browser", "--redirect-port", "0", env=NO_CLIENT_CREDENTIALS)
+    result = cli("auth", "login", "--no-browser", "--redirect-port", str(free_login_port()), env=NO_CLIENT_CREDENTIALS)
     assert result.returncode == 2, result
     assert "--client-id" in result.stderr and "ITWIN_LOGIN_CLIENT_ID" in result.stderr
 
@@ -208,9 +238,7 @@ def test_a_signed_in_long_run_survives_its_access_token_being_revoked(cli, emula
 
 
 def test_client_id_and_redirect_port_come_from_the_config_file(cli, emulator, tmp_path):
-    with socket.socket() as probe:  # a port free right now, for the config to name
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = registered_port(emulator, "from-config-app")
     config = tmp_path / "config.toml"
     config.write_text(f'[auth]\nlogin-client-id = "from-config-app"\nredirect-port = {port}\n')
     run = run_login(cli, emulator, "--config", config, env={"ITWIN_LOGIN_CLIENT_ID": None}, port_args=())
@@ -219,3 +247,88 @@ def test_client_id_and_redirect_port_come_from_the_config_file(cli, emulator, tm
     assert query["client_id"] == ["from-config-app"]
     assert query["redirect_uri"] == [f"http://localhost:{port}/signin-callback"]
     assert json.loads(login_path(cli).read_text())["client_id"] == "from-config-app"
+
+
+def test_while_waiting_it_says_which_redirect_uri_to_register(signed_in):
+    uri = parse_qs(urlsplit(signed_in.authorize_url).query)["redirect_uri"][0]
+    assert f"Waiting up to 120 s for the browser to come back to {uri}" in signed_in.stderr
+    assert (f"If IMS shows an error about redirect_uri instead of its sign-in page: register exactly this redirect "
+            f"URI for your Native app, {uri}, or pass --redirect-port to match yours.") in signed_in.stderr
+
+
+def test_a_redirect_uri_ims_does_not_know_ends_in_a_timeout_that_names_the_fix(cli, emulator):
+    # The app has only the default URI registered; the user asked for another port.
+    emulator.register_client(NATIVE_CLIENT)
+    port = free_login_port()
+    pages = []
+
+    def browser(url: str) -> int:
+        page = httpx.get(url, timeout=10)  # IMS's own error page: it never sends the browser back
+        pages.append(page)
+        return page.status_code
+
+    started = time.monotonic()
+    run = run_login(cli, emulator, "--timeout", "2", callback=browser, port_args=("--redirect-port", str(port)))
+    assert run.callback_status == 400 and "Location" not in pages[0].headers and "redirect_uri" in pages[0].text
+    assert run.returncode == 3, run.stderr
+    assert time.monotonic() - started < 20
+    uri = login_redirect_uri(port)
+    assert "no sign-in within 2 s" in run.stderr
+    assert f"register exactly {uri} for your Native app" in run.stderr and "--redirect-port" in run.stderr
+    assert run.json["exit_code"] == 3 and "Traceback" not in run.stderr
+    assert not login_path(cli).exists()
+    assert emulator.request_count(r"^/connect/token$") == 0
+
+
+def test_the_default_redirect_uri_is_documented_in_help(cli):
+    result = cli("auth", "login", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "redirect URI http://localhost:3000/signin-callback" in text
+    assert "--redirect-port" in text and "default: 120" in text
+
+
+@pytest.mark.parametrize("where", [("--redirect-port", "0"), ()])
+def test_port_zero_is_a_usage_error_before_anything_is_sent(cli, emulator, tmp_path, where):
+    args = list(where)
+    if not where:  # the same from the config file
+        config = tmp_path / "config.toml"
+        config.write_text('[auth]\nredirect-port = 0\n')
+        args = ["--config", str(config)]
+    result = cli("auth", "login", "--no-browser", *args, env={**NO_CLIENT_CREDENTIALS, "ITWIN_LOGIN_CLIENT_ID": NATIVE_CLIENT})
+    assert result.returncode == 2, result
+    assert "0 (any free port) cannot be used" in result.stderr
+    assert "http://localhost:3000/signin-callback" in result.stderr
+    assert "connect/authorize" not in result.stderr and emulator.requests == []
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_a_browser_that_resolves_localhost_to_ipv6_completes_the_sign_in(cli, emulator):
+    def browser_on_ipv6(url: str) -> int:
+        with httpx.Client(timeout=10) as browser:
+            answer = browser.get(url)
+            assert answer.status_code == 302, answer.text
+            back = answer.headers["location"].replace("http://localhost:", "http://[::1]:", 1)
+            return browser.get(back).status_code
+
+    run = run_login(cli, emulator, callback=browser_on_ipv6)
+    assert run.returncode == 0 and run.callback_status == 200, run.stderr
+    assert json.loads(login_path(cli).read_text())["client_id"] == NATIVE_CLIENT
+
+
+def test_a_sign_in_whose_app_was_deleted_says_to_register_the_app(cli, emulator, new_itwin, signed_in):
+    emulator.expire_tokens()  # the saved access token is refused: the run must use the refresh token
+    emulator.reset()  # forgets the Native app registration: IMS no longer knows the client id
+    result = cli("url", f"itwin://{new_itwin}/", env=NO_CLIENT_CREDENTIALS)
+    assert result.returncode == 3, result
+    assert "Client was not registered" in result.stderr
+    assert "not registered" in result.stderr and "Native/Desktop app for `bucket-sync auth login`" in result.stderr
