@@ -64,7 +64,12 @@ class SasExpiredError(AuthError):
 
 
 class PermissionDeniedError(AuthError):
-    pass
+    """The SAS lacks a permission. ``permission`` is its letter (``l``, ``r``, ``w``, ``d``) when known:
+    storage said so (403 AuthorizationPermissionMismatch), or ``sp=`` did."""
+
+    def __init__(self, message: str, *, hint: str | None = None, permission: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.permission = permission
 
 
 class NotFoundError(BucketSyncError):

@@ -125,3 +125,16 @@ def _is_path_style(host: str) -> bool:
     if hostname in ("localhost", "host.docker.internal"):
         return True
     return bool(re.match(r"^\d+\.\d+\.\d+\.\d+$", hostname) or hostname.startswith("["))
+
+
+# What is documented about each kind of target's SAS: named when a command is refused for a permission.
+BUCKET_LIMITS = "the documented Reality Modeling bucket SAS is sp=rw: read and write, no list (l), no delete (d)"
+
+
+def access_labels(target: Remote) -> tuple[str, str]:
+    """(origin, limits): how refusals name the SAS of ``target``, and what is documented about it."""
+    if isinstance(target, ItwinBucketTarget):
+        return f"the Reality Modeling bucket SAS of itwin://{target.itwin_id}", BUCKET_LIMITS
+    if isinstance(target, RealityDataTarget):
+        return f"the access the API gave for reality-data://{target.reality_data_id}", ""
+    return "the SAS URL", ""

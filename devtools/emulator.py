@@ -15,9 +15,10 @@ SAS, so a client that works here works against Azure storage the same way.
 Test controls (Python methods, and the same over HTTP as ``POST /_emulator/<name>`` with a JSON object of
 the same keyword arguments, for the standalone server and the demo):
 
-    itwins         add_itwin(itwin_id=None, datacenter_supported=True, permissions="racwdl",
+    itwins         add_itwin(itwin_id=None, datacenter_supported=True, permissions="rw",
                              organization="org-1", datacenter="eastus")  -> {"iTwinId"}
-    reality-data   add_reality_data(rd_id=None, itwin_id=None)           -> {"realityDataId", "iTwinId"}
+    reality-data   add_reality_data(rd_id=None, itwin_id=None, write_permissions="racwd",
+                                    read_permissions="rl")              -> {"realityDataId", "iTwinId"}
     deny-move      deny_move_for(rd_id)
     inject         inject(path_regex, status, times=1, retry_after=None, body=None, method=None, delay=0,
                           after_handling=False)
@@ -56,8 +57,14 @@ from .emulator_auth import AuthServer, Reply, parse_form
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ACCEPT_V1 = "application/vnd.bentley.itwin-platform.v1+json"
 ACCEPT_V2 = "application/vnd.bentley.itwin-platform.v2+json"
+# The documented truth: the Get bucket page shows a bucket SAS of sp=rw (no list, no delete), and read
+# access is sp=rl. Write access permissions are not documented; Bentley's SDK writes and deletes through
+# it and lists only through read access, so by default it cannot list here. A test that needs more asks.
+BUCKET_PERMISSIONS = "rw"
 READ_PERMISSIONS = "rl"
-WRITE_PERMISSIONS = "racwdl"
+WRITE_PERMISSIONS = "racwd"
+# What a test asks for when it needs a bucket that can list and delete (real buckets may grant it).
+FULL_PERMISSIONS = "racwdl"
 
 
 def is_guid(value: str | None) -> bool:
@@ -108,7 +115,7 @@ class ITwin:
     itwin_id: str
     container: str
     datacenter_supported: bool = True
-    permissions: str = "racwdl"
+    permissions: str = BUCKET_PERMISSIONS
     organization: str = "org-1"
     datacenter: str = "eastus"
 
@@ -118,6 +125,8 @@ class RealityData:
     rd_id: str
     container: str
     itwin_id: str
+    write_permissions: str = WRITE_PERMISSIONS
+    read_permissions: str = READ_PERMISSIONS
 
 
 @dataclass
@@ -239,7 +248,7 @@ class PlatformEmulator:
         self,
         itwin_id: str | None = None,
         datacenter_supported: bool = True,
-        permissions: str = "racwdl",
+        permissions: str = BUCKET_PERMISSIONS,
         organization: str = "org-1",
         datacenter: str = "eastus",
     ) -> str:
@@ -262,8 +271,10 @@ class PlatformEmulator:
                     raise TypeError(f"unknown iTwin setting {key!r}")
                 setattr(record, key, value)
 
-    def add_reality_data(self, rd_id: str | None = None, itwin_id: str | None = None) -> str:
-        """Register a reality data (container ``rd-<id>``) in ``itwin_id`` (a new iTwin if None)."""
+    def add_reality_data(self, rd_id: str | None = None, itwin_id: str | None = None,
+                         write_permissions: str = WRITE_PERMISSIONS, read_permissions: str = READ_PERMISSIONS) -> str:
+        """Register a reality data (container ``rd-<id>``) in ``itwin_id`` (a new iTwin if None); its
+        write access SAS grants ``write_permissions``, its read access ``read_permissions``."""
         rd_id = (rd_id or str(uuid.uuid4())).lower()
         if not is_guid(rd_id):
             raise ValueError(f"not a GUID: {rd_id!r}")
@@ -271,11 +282,20 @@ class PlatformEmulator:
         with self._lock:
             if itwin_id not in self._itwins:
                 raise KeyError(f"iTwin {itwin_id} is not registered: add_itwin() first")
-        record = RealityData(rd_id, f"rd-{rd_id}", itwin_id)
+        record = RealityData(rd_id, f"rd-{rd_id}", itwin_id, write_permissions, read_permissions)
         self.azurite.create_container(record.container)
         with self._lock:
             self._reality_data[rd_id] = record
         return rd_id
+
+    def configure_reality_data(self, rd_id: str, **changes: Any) -> None:
+        """Change a registered reality data, e.g. ``write_permissions="racwdl"``."""
+        with self._lock:
+            record = self._reality_data[rd_id.lower()]
+            for key, value in changes.items():
+                if key not in ("write_permissions", "read_permissions"):
+                    raise TypeError(f"unknown reality data setting {key!r}")
+                setattr(record, key, value)
 
     def reality_data_itwin(self, rd_id: str) -> str:
         """The iTwin a reality data belongs to now (after moves)."""
@@ -499,7 +519,7 @@ class PlatformEmulator:
         if record is None or (itwin_param is not None and itwin_param.lower() != record.itwin_id):
             return api_error(404, *RD_NOT_FOUND)
         write = access == "writeaccess"
-        url = self._sas_url(record.container, WRITE_PERMISSIONS if write else READ_PERMISSIONS)
+        url = self._sas_url(record.container, record.write_permissions if write else record.read_permissions)
         return Reply.json(
             200,
             {"type": "AzureBlobSasUrl", "access": "Write" if write else "Read", "_links": {"containerUrl": {"href": url}}},

@@ -5,7 +5,10 @@
 - ``azurite_factory`` (function): ``azurite_factory(location=None) -> AzuriteServer``, a private, started
   instance persisted on disk (under tmp_path unless given), so ``restart()`` keeps blobs.
 - ``emulator`` (session): PlatformEmulator on top of ``azurite``; reset after every test that used it.
-- ``new_itwin`` (function): a fresh registered iTwin GUID (container ``bucket-<id>`` exists).
+- ``new_itwin`` (function): a fresh registered iTwin GUID (container ``bucket-<id>`` exists) whose bucket
+  SAS is the documented ``sp=rw`` (no list, no delete).
+- ``listing_itwin`` (function): the same, for a test that needs a bucket SAS that can also list and delete
+  (``racwdl``: real buckets may grant it; the documentation shows only ``rw``).
 - ``new_reality_data`` (function): a fresh reality data GUID in a fresh iTwin (container ``rd-<id>``).
 - ``bucket_container`` (function): ``bucket_container(itwin_id) -> ContainerClient`` (account key).
 - ``cli`` (function): ``cli(*args, env=None, input=None, timeout=120, cwd=None, allow_secrets=False)
@@ -22,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from devtools.azurite import AzuriteServer
-from devtools.emulator import PlatformEmulator
+from devtools.emulator import FULL_PERMISSIONS, PlatformEmulator
 from tests.support.cli import CliRunner, clean_env
 
 
@@ -66,6 +69,11 @@ def _reset_emulator(request):
 @pytest.fixture
 def new_itwin(emulator) -> str:
     return emulator.add_itwin()
+
+
+@pytest.fixture
+def listing_itwin(emulator) -> str:
+    return emulator.add_itwin(permissions=FULL_PERMISSIONS)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from ..config import Config
 from ..errors import ConfigError
 from ..redact import RedactingFilter
 from ..sas import SasSource
-from ..targets import Remote
+from ..sync.storage import ContainerRef
+from ..targets import Remote, access_labels
 
 if TYPE_CHECKING:
     from ..platform.api import PlatformApi
@@ -70,7 +71,18 @@ class Globals:
         return setting
 
     def sas_source(self, target: Remote, *, write: bool) -> SasSource:
-        from ..platform.resolver import resolve_sas_source
+        return self.sas_sources(target, write=write)[0]
+
+    def container(self, target: Remote, *, write: bool) -> ContainerRef:
+        """The target's container, ready to open: a run that writes to a reality data reads through its
+        read access (resolver.resolve_sas_sources); refusals name the SAS (targets.access_labels)."""
+        source, reads = self.sas_sources(target, write=write)
+        origin, limits = access_labels(target)
+        return ContainerRef(source, reads, origin, limits)
+
+    def sas_sources(self, target: Remote, *, write: bool) -> tuple[SasSource, SasSource | None]:
+        """(source, reads) for a Storage (see resolver.resolve_sas_sources)."""
+        from ..platform.resolver import resolve_sas_sources
 
         tokens: list[TokenProvider] = []  # chosen once, by whichever factory the resolver calls first
 
@@ -90,8 +102,8 @@ class Globals:
                 return None
             return SasCache(api_url, identity)
 
-        return resolve_sas_source(target, write=write, api_factory=lambda: self.api(credentials()),
-                                  cache_factory=cache)
+        return resolve_sas_sources(target, write=write, api_factory=lambda: self.api(credentials()),
+                                   cache_factory=cache)
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:

@@ -9,12 +9,13 @@ from datetime import datetime, timezone
 
 from ..errors import BucketSyncError, NotFoundError, UsageError
 from ..redact import redact
-from ..sas import ContainerSas, SasSource
+from ..sas import ContainerSas
+from ..sync.access import BY_NAME_WAYS_OUT, LIST, READ, delete_approach, download_approach
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.keys import join_blob_name
 from ..sync.model import Op, RemoteBlob, Status, TransferResult
 from ..sync.mtime import format_mtime
-from ..sync.storage import Storage
+from ..sync.storage import ContainerRef
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,28 @@ class ListedEntry:
                 "md5": b.md5.hex() if b.md5 else None}
 
 
-def list_remote(source: SasSource, prefix: str, *, recursive: bool) -> list[ListedEntry]:
-    storage = Storage(source, concurrency=1)
+def list_remote(container: ContainerRef, prefix: str, *, recursive: bool) -> list[ListedEntry]:
+    """The blobs under ``prefix`` (folders as 'name/' unless ``recursive``); a prefix that names a blob and
+    nothing under it: that blob. Without the list permission, only a name can be shown (by a HEAD).
+    NotFoundError when a non-empty prefix names nothing."""
+    storage = container.open(concurrency=1)
     try:
+        access = storage.read_access()
+        if not access.allows(LIST) and prefix:
+            download_approach(access, by_name=True, mirror=False, what="ls")  # read, at least
+            single = storage.get(prefix, prefix.rsplit("/", 1)[-1])
+            if single is None:
+                raise NotFoundError(f"no blob named {prefix!r}, and {access.origin} allows no listing, so it cannot "
+                                    f"be listed as a folder", hint=BY_NAME_WAYS_OUT)
+            return [ListedEntry(prefix, single)]
+        download_approach(access, by_name=False, mirror=False, what="listing a folder")
         blobs = storage.list(prefix)
         if not blobs and prefix:
-            single = storage.get(prefix, prefix.rsplit("/", 1)[-1])
-            if single is not None:
-                return [ListedEntry(prefix, single)]
+            single = storage.get(prefix, prefix.rsplit("/", 1)[-1]) if access.allows(READ) else None
+            if single is None:
+                raise NotFoundError(f"nothing at {prefix!r}: no blob of that name and no blobs under {prefix}/",
+                                    hint="check the name (`bucket-sync ls` its folder); names are case-sensitive")
+            return [ListedEntry(prefix, single)]
     finally:
         storage.close()
     entries: list[ListedEntry] = []
@@ -63,15 +78,16 @@ def format_long(entry: ListedEntry) -> str:
     return f"{b.size:>14}  {mtime:20}  {md5:32}  {entry.name}"
 
 
-def remove_remote(source: SasSource, prefix: str, *, recursive: bool, dry_run: bool, concurrency: int,
+def remove_remote(container: ContainerRef, prefix: str, *, recursive: bool, dry_run: bool, concurrency: int,
                   renderer: Listener) -> Summary:
     if not recursive and not prefix:
         # Checked before any network call: emptying a whole container must be asked for explicitly.
         raise UsageError("rm without --recursive needs a blob name", hint="add --recursive to delete everything in the container")
     tally = Tally()
     listener = FanOut(tally, renderer)
-    storage = Storage(source, concurrency=concurrency)
+    storage = container.open(concurrency=concurrency)
     try:
+        delete_approach(storage.access(), recursive=recursive)  # before anything is deleted
         if recursive:
             targets = storage.list(prefix)
             exact = storage.get(prefix, prefix) if prefix else None

@@ -106,6 +106,10 @@ class JsonRenderer(Listener):
     def on_notice(self, key: str, message: str) -> None:
         log.warning("%s: %s", key, message)
 
+    def on_info(self, message: str) -> None:
+        log.warning("note: %s", message)
+        self.emit({"event": "notice", "message": message})
+
     def finish(self, summary: Summary) -> None:
         self.emit(summary.as_event())
 
@@ -169,6 +173,10 @@ class HumanRenderer(Listener):
     def on_notice(self, key: str, message: str) -> None:
         if not self.quiet:
             self._line(f"skipped {key}: {message}")
+
+    def on_info(self, message: str) -> None:
+        if not self.quiet:
+            self._line(f"note: {message}")
 
     def finish(self, summary: Summary) -> None:
         if self._bar is not None:

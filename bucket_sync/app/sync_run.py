@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import os
 import re
+import stat
 import threading
 from typing import Callable
 from dataclasses import dataclass
 
 from ..config import user_state_dir
-from ..errors import SafetyGuardError, UsageError
-from ..sas import SasSource
+from ..errors import BucketSyncError, ExitCode, NotFoundError, PermissionDeniedError, SafetyGuardError, UsageError
+from ..sync.access import BY_NAME_WAYS_OUT, LIST, READ, Comparison, download_approach, upload_approach
 from ..sync.diff import DiffPolicy
 from ..sync.engine import Engine, Plan, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
-from ..sync.keys import join_blob_name
+from ..sync.keys import join_blob_name, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult
 from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
-from ..sync.storage import Storage
+from ..sync.storage import ContainerRef, Storage
 
 
 log = logging.getLogger("bucket_sync")
@@ -44,6 +47,7 @@ class SyncRequest:
     delete: bool = True  # mirror only: --no-delete turns it off
     max_delete: str = "50%"
     force: bool = False
+    files_from: tuple[str, ...] | None = None  # download: these names (relative to the prefix) only
 
 
 def parse_max_delete(value: str | int) -> tuple[int | None, float | None]:
@@ -76,17 +80,13 @@ def check_mirror_guards(req: SyncRequest, plan: Plan, source_exists: bool) -> No
             )
 
 
-def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer: Listener, *,
+def run_sync(req: SyncRequest, container_factory: Callable[[], ContainerRef], renderer: Listener, *,
              stop: threading.Event | None = None, tally: Tally | None = None) -> Summary:
-    """Local paths are checked before ``source_factory`` is called: a typo in a path is a usage error
-    (exit 2), not a credentials problem."""
+    """Local paths are checked before ``container_factory`` is called: a typo in a path is a usage error
+    (exit 2), not a credentials problem. What the SAS allows is decided (access.py) before anything is
+    scanned or sent: a run that cannot do what was asked changes nothing."""
     tally = tally or Tally()
     listener = FanOut(tally, renderer)
-    op = Op.UPLOAD if req.direction is Direction.UP else Op.DOWNLOAD
-
-    def on_skip(skipped: Skipped) -> None:
-        listener.on_result(TransferResult(op, join_blob_name(req.prefix, skipped.key), 0, Status.SKIPPED, error=skipped.why))
-
     source_exists = True
     if req.direction is Direction.UP:
         for path in req.local:
@@ -95,44 +95,168 @@ def run_sync(req: SyncRequest, source_factory: Callable[[], SasSource], renderer
                     source_exists = False
                 else:
                     raise UsageError(f"no such file or folder: {path}")
-    else:
-        local_root = req.local[0]
-        if os.path.exists(local_root) and not os.path.isdir(local_root):
-            raise UsageError(f"{local_root} exists and is not a folder", hint="give a folder to download into")
+    elif req.files_from is None and os.path.exists(req.local[0]) and not os.path.isdir(req.local[0]) \
+            and (req.mirror or not req.prefix):
+        raise UsageError(f"{req.local[0]} exists and is not a folder", hint="give a folder to download into")
 
-    partials: list[tuple[str, str]] = []  # (key, path) of .bucket-sync-partial files found by the scan
-    storage = Storage(source_factory(), concurrency=req.settings.concurrency, cancel=stop,
-                      metadata_cache_dir=user_state_dir() / METADATA_CACHE_DIR)
+    storage = container_factory().open(concurrency=req.settings.concurrency, cancel=stop,
+                                       metadata_cache_dir=user_state_dir() / METADATA_CACHE_DIR)
     try:
         if req.direction is Direction.UP:
-            # The local scan runs ahead in a thread while the remote listing is fetched.
-            sources = prefetch(scan_sources([p for p in req.local if os.path.lexists(p)], filters=req.filters,
-                                            follow_symlinks=req.follow_symlinks, on_skip=on_skip)) if source_exists else iter(())
-            # Filters apply to both sides: a blob the filters exclude is neither compared nor deleted.
-            dests = (b for b in _remote_dests(storage, req) if req.filters.allows(b.key))
-            local_root = None
+            _upload(req, storage, listener, tally, stop, source_exists)
         else:
-            dests = prefetch(scan_tree(local_root, filters=req.filters, on_partial=lambda key, path: partials.append((key, path)))
-                             ) if os.path.isdir(local_root) else iter(())
-            remote = storage.iter_list(req.prefix, hints=top_level_folders(local_root))
-            sources = (b for b in remote if req.filters.allows(b.key))
-        policy = DiffPolicy(
-            transfer=Action.UPLOAD if req.direction is Direction.UP else Action.DOWNLOAD,
-            delete_extras=req.mirror and req.delete, checksum=req.checksum, overwrite=req.overwrite,
-        )
-        engine = Engine(storage, direction=req.direction, prefix=req.prefix, local_root=local_root,
-                        settings=req.settings, listener=listener, tally=tally, stop=stop)
-        plan = engine.plan(sources, dests, policy)
-        if req.mirror:
-            check_mirror_guards(req, plan, source_exists)
-        if req.direction is Direction.DOWN and not req.settings.dry_run:
-            os.makedirs(local_root, exist_ok=True)
-        engine.run(plan, delete=req.mirror and req.delete)
-        if req.mirror and req.delete and not req.settings.dry_run and tally.exit_code == 0:
-            _sweep_partials(partials, req.filters)
+            _download(req, storage, listener, tally, stop)
     finally:
         storage.close()
     return tally.summary(req.command)
+
+
+def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally, stop, source_exists: bool) -> None:
+    """upload and mirror up: listing, or file by file when the SAS cannot list; once more file by file if
+    storage refuses a listing that ``sp=`` did not rule out."""
+    access = storage.access()
+    approach = upload_approach(access, deletes=req.mirror and req.delete, overwrite=req.overwrite, what=req.command)
+    reported: set[str] = set()  # a symlink skipped is reported once, even when the plan is made twice
+
+    def on_skip(skipped: Skipped) -> None:
+        if skipped.key not in reported:
+            reported.add(skipped.key)
+            listener.on_result(TransferResult(Op.UPLOAD, join_blob_name(req.prefix, skipped.key), 0, Status.SKIPPED,
+                                              error=skipped.why))
+
+    policy = DiffPolicy(transfer=Action.UPLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
+                        overwrite=req.overwrite or approach.comparison is Comparison.NONE)
+    engine = Engine(storage, direction=Direction.UP, prefix=req.prefix, local_root=None,
+                    settings=req.settings, listener=listener, tally=tally, stop=stop)
+    for attempt in (1, 2):
+        if approach.notice:
+            listener.on_info(approach.notice)
+        # The local scan runs ahead in a thread while the remote side is listed or looked up.
+        sources = prefetch(scan_sources([p for p in req.local if os.path.lexists(p)], filters=req.filters,
+                                        follow_symlinks=req.follow_symlinks, on_skip=on_skip)) if source_exists else iter(())
+        # Single files given: looked up by name, cheaper than listing a possibly huge prefix (when readable).
+        by_name = approach.comparison is Comparison.LOOKUP or (_only_files(req) and access.allows(READ))
+        if approach.comparison is Comparison.LISTING and not by_name:
+            # Filters apply to both sides: a blob the filters exclude is neither compared nor deleted.
+            hints = top_level_folders(req.local[0]) if len(req.local) == 1 else []
+            dests = (b for b in storage.iter_list(req.prefix, hints=hints) if req.filters.allows(b.key))
+        elif approach.comparison is Comparison.NONE:
+            dests = iter(())
+        else:
+            sources, mine = itertools.tee(sources)
+            dests = storage.look_up_each(req.prefix, (f.key for f in mine))
+        try:
+            plan = engine.plan(sources, dests, policy)
+            break
+        except PermissionDeniedError as exc:
+            if attempt == 2 or approach.comparison is not Comparison.LISTING or exc.permission != LIST:
+                raise
+            # sp= did not rule listing out, storage did: decide again with what it said.
+            access = storage.access()
+            approach = upload_approach(access, deletes=req.mirror and req.delete, overwrite=req.overwrite,
+                                       what=req.command)
+    if req.mirror:
+        check_mirror_guards(req, plan, source_exists)
+    engine.run(plan, delete=req.mirror and req.delete)
+
+
+def _only_files(req: SyncRequest) -> bool:
+    return not req.mirror and bool(req.local) and all(os.path.isfile(p) for p in req.local)
+
+
+def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally, stop) -> None:
+    """download and mirror down: a folder through a listing; a blob REMOTE names, or --files-from names,
+    by name (read permission alone is enough)."""
+    access = storage.read_access()
+    local_root = req.local[0]
+    partials: list[tuple[str, str]] = []  # (key, path) of .bucket-sync-partial files found by the scan
+    named = None if req.mirror else _named_blobs(req, storage, access, listener)
+    if named is not None:
+        local_root, sources, dests = named
+    else:
+        if os.path.exists(local_root) and not os.path.isdir(local_root):
+            raise UsageError(f"{local_root} exists and is not a folder", hint="give a folder to download into")
+        download_approach(access, by_name=False, mirror=req.mirror)
+        dests = prefetch(scan_tree(local_root, filters=req.filters, on_partial=lambda key, path: partials.append((key, path)))
+                         ) if os.path.isdir(local_root) else iter(())
+        listed = _Counted(storage.iter_list(req.prefix, hints=top_level_folders(local_root)))
+        sources = (b for b in listed if req.filters.allows(b.key))
+    policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
+                        overwrite=req.overwrite)
+    engine = Engine(storage, direction=Direction.DOWN, prefix=req.prefix, local_root=local_root,
+                    settings=req.settings, listener=listener, tally=tally, stop=stop)
+    plan = engine.plan(sources, dests, policy)
+    if named is None and not req.mirror and listed.n == 0:
+        if req.prefix:
+            raise NotFoundError(f"nothing to download: no blob named {req.prefix!r} and no blobs under {req.prefix}/",
+                                hint="check the name (`bucket-sync ls` its folder); names are case-sensitive")
+        listener.on_info("nothing to download: the container holds no blobs")
+    if req.mirror:
+        check_mirror_guards(req, plan, True)
+    if not req.settings.dry_run:
+        os.makedirs(local_root, exist_ok=True)
+    engine.run(plan, delete=req.mirror and req.delete)
+    if req.mirror and req.delete and not req.settings.dry_run and tally.exit_code == 0:
+        _sweep_partials(partials, req.filters)
+
+
+def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener):
+    """(local root, sources, dests) when the download is by name: --files-from, or a REMOTE that names a
+    blob (which wins over a folder of the same name, as for rclone); None for a folder download."""
+    if req.files_from is None and not req.prefix:
+        return None
+    download_approach(access, by_name=True, mirror=False)  # read permission, at least
+    if req.files_from is not None:
+        root = req.local[0]
+        blobs = []
+        for key, blob in storage.look_up_pairs(req.prefix, sorted(set(req.files_from))):
+            if blob is None:
+                listener.on_result(TransferResult(Op.DOWNLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
+                                                  error="no blob of that name (--files-from)", exit_code=int(ExitCode.NOT_FOUND)))
+            elif req.filters.allows(key):
+                blobs.append(blob)
+        return root, iter(blobs), iter(_local_twins(root, [b.key for b in blobs]))
+    blob = storage.get(req.prefix, req.prefix.rsplit("/", 1)[-1])
+    if blob is None:
+        if not access.allows(LIST):
+            raise NotFoundError(
+                f"no blob named {req.prefix!r}, and {storage.read_access().origin} allows no listing, so it cannot be "
+                f"downloaded as a folder", hint=BY_NAME_WAYS_OUT)
+        return None
+    dest = req.local[0]
+    if os.path.isdir(dest) or dest.endswith(("/", os.sep)):
+        root, name = dest, blob.key
+    else:
+        root, name = os.path.dirname(os.path.abspath(dest)), os.path.basename(dest)
+    blob = dataclasses.replace(blob, key=name)
+    return root, iter([blob]), iter(_local_twins(root, [name]))
+
+
+def _local_twins(root: str, keys: list[str]) -> list[LocalFile]:
+    """The local files already at ``keys`` under ``root`` (sorted), for the same skip rules as a folder."""
+    found = []
+    for key in sorted(keys):
+        try:
+            path = local_path_for(root, key)
+            st = os.stat(path)
+        except (OSError, BucketSyncError):
+            continue  # absent (or a name the diff will refuse anyway)
+        if stat.S_ISREG(st.st_mode):
+            found.append(LocalFile(key, path, st.st_size, st.st_mtime_ns))
+    return found
+
+
+class _Counted:
+    """Counts what passes (before the filters): a download that listed nothing at all found nothing."""
+
+    def __init__(self, items) -> None:
+        self._it = iter(items)
+        self.n = 0
+
+    def __iter__(self):
+        for item in self._it:
+            self.n += 1
+            yield item
 
 
 def _sweep_partials(partials: list[tuple[str, str]], filters: PathFilter) -> None:
@@ -150,23 +274,6 @@ def _sweep_partials(partials: list[tuple[str, str]], filters: PathFilter) -> Non
             log.warning("could not remove the leftover %s: %s", path, exc.strerror or exc)
         else:
             log.info("removed the leftover %s of an interrupted download", path)
-
-
-def _remote_dests(storage: Storage, req: SyncRequest):
-    """What is already there. Only single files given: look them up one by one instead of listing a
-    possibly huge prefix."""
-    if not req.mirror and req.local and all(os.path.isfile(p) for p in req.local):
-        found = []
-        for path in req.local:
-            key = os.path.basename(os.path.abspath(path))
-            blob = storage.get(join_blob_name(req.prefix, key), key)
-            if blob is not None:
-                found.append(blob)
-        return sorted({b.key: b for b in found}.values(), key=lambda b: b.key)
-    # Streamed: the diff starts while later folders are listed. One source folder: its top-level folders
-    # are likely the remote's too, and can be listed at once (hints).
-    hints = top_level_folders(req.local[0]) if len(req.local) == 1 else []
-    return storage.iter_list(req.prefix, hints=hints)
 
 
 __all__ = ["SyncRequest", "run_sync", "parse_max_delete", "LocalFile"]

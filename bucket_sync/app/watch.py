@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import BucketSyncError
+from ..errors import BucketSyncError, PermissionDeniedError
 from ..redact import redact
-from ..sas import SasSource
+from ..sync.access import LIST, Approach, Comparison, upload_approach
 from ..sync.diff import DiffPolicy
 from ..sync.engine import Engine, Plan, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
@@ -29,7 +29,7 @@ from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name
 from ..sync.model import Action, Direction, LocalFile, Op, PlannedAction, Reason, Status, TransferResult
 from ..sync.scan import Skipped, scan_tree
-from ..sync.storage import Storage
+from ..sync.storage import ContainerRef, Storage
 from .watch_batch import AuthPolicy, BatchWatch, QuietSkips, lookup_remote, remote_under
 from .watch_events import Backoff, ChangeQueue, Kind, Pending, Sig, Verdict, retry_delay, verdict
 from .watch_observer import QueueingHandler, healthy, start_observer, stop_quietly
@@ -58,13 +58,14 @@ class WatchRequest:
 
 
 class Watcher:
-    def __init__(self, req: WatchRequest, source: SasSource, listener: Listener, *,
+    def __init__(self, req: WatchRequest, container: ContainerRef, listener: Listener, *,
                  status: Callable[[dict], None], clock: Callable[[], float] = time.monotonic) -> None:
         # The watcher retries whole batches for as long as it runs, so each request and file gives up
         # sooner than in a one-shot upload: an outage is noticed in seconds and the queue simply waits.
         self.req = dataclasses.replace(req, settings=dataclasses.replace(req.settings, file_attempts=FILE_ATTEMPTS))
         self.root = os.path.abspath(req.local_dir)
-        self.source = source
+        self.container = container
+        self.source = container.source
         self.renderer = listener
         self.status_out = status
         self.clock = clock
@@ -73,7 +74,8 @@ class Watcher:
         self.stopping = threading.Event()
         self.queue = ChangeQueue(debounce_s=req.debounce_s, clock=clock)
         self.backoff = Backoff(clock)
-        self.auth = AuthPolicy(source, clock)
+        self.auth = AuthPolicy(container.source, clock)
+        self.approach: Approach | None = None  # how the remote is compared: decided once storage answers
         self.batch: BatchWatch | None = None
         self.in_flight = 0
         self.mode = ""
@@ -124,8 +126,10 @@ class Watcher:
                     next_rescan = now  # events may have been missed
                 if not self.backoff.waiting():
                     if self.storage is None:  # fetching the first SAS can fail too (no network at boot)
-                        self.storage = Storage(self.source, concurrency=self.req.settings.concurrency,
-                                               retry_attempts=REQUEST_ATTEMPTS, cancel=self.stopping)
+                        self.storage = self.container.open(concurrency=self.req.settings.concurrency,
+                                                           retry_attempts=REQUEST_ATTEMPTS, cancel=self.stopping)
+                    if self.approach is None:
+                        self._decide()
                     worked = False
                     if now >= next_rescan:
                         self._reconcile(initial=first)
@@ -205,7 +209,19 @@ class Watcher:
             log.warning("%s is missing or not a folder; nothing uploaded or deleted until it is back", self.root)
             return
         sources = scan_tree(self.root, filters=req.filters, follow_symlinks=req.follow_symlinks, on_skip=on_skip)
-        dests = [b for b in self.storage.list(req.prefix) if req.filters.allows(b.key)]
+        dests = None
+        if self._can_list():
+            try:
+                dests = [b for b in self.storage.list(req.prefix) if req.filters.allows(b.key)]
+            except PermissionDeniedError as exc:
+                if exc.permission != LIST:
+                    raise
+                # sp= did not rule listing out, storage did: decide again with what it said.
+                self.approach = None
+                self._decide()
+        if dests is None:  # file by file: the SAS cannot list
+            sources = list(sources)
+            dests = list(self.storage.look_up_each(req.prefix, (f.key for f in sources)))
         listener = self.listener if initial else QuietSkips(self.listener)
         batch = self._new_batch(listener)
         engine = self._engine(batch)
@@ -271,7 +287,7 @@ class Watcher:
         files = [f for _, f in ready]
         pending = {p.key: p for p, _ in ready}
         try:
-            dests = lookup_remote(self.storage, self.req.prefix, [f.key for f in files])
+            dests = lookup_remote(self.storage, self.req.prefix, [f.key for f in files], can_list=self._can_list())
         except BucketSyncError:
             for p in pending.values():
                 self.queue.requeue(p, delay=0)
@@ -321,6 +337,16 @@ class Watcher:
             for p in gone:
                 self.queue.requeue(p, delay=retry_delay(2))
         batch.raise_if_fatal()
+
+    def _decide(self) -> None:
+        """How to compare, before anything is sent: --delete on a SAS that cannot delete (or list) ends
+        the watcher here (exit 3)."""
+        self.approach = upload_approach(self.storage.access(), deletes=self.req.delete, overwrite=False, what="watch")
+        if self.approach.notice:
+            self.listener.on_info(self.approach.notice)
+
+    def _can_list(self) -> bool:
+        return self.approach is not None and self.approach.comparison is Comparison.LISTING
 
     # -- engine plumbing -------------------------------------------------------------------------
     def _new_batch(self, listener: Listener, expected: dict | None = None) -> BatchWatch:

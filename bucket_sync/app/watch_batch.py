@@ -63,6 +63,9 @@ class BatchWatch(Listener):
     def on_notice(self, key: str, message: str) -> None:
         self.listener.on_notice(key, message)
 
+    def on_info(self, message: str) -> None:
+        self.listener.on_info(message)
+
     def on_result(self, result: TransferResult) -> None:
         key = key_from_blob_name(self.prefix, result.key) or result.key
         with self._lock:
@@ -159,12 +162,12 @@ def common_folder(keys: list[str]) -> str:
     return os.path.commonpath(parents).replace(os.sep, "/")
 
 
-def lookup_remote(storage: Storage, prefix: str, keys: list[str]) -> list[RemoteBlob]:
-    """The remote side of ``keys``, sorted by key (what the diff walks against the local files)."""
+def lookup_remote(storage: Storage, prefix: str, keys: list[str], *, can_list: bool = True) -> list[RemoteBlob]:
+    """The remote side of ``keys``, sorted by key (what the diff walks against the local files): looked up
+    one by one (concurrently) when they are few or the SAS cannot list, else one listing of their folder."""
     wanted = set(keys)
-    if len(keys) <= LOOKUP_ONE_BY_ONE:
-        found = [storage.get(join_blob_name(prefix, k), k) for k in keys]
-        blobs = [b for b in found if b is not None]
+    if len(keys) <= LOOKUP_ONE_BY_ONE or not can_list:
+        blobs = list(storage.look_up_each(prefix, keys))
     else:
         folder = common_folder(keys)
         listed = _rekey(prefix, storage.list(join_blob_name(prefix, folder) if folder else prefix))
@@ -212,3 +215,6 @@ class QuietSkips(Listener):
 
     def on_notice(self, key: str, message: str) -> None:
         self.inner.on_notice(key, message)
+
+    def on_info(self, message: str) -> None:
+        self.inner.on_info(message)

@@ -21,7 +21,7 @@ log = logging.getLogger("bucket_sync")
 COMMANDS = {
     "upload": ("transfer_cmds", "upload"), "download": ("transfer_cmds", "download"),
     "mirror": ("mirror_cmd", "mirror"), "ls": ("remote_cmds", "ls"), "rm": ("remote_cmds", "rm"),
-    "url": ("remote_cmds", "url"), "auth": ("auth_cmds", "auth"),
+    "url": ("remote_cmds", "url"), "check": ("check_cmd", "check"), "auth": ("auth_cmds", "auth"),
     "reality-data": ("reality_data_cmds", "reality_data"), "watch": ("watch_cmd", "watch"),
 }
 

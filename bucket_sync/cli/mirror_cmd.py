@@ -75,7 +75,7 @@ def mirror(ctx: click.Context, src: str | None, dst: str | None, **kw: Any) -> i
     renderer = make_renderer(g)
     with pair_lock(local_dir, remote.describe(), wait_s=kw.pop("wait_lock"), command="mirror"):
         # Upload needs write (and list/delete) on the container; a download mirror only reads it.
-        summary = run_sync(req, lambda: g.sas_source(remote, write=direction is Direction.UP), renderer)
+        summary = run_sync(req, lambda: g.container(remote, write=direction is Direction.UP), renderer)
     renderer.finish(summary)
     return summary.exit_code
 

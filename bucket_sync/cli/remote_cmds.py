@@ -22,7 +22,7 @@ def ls(ctx: click.Context, remote_text: str, recursive: bool, long: bool, itwin:
     """List blobs under REMOTE (folders end in '/' unless --recursive)."""
     g = make_globals(ctx, kw)
     remote = parse_remote(remote_text, itwin_id=itwin)
-    entries = list_remote(g.sas_source(remote, write=False), remote.prefix, recursive=recursive)
+    entries = list_remote(g.container(remote, write=False), remote.prefix, recursive=recursive)
     for entry in entries:
         if g.json:
             click.echo(jsonlib.dumps(entry.as_event(), ensure_ascii=False))
@@ -48,7 +48,7 @@ def rm(ctx: click.Context, remote_text: str, recursive: bool, dry_run: bool, con
     g = make_globals(ctx, kw)
     remote = parse_remote(remote_text, itwin_id=itwin)
     renderer = make_renderer(g)
-    summary = remove_remote(g.sas_source(remote, write=True), remote.prefix, recursive=recursive, dry_run=dry_run,
+    summary = remove_remote(g.container(remote, write=True), remote.prefix, recursive=recursive, dry_run=dry_run,
                             concurrency=concurrency, renderer=renderer)
     renderer.finish(summary)
     return summary.exit_code

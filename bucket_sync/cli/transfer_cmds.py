@@ -42,29 +42,58 @@ def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
                       settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
                       overwrite=kw.pop("overwrite"), follow_symlinks=kw.pop("follow_symlinks"))
     renderer = make_renderer(g)
-    return _finish(renderer, run_sync(req, lambda: g.sas_source(remote, write=True), renderer))
+    return _finish(renderer, run_sync(req, lambda: g.container(remote, write=True), renderer))
 
 
 @click.command()
 @click.argument("remote_text", metavar="REMOTE")
-@click.argument("local_dir", metavar="LOCAL_DIR")
+@click.argument("local_dir", metavar="DEST")
 @transfer_options
 @click.option("--overwrite", is_flag=True, help="Transfer every blob, even unchanged ones.")
+@click.option("--files-from", "files_from", metavar="FILE",
+              help="Download only the blobs named in FILE (one name per line, relative to REMOTE; blank lines and "
+                   "lines starting with # are ignored; - reads standard input). Needs no list permission.")
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
 def download(ctx: click.Context, remote_text: str, local_dir: str, **kw) -> int:
-    """Download every blob under REMOTE into LOCAL_DIR at its relative path.
+    """Download REMOTE into DEST.
+
+    When REMOTE names a blob, that file is downloaded into DEST/<name> if DEST is a folder (or ends with
+    a separator), else as DEST. Otherwise every blob under REMOTE goes into the folder DEST at its relative
+    path (this needs the list permission: the documented Reality Modeling bucket SAS has none, so download
+    from it by name, or with --files-from). A REMOTE that names nothing is exit 4.
 
     Files are written as <name>.bucket-sync-partial, checked against the blob's MD5, and renamed into
-    place; blob names that would land outside LOCAL_DIR are refused.
+    place; blob names that would land outside DEST are refused.
     """
     g = make_globals(ctx, kw)
     remote = parse_remote(remote_text, itwin_id=kw.pop("itwin"))
     if looks_remote(local_dir):
-        raise UsageError("download takes REMOTE first and a local folder second")
+        raise UsageError("download takes REMOTE first and a local destination second")
+    files_from = kw.pop("files_from")
     req = SyncRequest(command="download", direction=Direction.DOWN, local=(local_dir,), prefix=remote.prefix,
                       settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
-                      overwrite=kw.pop("overwrite"))
+                      overwrite=kw.pop("overwrite"), files_from=read_names(files_from) if files_from else None)
     renderer = make_renderer(g)
-    return _finish(renderer, run_sync(req, lambda: g.sas_source(remote, write=False), renderer))
+    return _finish(renderer, run_sync(req, lambda: g.container(remote, write=False), renderer))
+
+
+def read_names(path: str) -> tuple[str, ...]:
+    """--files-from: one blob name per line, relative to REMOTE (as rclone reads it: blank lines and
+    comments are skipped). A name that could not be a path below DEST is refused later, per file."""
+    try:
+        if path == "-":
+            text = click.get_text_stream("stdin").read()
+        else:
+            with open(path, encoding="utf-8-sig") as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read --files-from {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--files-from {path} is not UTF-8 text", hint="save the list as UTF-8, one name per line") from None
+    names = tuple(dict.fromkeys(
+        line.strip().strip("/") for line in text.splitlines() if line.strip() and not line.lstrip().startswith(("#", ";"))))
+    if not names:
+        raise UsageError(f"--files-from {path} names no file", hint="write one blob name per line, relative to REMOTE")
+    return names

@@ -75,7 +75,7 @@ def watch(ctx: click.Context, local_dir: str, remote_text: str, **kw) -> int:
         renderer = HumanRenderer(quiet=g.quiet, verbose=0 if g.quiet else max(1, g.verbose), progress=False)
         status = _human_status(g.quiet, f"{local_dir} -> {remote.describe()}")
     with pair_lock(local_dir, remote.describe(), wait_s=kw.pop("wait_lock"), command="watch"):
-        watcher = Watcher(req, g.sas_source(remote, write=True), renderer, status=status)
+        watcher = Watcher(req, g.container(remote, write=True), renderer, status=status)
         summary = serve(watcher, grace_s=GRACE_S, finish=renderer.finish)
     renderer.finish(summary)
     return summary.exit_code

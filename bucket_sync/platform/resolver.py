@@ -209,6 +209,36 @@ class ApiSasSource(SasSource):
         self._cond.notify_all()
 
 
+class ReadsThroughWriteAccess(SasSource):
+    """A reality data's reads (list, look up, read) for a run that writes: through the write access when
+    that SAS grants list and read itself (one SAS is enough), else through the read access, fetched only
+    then. Bentley's SDK lists only through read access, whose ``sp=rl`` is documented; write access
+    permissions are not, so the write SAS is trusted to read only when its ``sp=`` says so."""
+
+    def __init__(self, writes: SasSource, reads: Callable[[], SasSource]) -> None:
+        self._writes = writes
+        self._make_reads = reads
+        self._reads: SasSource | None = None
+        self._lock = threading.Lock()
+
+    def _read_source(self) -> SasSource:
+        with self._lock:
+            if self._reads is None:
+                self._reads = self._make_reads()
+            return self._reads
+
+    def current(self) -> ContainerSas:
+        sas = self._writes.current()
+        if sas.permissions and not sas.lacks("lr"):
+            return sas
+        return self._read_source().current()
+
+    def refresh(self, stale: ContainerSas) -> ContainerSas:
+        if self._reads is None or stale.token == self._writes.current().token:
+            return self._writes.refresh(stale)
+        return self._reads.refresh(stale)
+
+
 def cache_target_key(target: Remote, *, write: bool) -> str:
     """What a cached SAS is for, within one API and principal: a bucket serves reads and writes alike; a
     reality data's read and write access are separate SAS."""
@@ -218,6 +248,23 @@ def cache_target_key(target: Remote, *, write: bool) -> str:
         itwin = (target.itwin_id or "").lower()
         return f"reality-data:{target.reality_data_id.lower()}:{itwin}:{'write' if write else 'read'}"
     raise UsageError(f"not an API target: {target!r}")
+
+
+def resolve_sas_sources(
+    target: Remote,
+    *,
+    write: bool,
+    api_factory: Callable[[], PlatformApi],
+    cache_factory: Callable[[], SasCache | None] | None = None,
+) -> tuple[SasSource, SasSource | None]:
+    """(source, reads) for a Storage: a reality data that is written to is read through its read access
+    (unless the write SAS can list and read); anything else is one SAS for both (reads None). A run that
+    only reads never asks for write access."""
+    source = resolve_sas_source(target, write=write, api_factory=api_factory, cache_factory=cache_factory)
+    if not (write and isinstance(target, RealityDataTarget)):
+        return source, None
+    return source, ReadsThroughWriteAccess(source, lambda: resolve_sas_source(
+        target, write=False, api_factory=api_factory, cache_factory=cache_factory))
 
 
 def resolve_sas_source(

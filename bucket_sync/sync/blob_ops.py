@@ -30,9 +30,10 @@ from .storage_errors import connection_error, other_error, short, status_error
 
 class BlobOps:
     def __init__(self, container_url: str, source: SasSource, *, concurrency: int, retry_attempts: int,
-                 cancel: threading.Event | None) -> None:
+                 cancel: threading.Event | None, reads: SasSource | None = None) -> None:
         self.container_url = container_url
         self.source = source
+        self.reads = reads or source
         session = requests.Session()
         # The SDK's default pool holds 10 connections: more threads than that churn connections.
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(16, concurrency * 2 + 4), max_retries=0)
@@ -45,7 +46,7 @@ class BlobOps:
             credential=None,
             transport=transport,
             retry_policy=RetryPolicy(attempts=retry_attempts, cancel=cancel),
-            _additional_pipeline_policies=[SasPolicy(source)],
+            _additional_pipeline_policies=[SasPolicy(source, reads)],
             max_single_put_size=256 * 1024 * 1024,
             max_single_get_size=256 * 1024 * 1024,
             max_chunk_get_size=64 * 1024 * 1024,
@@ -54,7 +55,7 @@ class BlobOps:
         # and retry policies: the client's pipeline would also parse every XML body (ContentDecodePolicy)
         # and format a log record per request, CPU a download of 2,000 small files pays per request.
         self._raw = Pipeline(transport=transport, policies=[
-            RetryPolicy(attempts=retry_attempts, cancel=cancel), SasPolicy(source)])
+            RetryPolicy(attempts=retry_attempts, cancel=cancel), SasPolicy(source, reads)])
 
     def close(self) -> None:
         self.container.close()
@@ -178,7 +179,8 @@ class BlobOps:
             return connection_error(op, name, short(exc))
         if isinstance(exc, HttpResponseError):
             return status_error(op, name, exc.status_code or 0, getattr(exc, "error_code", None) or "",
-                                source=self.source, container_url=self.container_url)
+                                source=self.reads if op in ("list", "read") else self.source,
+                                container_url=self.container_url)
         return other_error(op, name, short(exc))
 
 

@@ -21,6 +21,8 @@ class Listener:
     def on_bytes(self, n: int) -> None: ...
     def on_result(self, result: TransferResult) -> None: ...
     def on_notice(self, key: str, message: str) -> None: ...
+    def on_info(self, message: str) -> None:
+        """Something about the whole run the user should know once (e.g. that the SAS cannot list)."""
 
 
 class FanOut(Listener):
@@ -43,6 +45,10 @@ class FanOut(Listener):
     def on_notice(self, key: str, message: str) -> None:
         for listener in self.listeners:
             listener.on_notice(key, message)
+
+    def on_info(self, message: str) -> None:
+        for listener in self.listeners:
+            listener.on_info(message)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from ..sas import SasSource
 from .backoff import RETRY_STATUSES, Backoff
+from .storage_errors import PERMISSION_MISMATCH
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,18 @@ def proxy_configured(url: str, env: Mapping[str, str] = os.environ) -> bool:
 
 
 class ListClient:
-    """GETs against one container, one keep-alive connection per thread."""
+    """Requests against one container, one keep-alive connection per thread. Reads (GET, HEAD) are signed
+    by ``source``, anything else (the probes of `check`) by ``writes`` (as in policies.SasPolicy)."""
 
-    def __init__(self, container_url: str, source: SasSource, backoff: Backoff, *, timeout: float = 120.0) -> None:
+    def __init__(self, container_url: str, source: SasSource, backoff: Backoff, *, timeout: float = 120.0,
+                 writes: SasSource | None = None) -> None:
         parts = urlsplit(container_url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port
         self._path = parts.path  # already percent-encoded, as the SAS URL carried it
         self._source = source
+        self._writes = writes or source
         self._backoff = backoff
         self._timeout = timeout
         self._local = threading.local()
@@ -93,9 +97,10 @@ class ListClient:
         target = f"{self._path}{path}?{query}&" if query else f"{self._path}{path}?"
         attempt = 0
         refreshed = False
+        source = self._source if method in ("GET", "HEAD") else self._writes
         while True:
             attempt += 1
-            sas = self._source.current()
+            sas = source.current()
             try:
                 status, answer, body = self._send(method, target + sas.token, headers)
             except (OSError, http.client.HTTPException) as exc:
@@ -106,8 +111,8 @@ class ListClient:
                           self._backoff.attempts)
                 self._backoff.wait(self._backoff.delay(attempt))
                 continue
-            if status == 403 and not refreshed:
-                fresh = self._source.refresh(sas)
+            if status == 403 and not refreshed and answer.get("x-ms-error-code") != PERMISSION_MISMATCH:
+                fresh = source.refresh(sas)
                 if fresh.token != sas.token:
                     log.info("storage answered 403; retrying with a refreshed SAS")
                     refreshed = True

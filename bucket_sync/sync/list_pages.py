@@ -65,6 +65,29 @@ def next_marker(body: bytes) -> str | None:
     return html.unescape(found.group(1).decode()) or None if found else None
 
 
+def blob_from_headers(key: str, name: str, headers) -> RemoteBlob:
+    """A blob as a HEAD describes it (Get Blob Properties): the same facts a listing gives."""
+    md5_text = headers.get("Content-MD5")
+    try:
+        md5 = base64.b64decode(md5_text) if md5_text else None
+    except ValueError:
+        md5 = None
+    mtime = headers.get("x-ms-meta-mtime")
+    ns = parse_mtime(mtime)
+    last_modified = headers.get("Last-Modified")
+    if ns is None:
+        try:
+            fallback = datetime_to_ns(parsedate_to_datetime(last_modified)) if last_modified else 0
+        except (TypeError, ValueError):
+            fallback = 0
+    try:
+        size = int(headers.get("Content-Length") or 0)
+    except ValueError:
+        size = 0
+    return RemoteBlob(key=key, name=name, size=size, mtime_ns=ns if ns is not None else fallback, md5=md5,
+                      etag=headers.get("ETag"), mtime_from_metadata=ns is not None)
+
+
 def to_remote_blob(prefix: str, item: tuple) -> RemoteBlob | None:
     """A listed blob as the diff sees it; None for names outside ``prefix`` and folder markers."""
     name, size, md5, etag, mtime, last_modified = item

@@ -18,6 +18,9 @@ from azure.core.pipeline.policies import HTTPPolicy
 
 from ..sas import SasSource
 from .backoff import RETRY_STATUSES, Backoff
+from .storage_errors import PERMISSION_MISMATCH
+
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +34,16 @@ def with_token(url: str, token: str) -> str:
 
 
 class SasPolicy(HTTPPolicy):
-    """Signs each attempt with the current SAS; after a 403, asks for a fresh SAS and resends once."""
+    """Signs each attempt with the current SAS; after a 403, asks for a fresh SAS and resends once.
 
-    def __init__(self, source: SasSource) -> None:
+    Reads (GET, HEAD) are signed by ``reads`` and the rest by ``source``: a reality data is read through
+    its read access and written through its write access. A 403 that says the SAS lacks the permission
+    (AuthorizationPermissionMismatch) is not an expiry: no refresh, the error goes up as it is."""
+
+    def __init__(self, source: SasSource, reads: SasSource | None = None) -> None:
         super().__init__()
         self._source = source
+        self._reads = reads or source
 
     def send(self, request):
         http = request.http_request
@@ -43,11 +51,13 @@ class SasPolicy(HTTPPolicy):
         if base is None:
             base = http.url
             request.context[_BASE_URL_KEY] = base
-        sas = self._source.current()
+        source = self._reads if http.method in READ_METHODS else self._source
+        sas = source.current()
         http.url = with_token(base, sas.token)
         response = self.next.send(request)
-        if response.http_response.status_code == 403:
-            fresh = self._source.refresh(sas)
+        answer = response.http_response
+        if answer.status_code == 403 and answer.headers.get("x-ms-error-code") != PERMISSION_MISMATCH:
+            fresh = source.refresh(sas)
             if fresh.token != sas.token:
                 log.info("storage answered 403; retrying with a refreshed SAS")
                 _close(response)

@@ -13,6 +13,9 @@ from ..redact import redact
 from ..sas import ContainerSas, SasSource, describe_missing
 from .backoff import RETRY_STATUSES
 
+# Storage's error code for a SAS that is valid but lacks the permission: retrying or refreshing won't help.
+PERMISSION_MISMATCH = "AuthorizationPermissionMismatch"
+
 # The SAS permission each operation needs, for a 403 that says which one is missing.
 NEEDS = {"list": "l", "read": "r", "write": "w", "delete": "d", "metadata": "w"}
 
@@ -58,11 +61,12 @@ def _forbidden(op: str, at: str, code: str, source: SasSource) -> AuthError:
     except SasExpiredError as exc:
         return exc
     needed = NEEDS.get(op, "")
-    if code == "AuthorizationPermissionMismatch" or (sas and needed and sas.lacks(needed)):
+    if code == PERMISSION_MISMATCH or (sas and needed and sas.lacks(needed)):
         lacking = (sas.lacks(needed) if sas else "") or needed
         return PermissionDeniedError(
             f"{at}: the SAS does not grant the {describe_missing(lacking)} permission",
-            hint="this container's SAS does not allow that operation; use a SAS (or an account) that grants it",
+            hint="`bucket-sync check REMOTE` shows what this SAS allows and which commands work with it",
+            permission=lacking[:1] or None,
         )
     if sas and sas.expires_at and sas.expires_at <= datetime.now(timezone.utc):
         return SasExpiredError(f"{at}: the SAS expired at {sas.expires_at:%Y-%m-%d %H:%M:%S} UTC",

@@ -69,9 +69,9 @@ def test_an_error_page_instead_of_json_still_gives_a_clear_error(cli, emulator, 
     assert "Traceback" not in result.stderr
 
 
-def test_rate_limit_is_waited_out(cli, emulator, new_itwin):
+def test_rate_limit_is_waited_out(cli, emulator, listing_itwin):
     emulator.inject(r"/bucket$", 429, times=2, retry_after=1)
-    result = cli("ls", f"itwin://{new_itwin}/")
+    result = cli("ls", f"itwin://{listing_itwin}/")
     assert result.returncode == 0, result
     assert emulator.request_count(r"/bucket$", status=429) == 2
     assert emulator.request_count(r"/bucket$", status=200) == 1

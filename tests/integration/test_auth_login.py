@@ -116,7 +116,7 @@ def signed_in(cli, emulator):
     return run
 
 
-def test_login_saves_a_refresh_token_in_a_private_file_and_later_commands_use_it(cli, emulator, new_itwin, signed_in):
+def test_login_saves_a_refresh_token_in_a_private_file_and_later_commands_use_it(cli, emulator, listing_itwin, signed_in):
     query = parse_qs(urlsplit(signed_in.authorize_url).query)
     assert query["code_challenge_method"] == ["S256"]
     assert set(query["scope"][0].split()) == {"itwin-platform", "offline_access"}
@@ -135,18 +135,18 @@ def test_login_saves_a_refresh_token_in_a_private_file_and_later_commands_use_it
     assert saved["refresh_token"] in emulator.issued_secrets()
     assert not list(path.parent.glob(".login-*")), "temporary files left behind"
 
-    result = cli("ls", f"itwin://{new_itwin}/", "--json", env=NO_CLIENT_CREDENTIALS)
+    result = cli("ls", f"itwin://{listing_itwin}/", "--json", env=NO_CLIENT_CREDENTIALS)
     assert result.returncode == 0, result
     assert result.summary == {"event": "summary", "op": "ls", "count": 0, "exit_code": 0}
 
 
-def test_an_expired_access_token_is_renewed_with_the_rotated_refresh_token(cli, emulator, new_itwin, signed_in):
+def test_an_expired_access_token_is_renewed_with_the_rotated_refresh_token(cli, emulator, listing_itwin, signed_in):
     path = login_path(cli)
     first_refresh = json.loads(path.read_text())["refresh_token"]
     emulator.expire_tokens()  # every access token issued so far is now refused with 401
     tokens_before = emulator.request_count(r"^/connect/token$")
 
-    result = cli("ls", f"itwin://{new_itwin}/", env=NO_CLIENT_CREDENTIALS)
+    result = cli("ls", f"itwin://{listing_itwin}/", env=NO_CLIENT_CREDENTIALS)
     assert result.returncode == 0, result
     assert emulator.request_count(r"/bucket$", status=401) == 1
     assert emulator.request_count(r"^/connect/token$") == tokens_before + 1
@@ -156,7 +156,7 @@ def test_an_expired_access_token_is_renewed_with_the_rotated_refresh_token(cli, 
 
     # The old refresh token is spent (rotation): only the saved new one keeps the sign-in alive.
     emulator.expire_tokens()
-    again = cli("ls", f"itwin://{new_itwin}/", env=NO_CLIENT_CREDENTIALS)
+    again = cli("ls", f"itwin://{listing_itwin}/", env=NO_CLIENT_CREDENTIALS)
     assert again.returncode == 0, again
 
 

@@ -28,7 +28,7 @@ def peak_rss_mb(cli, *args: str) -> tuple[int, float]:
     return int(code), int(kib) / 1024
 
 
-def test_large_file_round_trip_stays_within_the_memory_bound(cli, new_itwin, bucket_container, tmp_path):
+def test_large_file_round_trip_stays_within_the_memory_bound(cli, listing_itwin, bucket_container, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     big = src / "cloud.las"
@@ -36,12 +36,12 @@ def test_large_file_round_trip_stays_within_the_memory_bound(cli, new_itwin, buc
         chunk = os.urandom(1024 * 1024)
         for _ in range(FILE_MIB):
             fh.write(chunk)
-    remote = f"itwin://{new_itwin}/mem"
+    remote = f"itwin://{listing_itwin}/mem"
 
     code, up_mb = peak_rss_mb(cli, "upload", str(src), remote, "-q")
     assert code == 0
     assert up_mb < LIMIT_MB, f"upload of a {FILE_MIB} MiB file peaked at {up_mb:.0f} MB"
-    props = bucket_container(new_itwin).get_blob_client("mem/cloud.las").get_blob_properties()
+    props = bucket_container(listing_itwin).get_blob_client("mem/cloud.las").get_blob_properties()
     assert props.size == FILE_MIB * 1024 * 1024
 
     code, down_mb = peak_rss_mb(cli, "download", remote, str(tmp_path / "dst"), "-q")

@@ -285,20 +285,20 @@ def test_client_registrations_over_the_admin_http_api(emulator, http):
 
 # -- Reality Modeling bucket ----------------------------------------------------------------------------
 
-def test_bucket_sas_works_against_azurite(emulator, http, token, new_itwin, bucket_container):
-    r = bucket(http, new_itwin, token)
-    assert r.json()["bucket"] == {"iTwinId": new_itwin}
+def test_bucket_sas_works_against_azurite(emulator, http, token, listing_itwin, bucket_container):
+    r = bucket(http, listing_itwin, token)
+    assert r.json()["bucket"] == {"iTwinId": listing_itwin}
     href = sas_href(r)
     parts = urlsplit(href)
-    assert parts.path == f"/devstoreaccount1/bucket-{new_itwin}"
+    assert parts.path == f"/devstoreaccount1/bucket-{listing_itwin}"
     query = parse_qs(parts.query)
-    assert query["sp"] == ["racwdl"] and query["sr"] == ["c"]
+    assert query["sp"] == ["racwdl"] and query["sr"] == ["c"]  # asked for with add_itwin(permissions=...)
     assert query["sig"][0] in emulator.issued_secrets()
 
     container = ContainerClient.from_container_url(href)
     container.upload_blob("dir/hello.txt", b"hello")
     assert [b.name for b in container.list_blobs()] == ["dir/hello.txt"]
-    assert bucket_container(new_itwin).download_blob("dir/hello.txt").readall() == b"hello"
+    assert bucket_container(listing_itwin).download_blob("dir/hello.txt").readall() == b"hello"
     assert emulator.request_count(r"/bucket$", method="GET", status=200) == 1
 
 
@@ -332,9 +332,9 @@ def test_bucket_errors(emulator, http, token, new_itwin):
     assert all("?" not in path for _, path, _ in emulator.requests)
 
 
-def test_sas_lifetime_is_enforced_by_azurite(emulator, http, token, new_itwin):
+def test_sas_lifetime_is_enforced_by_azurite(emulator, http, token, listing_itwin):
     emulator.configure(sas_lifetime=2)
-    href = sas_href(bucket(http, new_itwin, token))
+    href = sas_href(bucket(http, listing_itwin, token))
     expiry = parse_qs(urlsplit(href).query)["se"][0]
     assert abs(calendar.timegm(time.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ")) - time.time()) < 3
     container = ContainerClient.from_container_url(href)
@@ -345,15 +345,32 @@ def test_sas_lifetime_is_enforced_by_azurite(emulator, http, token, new_itwin):
     assert err.value.status_code == 403
 
 
-def test_bucket_without_list_permission(emulator, http, token, new_itwin):
-    emulator.configure_itwin(new_itwin, permissions="rw")
+def test_bucket_sas_is_the_documented_rw_by_default(emulator, http, token, new_itwin):
+    """The Get bucket page documents sp=rw: read and write, no list, no delete. So does the emulator."""
     href = sas_href(bucket(http, new_itwin, token))
     assert parse_qs(urlsplit(href).query)["sp"] == ["rw"]
     container = ContainerClient.from_container_url(href)
     container.upload_blob("a.txt", b"a")
+    assert container.download_blob("a.txt").readall() == b"a"
     with pytest.raises(HttpResponseError) as err:
         list(container.list_blobs())
     assert err.value.status_code == 403 and err.value.error_code == "AuthorizationPermissionMismatch"
+    with pytest.raises(HttpResponseError) as err:
+        container.delete_blob("a.txt")
+    assert err.value.status_code == 403 and err.value.error_code == "AuthorizationPermissionMismatch"
+
+
+def test_reality_data_access_defaults_and_what_a_test_can_ask_for(emulator, http, token):
+    rd = emulator.add_reality_data()
+    itwin = emulator.reality_data_itwin(rd)
+
+    def sp(kind):
+        return parse_qs(urlsplit(sas_href(access(http, rd, token, kind, itwin=itwin))).query)["sp"][0]
+
+    # Read access is documented as rl; write access is not documented: by default it cannot list.
+    assert sp("readaccess") == "rl" and sp("writeaccess") == "racwd"
+    emulator.configure_reality_data(rd, write_permissions="racwdl")
+    assert sp("writeaccess") == "racwdl"
 
 
 # -- fault injection ----------------------------------------------------------------------------------

@@ -20,12 +20,12 @@ def cache_files(cli):
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
-def test_later_runs_see_writes_made_behind_the_cache(cli, new_itwin, bucket_container, make_files, tmp_path):
+def test_later_runs_see_writes_made_behind_the_cache(cli, listing_itwin, bucket_container, make_files, tmp_path):
     src = make_files(tmp_path / "src", {f"d{i}/f{j}.txt": f"{i}-{j}" for i in range(3) for j in range(3)})
     for n, path in enumerate(sorted(src.rglob("*.txt"))):
         set_mtime(path, BASE_NS + n)
-    container = bucket_container(new_itwin)
-    remote = f"itwin://{new_itwin}/site"
+    container = bucket_container(listing_itwin)
+    remote = f"itwin://{listing_itwin}/site"
     assert cli("mirror", src, remote).returncode == 0
     for _ in range(2):  # the second no-op run lists from a complete cache
         noop = cli("mirror", src, remote, "--json")
@@ -59,9 +59,9 @@ def test_later_runs_see_writes_made_behind_the_cache(cli, new_itwin, bucket_cont
     assert local_tree(dst) == remote_tree(container, "site")
 
 
-def test_a_damaged_cache_costs_nothing_but_time(cli, new_itwin, bucket_container, make_files, tmp_path):
+def test_a_damaged_cache_costs_nothing_but_time(cli, listing_itwin, bucket_container, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"a/1.txt": "one", "b/2.txt": "two"})
-    remote = f"itwin://{new_itwin}/p"
+    remote = f"itwin://{listing_itwin}/p"
     assert cli("mirror", src, remote).returncode == 0
     assert cli("mirror", src, remote).returncode == 0
     for n, path in enumerate(cache_files(cli)):
@@ -74,7 +74,7 @@ def test_a_damaged_cache_costs_nothing_but_time(cli, new_itwin, bucket_container
     os.chmod(cache_files(cli)[0], 0o000)  # unreadable too (tests run as root: best effort)
     run = cli("mirror", src, remote, "--json")
     assert run.returncode == 0 and run.summary["skipped"] == 2 and run.summary["uploaded"] == 0, run
-    assert remote_tree(bucket_container(new_itwin), "p") == local_tree(src)
+    assert remote_tree(bucket_container(listing_itwin), "p") == local_tree(src)
 
 
 def test_an_upload_mirror_with_a_sas_that_cannot_read(cli, azurite, make_files, tmp_path):

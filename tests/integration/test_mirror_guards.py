@@ -24,75 +24,75 @@ def seed(container, prefix: str, n: int) -> None:
         put_blob(container, f"{prefix}/f{i}.txt", f"file {i}".encode(), NS)
 
 
-def test_max_delete_refuses_with_exit_6_and_force_overrides(cli, new_itwin, bucket_container, make_files, tmp_path):
-    container = bucket_container(new_itwin)
+def test_max_delete_refuses_with_exit_6_and_force_overrides(cli, listing_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(listing_itwin)
     seed(container, "g", 4)
     src = make_files(tmp_path / "src", {"f0.txt": "file 0"})  # 3 of 4 would go: 75% > 50%
     before = remote_state(container)
 
-    refused = cli("mirror", src, f"itwin://{new_itwin}/g", "--json")
+    refused = cli("mirror", src, f"itwin://{listing_itwin}/g", "--json")
     assert refused.returncode == 6, refused
     assert "refusing to delete 3 of 4" in refused.stderr and "--force" in refused.stderr, refused
     assert refused.summary["exit_code"] == 6
     assert remote_state(container) == before, "a refused mirror changes nothing, uploads included"
 
-    count = cli("mirror", src, f"itwin://{new_itwin}/g", "--max-delete", "2")
+    count = cli("mirror", src, f"itwin://{listing_itwin}/g", "--max-delete", "2")
     assert count.returncode == 6 and "allows 2" in count.stderr, count
     assert remote_state(container) == before
 
-    allowed = cli("mirror", src, f"itwin://{new_itwin}/g", "--max-delete", "3", "--json")
+    allowed = cli("mirror", src, f"itwin://{listing_itwin}/g", "--max-delete", "3", "--json")
     assert allowed.returncode == 0 and allowed.summary["deleted"] == 3, allowed
     assert {b.name for b in container.list_blobs()} == {"g/f0.txt"}
 
 
-def test_force_overrides_max_delete(cli, new_itwin, bucket_container, make_files, tmp_path):
-    container = bucket_container(new_itwin)
+def test_force_overrides_max_delete(cli, listing_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(listing_itwin)
     seed(container, "g", 4)
     src = make_files(tmp_path / "src", {"f0.txt": "file 0"})
-    forced = cli("mirror", src, f"itwin://{new_itwin}/g", "--force", "--json")
+    forced = cli("mirror", src, f"itwin://{listing_itwin}/g", "--force", "--json")
     assert forced.returncode == 0 and forced.summary["deleted"] == 3, forced
     assert {b.name for b in container.list_blobs()} == {"g/f0.txt"}
 
 
-def test_bad_max_delete_is_a_usage_error(cli, new_itwin, tmp_path):
-    run = cli("mirror", tmp_path, f"itwin://{new_itwin}/g", "--max-delete", "lots")
+def test_bad_max_delete_is_a_usage_error(cli, listing_itwin, tmp_path):
+    run = cli("mirror", tmp_path, f"itwin://{listing_itwin}/g", "--max-delete", "lots")
     assert run.returncode == 2 and "--max-delete" in run.stderr, run
 
 
 @pytest.mark.parametrize("kind", ["empty", "missing"])
-def test_empty_or_missing_source_refuses_upload_mirror(cli, new_itwin, bucket_container, tmp_path, kind):
-    container = bucket_container(new_itwin)
+def test_empty_or_missing_source_refuses_upload_mirror(cli, listing_itwin, bucket_container, tmp_path, kind):
+    container = bucket_container(listing_itwin)
     seed(container, "e", 2)
     src = tmp_path / "src"
     if kind == "empty":
         src.mkdir()
     before = remote_state(container)
-    refused = cli("mirror", src, f"itwin://{new_itwin}/e")
+    refused = cli("mirror", src, f"itwin://{listing_itwin}/e")
     assert refused.returncode == 6, refused
     assert "empty or missing source" in refused.stderr, refused
     assert remote_state(container) == before
 
-    forced = cli("mirror", src, f"itwin://{new_itwin}/e", "--force", "--json")
+    forced = cli("mirror", src, f"itwin://{listing_itwin}/e", "--force", "--json")
     assert forced.returncode == 0 and forced.summary["deleted"] == 2, forced
     assert remote_state(container) == {}
 
 
-def test_empty_remote_source_refuses_download_mirror(cli, new_itwin, make_files, tmp_path):
+def test_empty_remote_source_refuses_download_mirror(cli, listing_itwin, make_files, tmp_path):
     dst = make_files(tmp_path / "dst", {"precious.txt": "do not lose me"})
     before = local_tree(dst)
-    refused = cli("mirror", f"itwin://{new_itwin}/nothing-here", dst)
+    refused = cli("mirror", f"itwin://{listing_itwin}/nothing-here", dst)
     assert refused.returncode == 6, refused
     assert local_tree(dst) == before
 
-    no_delete = cli("mirror", f"itwin://{new_itwin}/nothing-here", dst, "--no-delete", "--force")
+    no_delete = cli("mirror", f"itwin://{listing_itwin}/nothing-here", dst, "--no-delete", "--force")
     assert no_delete.returncode == 0 and local_tree(dst) == before, no_delete
 
 
-def test_no_delete_keeps_extras(cli, new_itwin, bucket_container, make_files, tmp_path):
-    container = bucket_container(new_itwin)
+def test_no_delete_keeps_extras(cli, listing_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(listing_itwin)
     seed(container, "k", 3)
     src = make_files(tmp_path / "src", {"new.txt": "new"})
-    run = cli("mirror", src, f"itwin://{new_itwin}/k", "--no-delete", "--json")
+    run = cli("mirror", src, f"itwin://{listing_itwin}/k", "--no-delete", "--json")
     assert run.returncode == 0 and run.summary["deleted"] == 0 and run.summary["uploaded"] == 1, run
     assert len(list(container.list_blobs())) == 4
 
@@ -118,9 +118,9 @@ def hold_lock(cli, local, remote: str, seconds: float) -> subprocess.Popen:
     return proc
 
 
-def test_second_mirror_of_the_same_pair_exits_5_at_once(cli, new_itwin, make_files, tmp_path):
+def test_second_mirror_of_the_same_pair_exits_5_at_once(cli, listing_itwin, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"a.txt": "a"})
-    remote = f"itwin://{new_itwin}/l"
+    remote = f"itwin://{listing_itwin}/l"
     holder = hold_lock(cli, src, remote, 30)
     try:
         started = time.monotonic()
@@ -134,30 +134,30 @@ def test_second_mirror_of_the_same_pair_exits_5_at_once(cli, new_itwin, make_fil
         other = cli("mirror", tmp_path / "." / "src", remote + "/")
         assert other.returncode == 5, other
         # A different remote is a different pair: not blocked.
-        free = cli("mirror", src, f"itwin://{new_itwin}/other")
+        free = cli("mirror", src, f"itwin://{listing_itwin}/other")
         assert free.returncode == 0, free
     finally:
         holder.kill()
         holder.wait()
 
 
-def test_wait_lock_waits_for_the_holder_to_finish(cli, new_itwin, bucket_container, make_files, tmp_path):
+def test_wait_lock_waits_for_the_holder_to_finish(cli, listing_itwin, bucket_container, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"a.txt": "a"})
-    remote = f"itwin://{new_itwin}/w"
+    remote = f"itwin://{listing_itwin}/w"
     holder = hold_lock(cli, src, remote, 2)
     try:
         run = cli("mirror", src, remote, "--wait-lock", "30")
         assert run.returncode == 0, run
         assert holder.poll() is not None, "it ran only once the holder had let go"
-        assert [b.name for b in bucket_container(new_itwin).list_blobs()] == ["w/a.txt"]
+        assert [b.name for b in bucket_container(listing_itwin).list_blobs()] == ["w/a.txt"]
     finally:
         holder.kill()
         holder.wait()
 
 
-def test_lock_left_by_a_sigkilled_run_does_not_block(cli, new_itwin, make_files, tmp_path):
+def test_lock_left_by_a_sigkilled_run_does_not_block(cli, listing_itwin, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"a.txt": "a"})
-    remote = f"itwin://{new_itwin}/s"
+    remote = f"itwin://{listing_itwin}/s"
     holder = hold_lock(cli, src, remote, 60)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
@@ -168,10 +168,10 @@ def test_lock_left_by_a_sigkilled_run_does_not_block(cli, new_itwin, make_files,
 
 
 def test_two_real_mirrors_of_the_same_pair_one_exits_5_and_a_killed_one_is_taken_over(
-        cli, new_itwin, bucket_container, make_files, tmp_path):
+        cli, listing_itwin, bucket_container, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"big.bin": 40 * 64 * 1024})
-    container = bucket_container(new_itwin)
-    remote = f"itwin://{new_itwin}/two"
+    container = bucket_container(listing_itwin)
+    remote = f"itwin://{listing_itwin}/two"
     slow = start(cli, "mirror", src, remote, "--block-size", "64K", "--concurrency", "2", "--bwlimit", "256K")
     try:
         wait_for(lambda: staged(container, "two/big.bin"), slow, "the first mirror was uploading")

@@ -31,11 +31,11 @@ destination = "itwin://{itwin}/other"
     )
 
 
-def test_named_job_runs_with_its_options_and_the_command_line_wins(cli, new_itwin, bucket_container, make_files, tmp_path):
+def test_named_job_runs_with_its_options_and_the_command_line_wins(cli, listing_itwin, bucket_container, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"a.txt": "a", "b.txt": "b", "c.txt": "c", "scratch.tmp": "no"})
     config = tmp_path / "bucket-sync.toml"
-    write_config(config, new_itwin, src)
-    container = bucket_container(new_itwin)
+    write_config(config, listing_itwin, src)
+    container = bucket_container(listing_itwin)
 
     run = cli("mirror", "--job", "captures", "--config", config)
     assert run.returncode == 0, run
@@ -55,23 +55,23 @@ def test_named_job_runs_with_its_options_and_the_command_line_wins(cli, new_itwi
         {k: v[0] for k, v in local_tree(src).items() if not k.endswith(".tmp")}
 
 
-def test_unknown_job_lists_the_known_ones(cli, new_itwin, tmp_path):
+def test_unknown_job_lists_the_known_ones(cli, listing_itwin, tmp_path):
     config = tmp_path / "c.toml"
-    write_config(config, new_itwin, tmp_path)
+    write_config(config, listing_itwin, tmp_path)
     run = cli("mirror", "--job", "nightly", "--config", config)
     assert run.returncode == 2, run
     assert "nightly" in run.stderr and "captures, other" in run.stderr, run
 
 
-def test_job_with_src_and_dst_too_is_a_usage_error(cli, new_itwin, tmp_path):
+def test_job_with_src_and_dst_too_is_a_usage_error(cli, listing_itwin, tmp_path):
     config = tmp_path / "c.toml"
-    write_config(config, new_itwin, tmp_path)
-    run = cli("mirror", "--job", "captures", "--config", config, tmp_path, f"itwin://{new_itwin}/x")
+    write_config(config, listing_itwin, tmp_path)
+    run = cli("mirror", "--job", "captures", "--config", config, tmp_path, f"itwin://{listing_itwin}/x")
     assert run.returncode == 2 and "do not pass them too" in run.stderr, run
 
 
-def test_job_setting_an_option_mirror_does_not_have_is_a_usage_error(cli, new_itwin, tmp_path):
+def test_job_setting_an_option_mirror_does_not_have_is_a_usage_error(cli, listing_itwin, tmp_path):
     config = tmp_path / "c.toml"
-    write_config(config, new_itwin, tmp_path, extra="recursive = true\n")
+    write_config(config, listing_itwin, tmp_path, extra="recursive = true\n")
     run = cli("mirror", "--job", "captures", "--config", config)
     assert run.returncode == 2 and "'recursive', which is not a mirror option" in run.stderr, run

@@ -23,10 +23,10 @@ SIZE = 40 * BLOCK  # 2.5 MiB: 40 blocks of 64 KiB
 SLOW = ["--block-size", "64K", "--concurrency", "2", "--bwlimit", "256K"]  # ~10 s for the whole file
 
 
-def test_upload_killed_mid_file_resumes_from_the_staged_blocks(cli, new_itwin, bucket_container, make_files, tmp_path):
+def test_upload_killed_mid_file_resumes_from_the_staged_blocks(cli, listing_itwin, bucket_container, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"big.bin": SIZE, "small.txt": "small"})
-    container = bucket_container(new_itwin)
-    remote = f"itwin://{new_itwin}/r"
+    container = bucket_container(listing_itwin)
+    remote = f"itwin://{listing_itwin}/r"
 
     proc = start(cli, "mirror", src, remote, *SLOW)
     wait_for(lambda: len(staged(container, "r/big.bin")) >= 4, proc, "blocks were staged")
@@ -49,10 +49,10 @@ def test_upload_killed_mid_file_resumes_from_the_staged_blocks(cli, new_itwin, b
     assert bytes(props.content_settings.content_md5) == hashlib.md5(data).digest()
 
 
-def test_upload_of_a_file_changed_since_the_kill_starts_over(cli, new_itwin, bucket_container, make_files, tmp_path):
+def test_upload_of_a_file_changed_since_the_kill_starts_over(cli, listing_itwin, bucket_container, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"big.bin": SIZE})
-    container = bucket_container(new_itwin)
-    remote = f"itwin://{new_itwin}/c"
+    container = bucket_container(listing_itwin)
+    remote = f"itwin://{listing_itwin}/c"
 
     proc = start(cli, "mirror", src, remote, *SLOW)
     wait_for(lambda: len(staged(container, "c/big.bin")) >= 4, proc, "blocks were staged")
@@ -68,21 +68,21 @@ def test_upload_of_a_file_changed_since_the_kill_starts_over(cli, new_itwin, buc
 
 
 def test_download_killed_mid_file_leaves_no_truncated_file_and_the_next_run_completes(
-        cli, new_itwin, bucket_container, tmp_path):
-    container = bucket_container(new_itwin)
+        cli, listing_itwin, bucket_container, tmp_path):
+    container = bucket_container(listing_itwin)
     data = os.urandom(SIZE)
     put_blob(container, "d/big.bin", data, 1_700_000_000_000_000_000)
     put_blob(container, "d/other.txt", b"other", 1_700_000_000_000_000_000)
     dst = tmp_path / "dst"
     final, partial = dst / "big.bin", Path(str(dst / "big.bin") + PARTIAL_SUFFIX)
 
-    proc = start(cli, "mirror", f"itwin://{new_itwin}/d", dst, *SLOW)
+    proc = start(cli, "mirror", f"itwin://{listing_itwin}/d", dst, *SLOW)
     wait_for(partial.exists, proc, "the partial file appeared")
     time.sleep(0.5)
     kill(proc)
     assert not final.exists(), "a killed download never leaves a file under the final name"
 
-    run = cli("mirror", f"itwin://{new_itwin}/d", dst, "--json")
+    run = cli("mirror", f"itwin://{listing_itwin}/d", dst, "--json")
     assert run.returncode == 0, run
     assert final.read_bytes() == data
     assert not partial.exists(), "the partial file was completed and renamed"

@@ -28,13 +28,13 @@ def assert_exact(local_root: Path, container, prefix: str) -> None:
     assert {k: v[1] for k, v in local.items()} == {k: v[1] for k, v in remote.items()}
 
 
-def test_mirror_up_adds_changes_and_deletes_until_exact(cli, new_itwin, bucket_container, make_files, tmp_path):
+def test_mirror_up_adds_changes_and_deletes_until_exact(cli, listing_itwin, bucket_container, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"a.txt": "alpha", "sub/b.bin": 3000, "sub/deep/c.txt": "gamma",
                                         "keep.txt": "kept", "touched.txt": "same bytes"})
     for i, path in enumerate(sorted(src.rglob("*.*"))):
         set_mtime(path, BASE_NS + i)
-    container = bucket_container(new_itwin)
-    remote = f"itwin://{new_itwin}/site"
+    container = bucket_container(listing_itwin)
+    remote = f"itwin://{listing_itwin}/site"
     put_blob(container, "outside/prefix.txt", b"not ours", BASE_NS)
 
     first = cli("mirror", src, remote, "--json")
@@ -68,13 +68,13 @@ def test_mirror_up_adds_changes_and_deletes_until_exact(cli, new_itwin, bucket_c
     assert third.summary["skipped"] == 5 and third.summary["bytes"] == 0, third
 
 
-def test_mirror_down_adds_changes_and_deletes_until_exact(cli, new_itwin, bucket_container, make_files, tmp_path):
-    container = bucket_container(new_itwin)
+def test_mirror_down_adds_changes_and_deletes_until_exact(cli, listing_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(listing_itwin)
     blobs = {"a.txt": b"alpha", "sub/b.bin": bytes(range(256)) * 12, "sub/deep/c.txt": b"gamma", "touched.txt": b"same"}
     for i, (key, data) in enumerate(blobs.items()):
         put_blob(container, f"cap/{key}", data, BASE_NS + i)
     dst = tmp_path / "dst"
-    remote = f"itwin://{new_itwin}/cap"
+    remote = f"itwin://{listing_itwin}/cap"
 
     first = cli("mirror", remote, dst, "--json")
     assert first.returncode == 0, first
@@ -101,9 +101,9 @@ def test_mirror_down_adds_changes_and_deletes_until_exact(cli, new_itwin, bucket
     assert (dst / "sub").is_dir()
 
 
-def test_dry_run_up_lists_each_action_with_its_reason_and_changes_nothing(cli, new_itwin, bucket_container, make_files, tmp_path):
-    container = bucket_container(new_itwin)
-    remote = f"itwin://{new_itwin}/d"
+def test_dry_run_up_lists_each_action_with_its_reason_and_changes_nothing(cli, listing_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(listing_itwin)
+    remote = f"itwin://{listing_itwin}/d"
     src = make_files(tmp_path / "src", {"same.txt": "same", "grown.txt": "short", "touched.txt": "abcd",
                                         "edited.txt": "wxyz", "new.txt": "new"})
     put_blob(container, "d/same.txt", b"same", BASE_NS)
@@ -135,14 +135,14 @@ def test_dry_run_up_lists_each_action_with_its_reason_and_changes_nothing(cli, n
     assert local_tree(src) == before_local
 
 
-def test_dry_run_down_changes_nothing_locally(cli, new_itwin, bucket_container, make_files, tmp_path):
-    container = bucket_container(new_itwin)
+def test_dry_run_down_changes_nothing_locally(cli, listing_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(listing_itwin)
     put_blob(container, "p/new.txt", b"new", BASE_NS)
     put_blob(container, "p/size.txt", b"longer now", BASE_NS)
     dst = make_files(tmp_path / "dst", {"size.txt": "short", "extra.txt": "x", "keep1": "1", "keep2": "2"})
     before = local_tree(dst)
     before_remote = remote_state(container)
-    run = cli("mirror", f"itwin://{new_itwin}/p", dst, "--dry-run", "--json", "--force")
+    run = cli("mirror", f"itwin://{listing_itwin}/p", dst, "--dry-run", "--json", "--force")
     assert run.returncode == 0, run
     planned = {(e["op"], e["key"]): e.get("reason") for e in run.transfers(status="planned")}
     assert planned == {("download", "p/new.txt"): "new", ("download", "p/size.txt"): "changed size",
@@ -152,13 +152,13 @@ def test_dry_run_down_changes_nothing_locally(cli, new_itwin, bucket_container, 
     assert remote_state(container) == before_remote
 
 
-def test_excluded_remote_blobs_are_neither_compared_nor_deleted(cli, new_itwin, bucket_container, make_files, tmp_path):
-    container = bucket_container(new_itwin)
+def test_excluded_remote_blobs_are_neither_compared_nor_deleted(cli, listing_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(listing_itwin)
     src = make_files(tmp_path / "src", {"a.jpg": "a", "b.jpg": "b"})
     put_blob(container, "f/notes.txt", b"kept: the filter excludes it", BASE_NS)
     put_blob(container, "f/old.jpg", b"deleted: an extra the filter includes", BASE_NS)
     put_blob(container, "f/a.jpg", b"changed", BASE_NS)
-    run = cli("mirror", src, f"itwin://{new_itwin}/f", "--include", "*.jpg", "--json")
+    run = cli("mirror", src, f"itwin://{listing_itwin}/f", "--include", "*.jpg", "--json")
     assert run.returncode == 0, run
     assert {b.name for b in container.list_blobs()} == {"f/a.jpg", "f/b.jpg", "f/notes.txt"}
 
@@ -167,27 +167,27 @@ def test_excluded_remote_blobs_are_neither_compared_nor_deleted(cli, new_itwin, 
     (["./a", "./b"], "neither"),
     (["itwin://{id}/x", "itwin://{id}/y"], "both"),
 ])
-def test_exactly_one_side_must_be_remote(cli, new_itwin, args, why):
-    run = cli("mirror", *[a.format(id=new_itwin) for a in args])
+def test_exactly_one_side_must_be_remote(cli, listing_itwin, args, why):
+    run = cli("mirror", *[a.format(id=listing_itwin) for a in args])
     assert run.returncode == 2, run
     assert "exactly one REMOTE" in run.stderr and why in run.stderr and "Traceback" not in run.stderr
 
 
-def test_a_file_as_source_is_a_usage_error(cli, new_itwin, make_files, tmp_path):
+def test_a_file_as_source_is_a_usage_error(cli, listing_itwin, make_files, tmp_path):
     make_files(tmp_path, {"one.txt": "x"})
-    run = cli("mirror", tmp_path / "one.txt", f"itwin://{new_itwin}/x")
+    run = cli("mirror", tmp_path / "one.txt", f"itwin://{listing_itwin}/x")
     assert run.returncode == 2 and "not a folder" in run.stderr, run
 
 
-def test_symlinks_and_special_files_are_skipped_and_reported_unless_followed(cli, new_itwin, bucket_container, make_files, tmp_path):
+def test_symlinks_and_special_files_are_skipped_and_reported_unless_followed(cli, listing_itwin, bucket_container, make_files, tmp_path):
     import os
 
-    container = bucket_container(new_itwin)
+    container = bucket_container(listing_itwin)
     src = make_files(tmp_path / "src", {"real.txt": "real"})
     outside = make_files(tmp_path / "outside", {"target.txt": "pointed at"})
     os.symlink(outside / "target.txt", src / "link.txt")
     os.mkfifo(src / "pipe")
-    remote = f"itwin://{new_itwin}/sym"
+    remote = f"itwin://{listing_itwin}/sym"
 
     run = cli("mirror", src, remote, "--json")
     assert run.returncode == 0, run
@@ -202,10 +202,10 @@ def test_symlinks_and_special_files_are_skipped_and_reported_unless_followed(cli
     assert container.download_blob("sym/link.txt").readall() == b"pointed at"
 
 
-def test_checksum_catches_a_change_that_kept_size_and_mtime(cli, new_itwin, bucket_container, make_files, tmp_path):
-    container = bucket_container(new_itwin)
+def test_checksum_catches_a_change_that_kept_size_and_mtime(cli, listing_itwin, bucket_container, make_files, tmp_path):
+    container = bucket_container(listing_itwin)
     src = make_files(tmp_path / "src", {"a.txt": "1234", "b.txt": "same"})
-    remote = f"itwin://{new_itwin}/ck"
+    remote = f"itwin://{listing_itwin}/ck"
     assert cli("mirror", src, remote).returncode == 0
     stat = (src / "a.txt").stat()
     (src / "a.txt").write_text("5678")
@@ -238,13 +238,13 @@ def test_reality_data_mirror_down_needs_only_read_access_and_up_uses_write(cli, 
     assert container.download_blob("scan/b.laz").readall() == b"more points"
 
 
-def test_download_mirror_sweeps_partial_files_left_by_interrupted_runs(cli, new_itwin, bucket_container, tmp_path):
+def test_download_mirror_sweeps_partial_files_left_by_interrupted_runs(cli, listing_itwin, bucket_container, tmp_path):
     """A download killed mid-file leaves name.bucket-sync-partial; if its blob is deleted before the next
     run, nothing would ever finish it. A mirror that succeeds removes such leftovers (not with --dry-run,
     --no-delete, or where the filters exclude the file)."""
-    container = bucket_container(new_itwin)
+    container = bucket_container(listing_itwin)
     put_blob(container, "p/kept.txt", b"kept", BASE_NS)
-    remote = f"itwin://{new_itwin}/p"
+    remote = f"itwin://{listing_itwin}/p"
     dst = tmp_path / "dst"
     assert cli("mirror", remote, dst).returncode == 0
     gone = dst / "sub" / "gone.bin.bucket-sync-partial"  # its blob was deleted after the interruption
@@ -263,14 +263,14 @@ def test_download_mirror_sweeps_partial_files_left_by_interrupted_runs(cli, new_
 
 
 def test_download_mirror_converges_when_a_local_extra_stands_where_the_remote_has_a_folder_or_file(
-        cli, new_itwin, bucket_container, make_files, tmp_path):
+        cli, listing_itwin, bucket_container, make_files, tmp_path):
     """Local file 'a' where the remote has 'a/b', local folder 'c/' where it has a file 'c': the downloads
     wait for those extras to be deleted (after every other transfer), and one run ends exact."""
-    container = bucket_container(new_itwin)
+    container = bucket_container(listing_itwin)
     for name, data in {"p/a/b.txt": b"b", "p/c": b"c", "p/other.txt": b"o"}.items():
         put_blob(container, name, data, BASE_NS)
     dst = make_files(tmp_path / "dst", {"a": "a local file", "c/x.txt": "x", "c/deep/y.txt": "y"})
-    remote = f"itwin://{new_itwin}/p"
+    remote = f"itwin://{listing_itwin}/p"
     run = cli("mirror", remote, dst, "--json", "--max-delete", "100%")
     assert run.returncode == 0, run
     assert (run.summary["downloaded"], run.summary["deleted"], run.summary["failed"]) == (3, 3, 0), run

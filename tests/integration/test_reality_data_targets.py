@@ -18,14 +18,21 @@ def rd_container(azurite):
     return container
 
 
-def test_upload_uses_write_access_and_download_read_access(cli, emulator, new_reality_data, rd_container, make_files, tmp_path):
+@pytest.mark.parametrize("write_sp", ["racwd", "racwdl"])
+def test_upload_uses_write_access_and_download_read_access(cli, emulator, new_reality_data, rd_container, make_files,
+                                                           tmp_path, write_sp):
+    """Bentley's SDK lists only through read access (sp=rl, documented); write access permissions are not
+    documented. A write SAS without l: the listing goes through read access; one that lists: one SAS."""
+    emulator.configure_reality_data(new_reality_data, write_permissions=write_sp)
     src = make_files(tmp_path / "src", {"scan/a.las": 3000, "scan/sub/b.txt": "hello", "top.json": "{}"})
     up = cli("upload", src, f"reality-data://{new_reality_data}/cloud", "--json")
     assert up.returncode == 0, up
     assert up.summary["uploaded"] == 3
+    assert not [e for e in up.events if e["event"] == "notice"]  # listed, not compared file by file
     names = sorted(b.name for b in rd_container(new_reality_data).list_blobs())
     assert names == ["cloud/scan/a.las", "cloud/scan/sub/b.txt", "cloud/top.json"]
-    assert emulator.request_count(WRITE, status=200) == 1 and emulator.request_count(READ) == 0
+    assert emulator.request_count(WRITE, status=200) == 1
+    assert emulator.request_count(READ) == (0 if "l" in write_sp else 1)
 
     emulator.reset()
     dest = tmp_path / "dest"
@@ -34,7 +41,9 @@ def test_upload_uses_write_access_and_download_read_access(cli, emulator, new_re
     assert down.summary["downloaded"] == 2
     assert (dest / "a.las").read_bytes() == (src / "scan" / "a.las").read_bytes()
     assert (dest / "sub" / "b.txt").read_text() == "hello"
-    assert emulator.request_count(READ, status=200) == 1 and emulator.request_count(WRITE) == 0
+    # Never write access; read access from the SAS cache when the upload already fetched it.
+    assert emulator.request_count(WRITE) == 0
+    assert emulator.request_count(READ, status=200) == (1 if "l" in write_sp else 0)
 
 
 def test_read_and_write_access_are_separate_sas(cli, emulator, new_reality_data):
@@ -42,7 +51,7 @@ def test_read_and_write_access_are_separate_sas(cli, emulator, new_reality_data)
     write = cli("url", f"reality-data://{new_reality_data}", "--write", "--json")
     assert read.returncode == 0 and write.returncode == 0, (read, write)
     assert read.json_lines[0]["permissions"] == "rl"
-    assert set("rwdl") <= set(write.json_lines[0]["permissions"])
+    assert set("rwd") <= set(write.json_lines[0]["permissions"])
     assert "sig=" in read.json_lines[0]["url"] and "REDACTED" in read.json_lines[0]["url"]
 
 
@@ -82,7 +91,8 @@ def test_rm_through_reality_data_uses_write_access(cli, emulator, new_reality_da
     result = cli("rm", f"reality-data://{new_reality_data}/old", "--recursive")
     assert result.returncode == 0, result
     assert sorted(b.name for b in container.list_blobs()) == ["keep"]
-    assert emulator.request_count(WRITE, status=200) == 1 and emulator.request_count(READ) == 0
+    # Deleted through write access, listed through read access (the write SAS cannot list).
+    assert emulator.request_count(WRITE, status=200) == 1 and emulator.request_count(READ, status=200) == 1
 
 
 def test_write_sas_is_refreshed_during_a_long_upload(cli, emulator, new_reality_data, rd_container, make_files, tmp_path):
@@ -92,4 +102,36 @@ def test_write_sas_is_refreshed_during_a_long_upload(cli, emulator, new_reality_
     assert result.returncode == 0, result
     assert result.summary["uploaded"] == 12
     assert len(list(rd_container(new_reality_data).list_blobs())) == 12
-    assert emulator.request_count(WRITE, status=200) >= 2 and emulator.request_count(READ) == 0
+    # Each access refreshed on its own: write access during the upload; read access served the listing.
+    assert emulator.request_count(WRITE, status=200) >= 2 and emulator.request_count(READ, status=200) >= 1
+
+
+def test_mirror_and_watch_with_a_write_sas_without_list_list_through_read_access(cli, emulator, new_reality_data,
+                                                                                   rd_container, make_files, tmp_path):
+    from tests.support.watch_proc import WatchProcess
+
+    container = rd_container(new_reality_data)
+    container.upload_blob("m/extra.txt", b"x")
+    src = make_files(tmp_path / "src", {"a.txt": "a", "b/c.txt": "c"})
+    mirrored = cli("mirror", src, f"reality-data://{new_reality_data}/m", "--json", "--max-delete", "1")
+    assert mirrored.returncode == 0, mirrored
+    assert mirrored.summary["uploaded"] == 2 and mirrored.summary["deleted"] == 1
+    assert sorted(b.name for b in container.list_blobs()) == ["m/a.txt", "m/b/c.txt"]
+    assert emulator.request_count(READ, status=200) == 1 and emulator.request_count(WRITE, status=200) == 1
+    with WatchProcess(cli, src, f"reality-data://{new_reality_data}/m", "--json", "--delete") as w:
+        w.wait_watching()
+        (src / "new.txt").write_text("new")
+        w.wait_for(lambda: "m/new.txt" in {b.name for b in container.list_blobs()}, "new.txt")
+        w.stop()
+    assert w.returncode == 0, w.describe()
+
+
+def test_a_download_never_asks_for_write_access(cli, emulator, new_reality_data, rd_container, tmp_path):
+    rd_container(new_reality_data).upload_blob("d/one.txt", b"1")
+    for args in (["download", f"reality-data://{new_reality_data}/d", str(tmp_path / "a")],
+                 ["download", f"reality-data://{new_reality_data}/d/one.txt", str(tmp_path / "b") + "/"],
+                 ["mirror", f"reality-data://{new_reality_data}/d", str(tmp_path / "c")],
+                 ["ls", f"reality-data://{new_reality_data}/d"]):
+        result = cli(*args)
+        assert result.returncode == 0, result
+    assert emulator.request_count(WRITE) == 0 and emulator.request_count(READ, status=200) >= 1

@@ -8,11 +8,11 @@ NAMES = ("old/a.txt", "old/sub/b.txt", "old-sibling.txt", "older/c.txt", "keep.t
 
 
 @pytest.fixture
-def filled(new_itwin, bucket_container):
-    container = bucket_container(new_itwin)
+def filled(listing_itwin, bucket_container):
+    container = bucket_container(listing_itwin)
     for name in NAMES:
         container.upload_blob(name, name.encode())
-    return new_itwin, container
+    return listing_itwin, container
 
 
 def names(container) -> list[str]:

@@ -50,9 +50,9 @@ def ls_ok(cli, itwin: str, **kw):
     return result
 
 
-def test_a_second_run_makes_no_request_and_the_entry_is_private(cli, emulator, new_itwin, make_files, tmp_path):
+def test_a_second_run_makes_no_request_and_the_entry_is_private(cli, emulator, listing_itwin, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"a.txt": "a", "d/b.txt": "bb"})
-    first = cli("upload", src, f"itwin://{new_itwin}/p", "--json")
+    first = cli("upload", src, f"itwin://{listing_itwin}/p", "--json")
     assert first.returncode == 0 and first.summary["uploaded"] == 2, first
     assert emulator.request_count(r"^/connect/token$") == 1 and emulator.request_count(r"/bucket$") == 1
 
@@ -68,9 +68,9 @@ def test_a_second_run_makes_no_request_and_the_entry_is_private(cli, emulator, n
 
     before = len(emulator.requests)
     (src / "c.txt").write_text("ccc")
-    second = cli("upload", src, f"itwin://{new_itwin}/p", "--json")
+    second = cli("upload", src, f"itwin://{listing_itwin}/p", "--json")
     assert second.returncode == 0 and second.summary["uploaded"] == 1 and second.summary["skipped"] == 2, second
-    listed = ls_ok(cli, new_itwin)
+    listed = ls_ok(cli, listing_itwin)
     assert {e["key"] for e in listed.events if e["event"] in ("blob", "dir")} == {"p/"}
     assert len(emulator.requests) == before, emulator.requests[before:]  # neither IMS nor the API
 
@@ -95,14 +95,14 @@ def run_main_in_process(cli, tmp_path: Path, *args: str, env=None) -> tuple[dict
     return json.loads(report.read_text()), proc
 
 
-def test_a_cache_hit_imports_no_httpx_and_logs_no_signature(cli, emulator, new_itwin, tmp_path):
+def test_a_cache_hit_imports_no_httpx_and_logs_no_signature(cli, emulator, listing_itwin, tmp_path):
     # The probe can tell: a run that fetches its SAS does import httpx.
-    fetching, proc = run_main_in_process(cli, tmp_path, "ls", f"itwin://{new_itwin}/", env={NO_CACHE_ENV: "1"})
+    fetching, proc = run_main_in_process(cli, tmp_path, "ls", f"itwin://{listing_itwin}/", env={NO_CACHE_ENV: "1"})
     assert fetching["code"] == 0 and "httpx" in fetching["httpx"], proc.stderr
-    ls_ok(cli, new_itwin)
+    ls_ok(cli, listing_itwin)
     sig = signature(only_entry(cli)["url"])
     before = len(emulator.requests)
-    outcome, proc = run_main_in_process(cli, tmp_path, "ls", f"itwin://{new_itwin}/", "-vv")
+    outcome, proc = run_main_in_process(cli, tmp_path, "ls", f"itwin://{listing_itwin}/", "-vv")
     assert outcome["code"] == 0, proc.stderr
     assert outcome["httpx"] == [], "a run served by the SAS cache must not import httpx"
     assert len(emulator.requests) == before
@@ -111,13 +111,13 @@ def test_a_cache_hit_imports_no_httpx_and_logs_no_signature(cli, emulator, new_i
     assert emulator.client_secret not in proc.stderr
 
     # The same at -vv through the installed command (the cli fixture fails on any issued secret).
-    verbose = cli("ls", f"itwin://{new_itwin}/", "-vv")
+    verbose = cli("ls", f"itwin://{listing_itwin}/", "-vv")
     assert verbose.returncode == 0 and "using the cached SAS" in verbose.stderr, verbose
 
 
-def test_a_sas_due_for_renewal_is_not_used(cli, emulator, new_itwin):
+def test_a_sas_due_for_renewal_is_not_used(cli, emulator, listing_itwin):
     emulator.configure(sas_lifetime=8)
-    ls_ok(cli, new_itwin)
+    ls_ok(cli, listing_itwin)
     entry = only_entry(cli)
     cached = CachedSas(ContainerSas.from_url(entry["url"]), entry["fetched_at"])
     assert is_fresh(cached, time.time())
@@ -126,15 +126,15 @@ def test_a_sas_due_for_renewal_is_not_used(cli, emulator, new_itwin):
         time.sleep(0.1)
     assert time.time() < cached.sas.expires_at.timestamp(), "still valid, yet due: the cache must not use it"
     bucket_calls = emulator.request_count(r"/bucket$")
-    ls_ok(cli, new_itwin)
+    ls_ok(cli, listing_itwin)
     assert emulator.request_count(r"/bucket$") == bucket_calls + 1
     renewed = only_entry(cli)
     assert renewed["fetched_at"] > entry["fetched_at"] and renewed["url"] != entry["url"]
 
 
-def test_a_revoked_cached_sas_is_refreshed_once_and_replaced(cli, emulator, new_itwin, make_files, tmp_path):
+def test_a_revoked_cached_sas_is_refreshed_once_and_replaced(cli, emulator, listing_itwin, make_files, tmp_path):
     src = make_files(tmp_path / "src", {"a.txt": "a"})
-    assert cli("upload", src, f"itwin://{new_itwin}/", "--json").returncode == 0
+    assert cli("upload", src, f"itwin://{listing_itwin}/", "--json").returncode == 0
     path = entries(cli)[0]
     entry = json.loads(path.read_text())
     raw = re.search(r"[?&]sig=([^&]+)", entry["url"]).group(1)  # as sent: URL-encoded
@@ -145,30 +145,30 @@ def test_a_revoked_cached_sas_is_refreshed_once_and_replaced(cli, emulator, new_
 
     bucket_calls = emulator.request_count(r"/bucket$")
     (src / "b.txt").write_text("b")
-    result = cli("upload", src, f"itwin://{new_itwin}/", "--json")
+    result = cli("upload", src, f"itwin://{listing_itwin}/", "--json")
     assert result.returncode == 0 and result.summary["uploaded"] == 1, result
     assert emulator.request_count(r"/bucket$") == bucket_calls + 1  # one refresh, not a loop
     fresh = json.loads(path.read_text())
     assert signature(fresh["url"]) in emulator.issued_secrets() and forged not in fresh["url"]
     before = len(emulator.requests)
-    ls_ok(cli, new_itwin)
+    ls_ok(cli, listing_itwin)
     assert len(emulator.requests) == before  # and the replacement serves the next run
 
 
-def test_another_principal_never_gets_the_cached_sas(cli, emulator, new_itwin):
-    ls_ok(cli, new_itwin)
+def test_another_principal_never_gets_the_cached_sas(cli, emulator, listing_itwin):
+    ls_ok(cli, listing_itwin)
     # Another service app (unknown to IMS): were the first app's SAS reused, this would succeed silently.
-    other_app = cli("ls", f"itwin://{new_itwin}/", env={"ITWIN_CLIENT_ID": "service-another-app",
+    other_app = cli("ls", f"itwin://{listing_itwin}/", env={"ITWIN_CLIENT_ID": "service-another-app",
                                                          "ITWIN_CLIENT_SECRET": "another-apps-secret"})
     assert other_app.returncode == 3 and "invalid_client" in other_app.stderr, other_app
     # A user's access token: its own fetch, its own entry.
     bucket_calls = emulator.request_count(r"/bucket$")
     token_env = {"ITWIN_ACCESS_TOKEN": emulator.issue_access_token(), "ITWIN_CLIENT_ID": None, "ITWIN_CLIENT_SECRET": None}
-    ls_ok(cli, new_itwin, env=token_env)
+    ls_ok(cli, listing_itwin, env=token_env)
     assert emulator.request_count(r"/bucket$") == bucket_calls + 1
     assert len(entries(cli)) == 2
     # Another API base URL is another service (here: the same emulator as localhost), never served from cache.
-    ls_ok(cli, new_itwin, env={"ITWIN_API_URL": emulator.url.replace("127.0.0.1", "localhost")})
+    ls_ok(cli, listing_itwin, env={"ITWIN_API_URL": emulator.url.replace("127.0.0.1", "localhost")})
     assert emulator.request_count(r"/bucket$") == bucket_calls + 2
 
 
@@ -186,43 +186,43 @@ def test_read_access_sas_is_not_used_for_writing(cli, emulator, new_reality_data
 @pytest.mark.parametrize("damage", [b"", b"{\"version\": 1, \"url\": \"https://x", b"\x00\xff garbage",
                                     b"{\"version\": 1, \"url\": \"not a url\", \"fetched_at\": 1}",
                                     b"{\"version\": 1, \"url\": 5, \"fetched_at\": \"soon\"}", b"[]"])
-def test_a_damaged_entry_is_ignored_and_rewritten(cli, emulator, new_itwin, damage):
-    ls_ok(cli, new_itwin)
+def test_a_damaged_entry_is_ignored_and_rewritten(cli, emulator, listing_itwin, damage):
+    ls_ok(cli, listing_itwin)
     path = entries(cli)[0]
     path.write_bytes(damage)
     os.chmod(path.parent, 0o755)  # loosened by hand: the next write makes it private again
-    result = ls_ok(cli, new_itwin)
+    result = ls_ok(cli, listing_itwin)
     assert "Traceback" not in result.stderr and "error" not in result.stderr, result
     assert emulator.request_count(r"/bucket$") == 2
     assert signature(json.loads(path.read_text())["url"]) in emulator.issued_secrets()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
-def test_the_env_var_turns_the_cache_off(cli, emulator, new_itwin):
+def test_the_env_var_turns_the_cache_off(cli, emulator, listing_itwin):
     for _ in range(2):
-        ls_ok(cli, new_itwin, env={NO_CACHE_ENV: "1"})
+        ls_ok(cli, listing_itwin, env={NO_CACHE_ENV: "1"})
     assert emulator.request_count(r"/bucket$") == 2 and emulator.request_count(r"^/connect/token$") == 2
     assert not cache_dir(cli).exists()
-    bad = cli("ls", f"itwin://{new_itwin}/", env={NO_CACHE_ENV: "maybe"})
+    bad = cli("ls", f"itwin://{listing_itwin}/", env={NO_CACHE_ENV: "maybe"})
     assert bad.returncode == 2 and NO_CACHE_ENV in bad.stderr and "Traceback" not in bad.stderr, bad
 
 
-def test_the_config_key_turns_the_cache_off(cli, emulator, new_itwin, tmp_path):
+def test_the_config_key_turns_the_cache_off(cli, emulator, listing_itwin, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("[auth]\ncache-sas = false\n")
     for _ in range(2):
-        ls_ok(cli, new_itwin, env={"BUCKET_SYNC_CONFIG": str(config)})
+        ls_ok(cli, listing_itwin, env={"BUCKET_SYNC_CONFIG": str(config)})
     assert emulator.request_count(r"/bucket$") == 2 and not cache_dir(cli).exists()
     config.write_text("[auth]\ncache-sas = \"no\"\n")
-    bad = cli("ls", f"itwin://{new_itwin}/", env={"BUCKET_SYNC_CONFIG": str(config)})
+    bad = cli("ls", f"itwin://{listing_itwin}/", env={"BUCKET_SYNC_CONFIG": str(config)})
     assert bad.returncode == 2 and "cache-sas must be true or false" in bad.stderr, bad
 
 
-def test_logout_clears_the_cache(cli, emulator, new_itwin):
-    ls_ok(cli, new_itwin)
+def test_logout_clears_the_cache(cli, emulator, listing_itwin):
+    ls_ok(cli, listing_itwin)
     assert len(entries(cli)) == 1
     out = cli("auth", "logout", "--json")
     assert out.returncode == 0 and out.json_lines[-1]["sas_cache_cleared"] == 1, out
     assert entries(cli) == []
-    ls_ok(cli, new_itwin)
+    ls_ok(cli, listing_itwin)
     assert emulator.request_count(r"/bucket$") == 2

@@ -18,7 +18,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+from devtools.emulator import FULL_PERMISSIONS
 
 from tests.integration.test_auth_login import NO_CLIENT_CREDENTIALS, login_path, run_login
 from tests.support.cli import find_leaks
@@ -57,7 +60,8 @@ def signature(url: str) -> str:
 
 
 def test_no_command_prints_or_logs_a_secret_at_any_verbosity(cli, emulator, azurite, tmp_path, make_files):
-    itwin = emulator.add_itwin()
+    itwin = emulator.add_itwin(permissions=FULL_PERMISSIONS)  # every command works on it
+    rw_itwin = emulator.add_itwin()  # the documented sp=rw bucket
     other_itwin = emulator.add_itwin()
     rd = emulator.add_reality_data(itwin_id=itwin)
     src = make_files(tmp_path / "src", {"a.txt": "alpha", "sub/b.bin": 300_000, "sub/c.txt": "gamma"})
@@ -90,9 +94,16 @@ def test_no_command_prints_or_logs_a_secret_at_any_verbosity(cli, emulator, azur
     run("direct ls", "ls", direct, "--recursive", "--long", "--json")
     run("direct url", "url", direct)
     run("auth status", "auth", "status")
+    run("check", "check", bucket)
+    run("check reality data", "check", f"reality-data://{rd}", "--json")
+    run("rw upload", "upload", src, f"itwin://{rw_itwin}/p", "--json")
+    run("rw download by name", "download", f"itwin://{rw_itwin}/p/sub/b.bin", tmp_path / "rw-down", "--block-size", "64K")
+    run("rw check", "check", f"itwin://{rw_itwin}/p")
     # Failing runs: errors are where secrets like to hide (URLs in exception text).
     run("expired SAS", "ls", expired, ok={3})
     run("read-only SAS", "upload", src, readonly, "--overwrite", ok={3})
+    run("rw mirror with deletes", "mirror", src, f"itwin://{rw_itwin}/p", ok={3})
+    run("rw folder download", "download", f"itwin://{rw_itwin}/p", tmp_path / "rw-folder", ok={4})
     run("SAS for another container", "ls", direct.replace(f"/{direct_name}?", "/no-such-container?"), ok={3})
     # These must reach IMS and the API: a SAS cached by the runs above would spare them both.
     emulator.inject(r"/bucket$", 401, times=None)

@@ -26,10 +26,10 @@ def blob_bytes(container, name: str) -> bytes:
 
 
 @pytest.fixture
-def setup(new_itwin, bucket_container, tmp_path):
+def setup(listing_itwin, bucket_container, tmp_path):
     root = tmp_path / "watched"
     root.mkdir()
-    return root, f"itwin://{new_itwin}/{PREFIX}", bucket_container(new_itwin)
+    return root, f"itwin://{listing_itwin}/{PREFIX}", bucket_container(listing_itwin)
 
 
 def test_new_modified_renamed_deleted_and_moved_folders_with_delete(cli, setup, make_files, tmp_path):

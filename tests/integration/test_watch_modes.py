@@ -10,12 +10,12 @@ def names(container) -> set[str]:
     return {b.name for b in container.list_blobs(name_starts_with="p/")}
 
 
-def test_polling_mode_uploads_and_deletes(cli, new_itwin, bucket_container, tmp_path):
-    container = bucket_container(new_itwin)
+def test_polling_mode_uploads_and_deletes(cli, listing_itwin, bucket_container, tmp_path):
+    container = bucket_container(listing_itwin)
     root = tmp_path / "share"
     root.mkdir()
     (root / "old.txt").write_text("old")
-    with WatchProcess(cli, root, f"itwin://{new_itwin}/p", "--json", "--polling", "--delete") as w:
+    with WatchProcess(cli, root, f"itwin://{listing_itwin}/p", "--json", "--polling", "--delete") as w:
         w.wait_watching()
         assert [e["mode"] for e in w.events if e.get("state") == "watching"] == ["polling"]
         w.wait_for(lambda: names(container) == {"p/old.txt"}, "the first reconcile")
@@ -27,15 +27,15 @@ def test_polling_mode_uploads_and_deletes(cli, new_itwin, bucket_container, tmp_
     assert w.returncode == 0, w.describe()
 
 
-def test_an_empty_folder_does_not_empty_the_bucket(cli, new_itwin, bucket_container, tmp_path):
-    container = bucket_container(new_itwin)
+def test_an_empty_folder_does_not_empty_the_bucket(cli, listing_itwin, bucket_container, tmp_path):
+    container = bucket_container(listing_itwin)
     for i in range(3):
         container.upload_blob(f"p/keep{i}.txt", b"precious")
     root = tmp_path / "unmounted"
     root.mkdir()
     config = tmp_path / "bucket-sync.toml"
     config.write_text("[watch]\ndelete = true\n")  # --delete, from the config file
-    with WatchProcess(cli, root, f"itwin://{new_itwin}/p", "--json", "--config", config) as w:
+    with WatchProcess(cli, root, f"itwin://{listing_itwin}/p", "--json", "--config", config) as w:
         w.wait_watching()
         w.wait_for(lambda: "is empty: not deleting the 3 blob(s)" in w.stderr, "the warning")
         (root / "new.txt").write_text("a real file")
@@ -58,4 +58,6 @@ def test_a_permission_the_sas_lacks_ends_the_watcher_with_exit_3(cli, azurite, t
     assert w.returncode == 3, w.describe()
     assert "write (w) permission" in w.stderr or "write permission" in w.stderr, w.describe()
     assert [e["exit_code"] for e in w.events if e.get("event") == "summary"] == [3]
-    assert w.transfers(key="a.txt", status="failed")
+    # Refused before anything is sent: no upload was even tried.
+    assert not w.transfers(op="upload", status="ok") and not w.transfers(op="upload", status="failed")
+    assert "nothing was changed" in w.stderr, w.describe()
