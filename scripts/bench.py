@@ -27,10 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.azurite import AzuriteServer  # noqa: E402
-from devtools.emulator import PlatformEmulator  # noqa: E402
+from devtools.emulator import FULL_PERMISSIONS, PlatformEmulator  # noqa: E402
 from bench_data import DataSets, human_size, prepare_data  # noqa: E402
 
-ROWS = ("upload-small", "upload-medium", "upload-large", "download-all", "download-large", "noop")
+ROWS = ("upload-small", "upload-medium", "upload-large", "download-all", "download-large", "noop", "noop-2k",
+        "noop-rw")
+# The file-by-file path (a SAS without list, as the documented bucket SAS sp=rw) against the listing path
+# on the same 2,000 files: bucket-sync's own ratio, with its target.
+TARGET_LOOKUP_RATIO = 3.0
 CONCURRENCY = 16
 SIG_RE = re.compile(r"(?i)(sig=)[^&\s\"']+")
 TARGET_RATIO = 0.8
@@ -62,6 +66,7 @@ class Row:
     nbytes: int
     runs: dict[str, list[Run]] = field(default_factory=lambda: {"bucket-sync": [], "rclone": []})
     note: str = ""
+    floor: float | None = None  # what the storage itself needs for the row's requests, where measured
 
     def median(self, tool: str) -> float | None:
         runs = self.runs[tool]
@@ -134,14 +139,15 @@ class Bench:
         help_text = subprocess.run([self.bs, "--help"], env=self.bs_env, capture_output=True, text=True).stdout
         self.has_mirror = re.search(r"^\s+mirror\s", help_text, re.M) is not None
 
-    def new_target(self) -> "Target":
+    def new_target(self, permissions: str = FULL_PERMISSIONS) -> "Target":
         """A fresh iTwin and its container. Each run gets its own and drops it afterwards: Azurite's
         on-disk metadata store slows down as blobs pile up (it rewrites one JSON file of all of them),
-        which would make later rows slower than earlier ones whatever the tool."""
-        itwin = self.emulator.add_itwin()
+        which would make later rows slower than earlier ones whatever the tool. Both tools get the same
+        permissions: a bucket that can list and delete (rclone needs a listing), except on the rw row."""
+        itwin = self.emulator.add_itwin(permissions=permissions)
         container = f"bucket-{itwin}"
         rc_env = dict(self.base_env, RCLONE_CONFIG=str(self.rclone_conf),
-                      RCLONE_AZUREBLOB_SAS_URL=self.azurite.container_sas_url(container, lifetime_s=86400))
+                      RCLONE_AZUREBLOB_SAS_URL=self.azurite.container_sas_url(container, permissions, lifetime_s=86400))
         return Target(itwin, container, rc_env)
 
     def drop(self, target: "Target | None") -> None:
@@ -190,12 +196,23 @@ class Bench:
                 verb = "mirror" if self.has_mirror else "upload"
                 return self.bs_argv(verb, str(d.noop), self.remote(t, "noop")), None
             return self.rc_argv("sync", str(d.noop), self.rc_remote(t, "noop")), None
+        if row in ("noop-2k", "noop-rw"):
+            # rclone's file-by-file mode is --no-traverse: one lookup per source file, no listing.
+            if bs:
+                return self.bs_argv("upload", str(d.small), self.remote(t, "small")), None
+            extra = ("--no-traverse",) if row == "noop-rw" else ()
+            return self.rc_argv("copy", str(d.small), self.rc_remote(t, "small"), *extra), None
         raise ValueError(row)
 
     def prepared(self, row: str) -> "Target | None":
         """Untimed: the container the download and no-op rows start from, uploaded once by bucket-sync."""
         if row.startswith("upload-"):
             return None
+        if row in ("noop-2k", "noop-rw"):
+            t = self.new_target("rw" if row == "noop-rw" else FULL_PERMISSIONS)
+            say(f"preparing: uploading {self.data.spec.small_count} files for the {row} row")
+            measure(self.bs_argv("upload", str(self.data.small), self.remote(t, "small")), self.bs_env, "upload (prep)")
+            return t
         t = self.new_target()
         if row.startswith("download-"):
             say(f"preparing: uploading {human_size(self.data.transfer_bytes)} for {row}")
@@ -221,9 +238,44 @@ class Bench:
             if changed:
                 say(f"note: rclone changed {len(changed)} files on its warm-up no-op run (e.g. {mask(changed[0][:120])})")
 
+    def head_floor(self, t: "Target", prefix: str) -> float:
+        """Azurite's own floor for the file-by-file row: one HEAD per blob with a bare http.client loop
+        (16 threads, kept-alive connections, no parsing), best of three. Azurite answers a HEAD by scanning
+        its blob table, so this grows with the container: it is the limit of any client on this storage."""
+        import http.client
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        from urllib.parse import quote, urlsplit
+
+        parts = urlsplit(t.rc_env["RCLONE_AZUREBLOB_SAS_URL"])
+        names = [f"{prefix}/{p.relative_to(self.data.small).as_posix()}" for p in sorted(self.data.small.rglob("*"))
+                 if p.is_file()]
+        local = threading.local()
+
+        def head(name: str) -> int:
+            conn = getattr(local, "conn", None) or http.client.HTTPConnection(parts.hostname, parts.port)
+            local.conn = conn
+            conn.request("HEAD", f"{parts.path}/{quote(name)}?{parts.query}", headers={"x-ms-version": "2025-11-05"})
+            response = conn.getresponse()
+            response.read()
+            return response.status
+
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            with ThreadPoolExecutor(CONCURRENCY) as pool:
+                statuses = set(pool.map(head, names))
+            best = min(best, time.perf_counter() - started)
+            if statuses != {200}:
+                raise BenchError(f"the HEAD floor found statuses {statuses} (expected 200 for every file)")
+        return best
+
     def run_row(self, row: Row) -> None:
         tools = ["bucket-sync"] + (["rclone"] if self.rclone else [])
         shared = self.prepared(row.name)
+        if row.name == "noop-rw" and shared is not None:
+            row.floor = self.head_floor(shared, "small")
+            say(f"  {row.name:15} floor: {self.data.spec.small_count} bare HEADs in {row.floor:.2f} s")
         try:
             for i in range(self.args.runs):
                 order = tools if i % 2 == 0 else tools[::-1]  # alternate who goes first
@@ -314,6 +366,16 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
         runs = " / ".join(", ".join(f"{x.seconds:.2f}" for x in r.runs[t]) or "–" for t in ("bucket-sync", "rclone"))
         lines.append(f"| {r.name} | {r.what} | {fmt(r.median('bucket-sync'))} | {fmt(r.median('rclone'))} | "
                      f"{fmt(ratio)}{flag} | {fmt(r.peak('bucket-sync'), '.0f')} | {fmt(r.peak('rclone'), '.0f')} | {runs} |")
+    by_name = {r.name: r for r in rows}
+    if "noop-rw" in by_name and "noop-2k" in by_name and by_name["noop-2k"].median("bucket-sync"):
+        own = by_name["noop-rw"].median("bucket-sync") / by_name["noop-2k"].median("bucket-sync")
+        rw = by_name["noop-rw"]
+        floor = (f"; Azurite's floor, {rw.floor:.2f} s for the bare HEADs alone (a bare http.client loop, 16 threads), "
+                 f"is {rw.floor / by_name['noop-2k'].median('bucket-sync'):.2f} x the listing row and bucket-sync's run is "
+                 f"{rw.median('bucket-sync') / rw.floor:.2f} x that floor") if rw.floor else ""
+        rw.note = (f"file by file (sp=rw, one HEAD per file) / listing (noop-2k), bucket-sync: "
+                   f"{own:.2f} (target ≤ {TARGET_LOOKUP_RATIO:g}){' ✓' if own <= TARGET_LOOKUP_RATIO else ' ✗'}{floor}; "
+                   f"rclone runs `copy --no-traverse` (one lookup per file) on the same rw SAS")
     notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
     if notes:
         lines += ["", *notes]

@@ -76,7 +76,8 @@ class DataSets:
         s = self.spec
         return {"upload-small": s.small_count * s.small_size, "upload-medium": s.medium_count * s.medium_size,
                 "upload-large": s.large_size, "download-large": s.large_size, "download-all": self.transfer_bytes,
-                "noop": s.noop_count * s.noop_size}[row]
+                "noop": s.noop_count * s.noop_size, "noop-2k": s.small_count * s.small_size,
+                "noop-rw": s.small_count * s.small_size}[row]
 
     def describe(self, row: str) -> str:
         s = self.spec
@@ -87,6 +88,8 @@ class DataSets:
             "download-large": f"1 × {human_size(s.large_size)}",
             "download-all": f"{s.small_count + s.medium_count + 1} files, {human_size(self.transfer_bytes)}",
             "noop": f"{s.noop_count} × {human_size(s.noop_size)}, in sync",
+            "noop-2k": f"{s.small_count} × {human_size(s.small_size)}, in sync, SAS with list",
+            "noop-rw": f"{s.small_count} × {human_size(s.small_size)}, in sync, SAS sp=rw (no list)",
         }[row]
 
 

@@ -162,7 +162,8 @@ def command_verdicts(reads: Access, writes: Access) -> list[CommandVerdict]:
     both = combined(reads, writes)
     checks = [
         ("upload", lambda: upload_approach(both, deletes=False, overwrite=False), None),
-        ("upload --overwrite", lambda: upload_approach(both, deletes=False, overwrite=True), None),
+        ("upload --overwrite", lambda: upload_approach(both, deletes=False, overwrite=True),
+         "uploads every file (no comparison needed)"),
         ("mirror LOCAL REMOTE --no-delete", lambda: upload_approach(both, deletes=False, overwrite=False, what="mirror"), None),
         ("mirror LOCAL REMOTE", lambda: upload_approach(both, deletes=True, overwrite=False, what="mirror"),
          "uploads and deletes remote extras"),
