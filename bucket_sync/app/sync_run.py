@@ -12,7 +12,7 @@ import threading
 from typing import Callable
 from dataclasses import dataclass
 
-from ..config import user_state_dir
+from ..config import user_cache_dir
 from ..errors import BucketSyncError, ExitCode, NotFoundError, PermissionDeniedError, SafetyGuardError, UsageError
 from ..sync.access import BY_NAME_WAYS_OUT, LIST, READ, Comparison, download_approach, upload_approach
 from ..sync.diff import DiffPolicy
@@ -28,7 +28,8 @@ from ..sync.storage import ContainerRef, Storage
 
 log = logging.getLogger("bucket_sync")
 
-# Blob metadata remembered between runs (sync/metadata_cache.py): no-op runs list without it.
+# Blob metadata remembered between runs (sync/metadata_cache.py): no-op runs list without it. It lives in the
+# cache folder: losing it costs only speed, and a container may mount the state folder alone as a volume.
 METADATA_CACHE_DIR = "listing-cache"
 
 
@@ -100,7 +101,7 @@ def run_sync(req: SyncRequest, container_factory: Callable[[], ContainerRef], re
         raise UsageError(f"{req.local[0]} exists and is not a folder", hint="give a folder to download into")
 
     storage = container_factory().open(concurrency=req.settings.concurrency, cancel=stop,
-                                       metadata_cache_dir=user_state_dir() / METADATA_CACHE_DIR)
+                                       metadata_cache_dir=user_cache_dir() / METADATA_CACHE_DIR)
     try:
         if req.direction is Direction.UP:
             _upload(req, storage, listener, tally, stop, source_exists)

@@ -121,7 +121,7 @@ def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, 
         save_login(saved, path)
     except OSError as exc:
         raise LocalFileError(f"signed in, but could not save the sign-in to {path}: {exc.strerror}",
-                             hint="check that the directory is writable (XDG_STATE_HOME), then sign in again") from None
+                             hint="check that the folder is writable (BUCKET_SYNC_STATE_DIR), then sign in again") from None
     expires = format_epoch(saved.access_expires)
     obj = {"event": "login", "account": saved.account, "expires": expires, "path": str(path), "exit_code": 0}
     _emit(g, obj, f"signed in as {saved.account or 'an unnamed account'}; the sign-in is saved in {path}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json as jsonlib
-
 import click
 
 from ..app.check import check_remote, format_report
+from ..app.render import JsonRenderer
 from ..targets import ItwinBucketTarget, RealityDataTarget, parse_remote
 from .options import common_options, make_globals
 
@@ -33,7 +32,7 @@ def check(ctx: click.Context, remote_text: str, itwin: str | None, **kw) -> int:
         sources = {"bucket" if isinstance(remote, ItwinBucketTarget) else "SAS URL": g.sas_source(remote, write=True)}
     report = check_remote(remote, sources)
     if g.json:
-        click.echo(jsonlib.dumps(report.as_event(), ensure_ascii=False))
+        JsonRenderer().emit(report.as_event())  # UTF-8 whatever the console's code page
     else:
         for line in format_report(report):
             click.echo(line)

@@ -11,6 +11,7 @@ import sys
 import click
 
 from .. import __version__
+from ..app import render
 from ..config import load_config
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
@@ -82,6 +83,9 @@ def report_error(exc: BucketSyncError, *, json_mode: bool, command: str) -> None
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Before anything can print: a cp1252 console or pipe (Windows) escapes what it cannot show instead of
+    # raising UnicodeEncodeError from the first name outside its code page.
+    render.make_console_safe()
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args
     command = _command_name(args)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json as jsonlib
-
 import click
 
 from ..app.remote_ops import describe_url, format_long, list_remote, remove_remote
+from ..app.render import JsonRenderer
 from .options import common_options, make_globals, make_renderer
 from ..targets import parse_remote
 
@@ -23,15 +22,14 @@ def ls(ctx: click.Context, remote_text: str, recursive: bool, long: bool, itwin:
     g = make_globals(ctx, kw)
     remote = parse_remote(remote_text, itwin_id=itwin)
     entries = list_remote(g.container(remote, write=False), remote.prefix, recursive=recursive)
-    for entry in entries:
-        if g.json:
-            click.echo(jsonlib.dumps(entry.as_event(), ensure_ascii=False))
-        elif long:
-            click.echo(format_long(entry))
-        else:
-            click.echo(entry.name)
-    if g.json:
-        click.echo(jsonlib.dumps({"event": "summary", "op": "ls", "count": len(entries), "exit_code": 0}))
+    if g.json:  # UTF-8 JSON lines whatever the console's code page (render.JsonRenderer)
+        out = JsonRenderer()
+        for entry in entries:
+            out.emit(entry.as_event(), flush=False)
+        out.emit({"event": "summary", "op": "ls", "count": len(entries), "exit_code": 0})
+        return 0
+    for entry in entries:  # names the console cannot show come out escaped (main: render.make_console_safe)
+        click.echo(format_long(entry) if long else entry.name)
     return 0
 
 
@@ -67,7 +65,7 @@ def url(ctx: click.Context, remote_text: str, show_secret: bool, write: bool, it
     remote = parse_remote(remote_text, itwin_id=itwin)
     info = describe_url(g.sas_source(remote, write=write).current(), show_secret=show_secret)
     if g.json:
-        click.echo(jsonlib.dumps(info))
+        JsonRenderer().emit(info)
     else:
         click.echo(info["url"])
         if not g.quiet:

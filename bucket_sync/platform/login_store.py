@@ -78,7 +78,7 @@ class SavedLogin:
 def save_login(login: SavedLogin, path: Path | None = None) -> Path:
     """Write ``login`` atomically (temp file + rename) with mode 0600, in a directory of mode 0700."""
     path = path or login_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_dir(path.parent)  # exit 2 naming BUCKET_SYNC_STATE_DIR when it cannot be written
     data = json.dumps({"version": _FORMAT_VERSION, **asdict(login)}, indent=1).encode()
     # mkstemp creates the file 0600 from the start: the token is never readable by others, not even briefly.
     fd, tmp = tempfile.mkstemp(prefix=".login-", suffix=".tmp", dir=path.parent)

@@ -163,10 +163,11 @@ def test_download_refuses_names_that_escape_and_goes_on(cli, azurite, listing_it
     assert (dst / "ok.txt").read_bytes() == b"fine"  # the safe file still arrived
     assert {e["key"] for e in result.transfers(status="failed")} == {"in//abs", "in/../x", "in/a/../../y"}
     assert result.summary["downloaded"] == 1 and result.summary["failed"] == 3
-    state = cli.home / ".local" / "state" / "bucket-sync"  # the run's own caches: SAS, listing metadata
+    state = cli.home / ".local" / "state" / "bucket-sync"  # the run's own: the SAS cache
+    cache = cli.home / ".cache" / "bucket-sync"  # and the listing metadata
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
                      if p.is_file() and not p.is_relative_to(state / "sas-cache")
-                     and not p.is_relative_to(state / "listing-cache"))
+                     and not p.is_relative_to(cache / "listing-cache"))
     assert written == ["work/dst/ok.txt"], written
     assert not os.path.exists("/abs")
 

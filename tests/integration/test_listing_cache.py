@@ -16,7 +16,7 @@ BASE_NS = 1_700_000_000_123_456_789
 
 
 def cache_files(cli):
-    folder = cli.home / ".local" / "state" / "bucket-sync" / "listing-cache"
+    folder = cli.home / ".cache" / "bucket-sync" / "listing-cache"  # the cache folder, not the state folder
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 

@@ -50,6 +50,35 @@ def test_json_is_utf8_and_human_output_never_crashes_on_a_cp1252_console(cli, sa
     assert "\\u6e2c\\u91cf.jpg" in again.stderr and "Traceback" not in again.stderr, again
 
 
+@pytest.mark.integration
+def test_ls_and_check_on_a_cp1252_console(cli, sas_url, make_files, tmp_path):
+    """The commands that print names or JSON outside the transfer renderers: names come out escaped,
+    JSON as UTF-8, and none of them crashes."""
+    url, container = sas_url
+    for name, data in NAMES.items():
+        container.upload_blob(name, data)
+    base, query = url.split("?", 1)
+
+    names = cli("ls", url, "--recursive", env=CP1252)
+    assert names.returncode == 0 and "Traceback" not in names.stderr, names
+    assert "\\u6e2c\\u91cf.jpg" in names.stdout and "plain.txt" in names.stdout, names
+    long = cli("ls", url, "--recursive", "--long", env=CP1252)
+    assert long.returncode == 0 and "\\u6e2c\\u91cf.jpg" in long.stdout, long
+
+    listed = cli("ls", url, "--recursive", "--json", env=CP1252)
+    assert listed.returncode == 0, listed
+    lines = strict_json_lines(listed)
+    assert {e["key"] for e in lines if e["event"] == "blob"} == set(NAMES), listed
+    assert lines[-1] == {"event": "summary", "op": "ls", "count": len(NAMES), "exit_code": 0}
+
+    # A name outside cp1252 in the REMOTE itself: check's report repeats it.
+    checked = cli("check", f"{base}/\u6e2c\u91cf?{query}", "--json", env=CP1252)
+    assert checked.returncode == 0, checked
+    assert any("\u6e2c\u91cf" in json.dumps(e, ensure_ascii=False) for e in strict_json_lines(checked)), checked
+    human = cli("check", f"{base}/\u6e2c\u91cf?{query}", env=CP1252)
+    assert human.returncode == 0 and "Traceback" not in human.stderr, human
+
+
 # -- the renderers on their own, on streams like a Windows pipe's ------------------------------------
 
 

@@ -219,3 +219,17 @@ def test_the_sign_in_lock_serialises_renewals(tmp_path):
         t.join()
     assert most == 1
     assert (tmp_path / "state" / "login.json.lock").exists() or os.name == "nt"
+
+
+def test_saving_a_sign_in_into_an_unusable_state_folder_names_the_variable(tmp_path, monkeypatch):
+    """`auth login` in a container whose $HOME cannot be written: exit 2 naming BUCKET_SYNC_STATE_DIR, not a
+    crash after the browser came back."""
+    from bucket_sync.platform.login_store import SavedLogin, save_login
+
+    monkeypatch.setenv("BUCKET_SYNC_LOGIN_STORE", "file")  # the file, not an OS keychain, is under test
+    (tmp_path / "not-a-folder").write_text("x")
+    login = SavedLogin(client_id="native", ims_url="https://ims.example", refresh_token="refresh-secret",
+                       scope="itwin-platform offline_access", account="a@example.com")
+    with pytest.raises(UsageError) as info:
+        save_login(login, tmp_path / "not-a-folder" / "state" / "login.json")
+    assert info.value.exit_code == ExitCode.USAGE and "BUCKET_SYNC_STATE_DIR" in (info.value.hint or "")
