@@ -36,6 +36,8 @@ COMMANDS = ("upload", "download", "mirror", "watch", "ls", "rm", "url")
 GROUP_COMMANDS = {"auth": ("login", "status", "logout"), "reality-data": ("move",)}
 AUTH_KEYS = {"client-id", "client-secret", "scope", "redirect-port", "login-client-id", "cache-sas"}
 JOB_KEYS = {"source", "destination"}
+# [remotes.NAME]: exactly one of url / itwin / reality-data (a reality data may name its iTwin too).
+REMOTE_KEYS = {"url", "itwin", "reality-data"}
 
 
 # Environment variables that move bucket-sync's own folders (a container mounts a volume there, a read-only
@@ -114,6 +116,17 @@ class Config:
     commands: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     auth: Mapping[str, Any] = field(default_factory=dict)
     jobs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    remotes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [remotes.NAME] tables
+
+    def exposes_secrets(self) -> bool:
+        """Whether the file holds a SAS URL (or a client secret) and other users may read it (POSIX)."""
+        holds = any("sig=" in r.get("url", "") for r in self.remotes.values()) or bool(self.auth.get("client-secret"))
+        if not holds or self.path is None or os.name != "posix":
+            return False
+        try:
+            return bool(self.path.stat().st_mode & 0o077)
+        except OSError:
+            return False
 
     def default_map(self) -> dict[str, dict[str, Any]]:
         """click's default_map: per command, its options' defaults from the file (param names use '_')."""
@@ -182,6 +195,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     commands: dict[str, dict[str, Any]] = {}
     auth: dict[str, Any] = {}
     jobs: dict[str, dict[str, Any]] = {}
+    remotes: dict[str, dict[str, str]] = {}
     for key, value in data.items():
         if key == "auth":
             if not isinstance(value, dict):
@@ -201,12 +215,39 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
                     if not isinstance(checked.get(required), str):
                         raise ConfigError(f"{path}: [jobs.{name}] needs a {required} string")
                 jobs[name] = checked
+        elif key == "remotes":
+            remotes = _check_remotes(value, path)
         elif key in COMMANDS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: [{key}] must be a table")
             commands[key] = _check_options(f"[{key}]", value, path)
         elif isinstance(value, dict):
-            raise ConfigError(f"{path}: unknown section [{key}]", hint="sections: auth, jobs.<name>, " + ", ".join(COMMANDS))
+            raise ConfigError(f"{path}: unknown section [{key}]",
+                              hint="sections: auth, jobs.<name>, remotes.<name>, " + ", ".join(COMMANDS))
         else:
             common.update(_check_options("the top level", {key: value}, path))
-    return Config(path=path, common=common, commands=commands, auth=auth, jobs=jobs)
+    return Config(path=path, common=common, commands=commands, auth=auth, jobs=jobs, remotes=remotes)
+
+
+def _check_remotes(value: Any, path: Path | None) -> dict[str, dict[str, str]]:
+    """[remotes.NAME] tables: the name's rule and the remote's own checks are targets.py's (when used)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [remotes] must hold [remotes.<name>] tables")
+    remotes: dict[str, dict[str, str]] = {}
+    for name, table in value.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [remotes.{name}] must be a table")
+        keys = {_norm(k): v for k, v in table.items()}
+        unknown = set(keys) - REMOTE_KEYS
+        if unknown:
+            raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} in [remotes.{name}]",
+                              hint="a remote has url = \"<SAS container URL>\", or itwin = \"<iTwinId>\", or "
+                                   "reality-data = \"<id>\" (with an optional itwin)")
+        if not all(isinstance(v, str) for v in keys.values()):
+            raise ConfigError(f"{path}: [remotes.{name}] values must be strings")
+        kinds = [k for k in ("url", "reality-data") if k in keys] or (["itwin"] if "itwin" in keys else [])
+        if len(kinds) != 1 or ("url" in keys and len(keys) > 1):
+            raise ConfigError(f"{path}: [remotes.{name}] needs exactly one of url, itwin or reality-data",
+                              hint="e.g. [remotes.site] url = \"https://<account>.blob.core.windows.net/<container>?<sas>\"")
+        remotes[name] = keys
+    return remotes

@@ -69,8 +69,12 @@ class ContainerSas:
     @classmethod
     def from_url(cls, url: str) -> "ContainerSas":
         """Split a SAS container URL. Raises UsageError (never echoing the signature) when malformed."""
-        parts = urlsplit(url.strip())
         shown = redact(url)
+        try:
+            parts = urlsplit(url.strip())
+            parts.port  # noqa: B018 - a port out of range raises here, not later
+        except ValueError as exc:
+            raise UsageError(f"not a container URL: {shown} ({exc})", hint="give https://<account>.blob.core.windows.net/<container>?<sas>") from None
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise UsageError(f"not a container URL: {shown}", hint="give https://<account>.blob.core.windows.net/<container>?<sas>")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):

@@ -5,8 +5,10 @@ Everything here is pure: a bad id or URL is a usage error (exit 2) before any ne
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Mapping
 from urllib.parse import unquote
 
 from .errors import UsageError
@@ -69,13 +71,46 @@ class SasUrlTarget:
 Remote = ItwinBucketTarget | RealityDataTarget | SasUrlTarget
 
 
+# Named remotes (rclone's NAME:<prefix>): [remotes.NAME] in the config file, or BUCKET_SYNC_REMOTE_<NAME>_URL.
+# A SAS URL kept there is out of the process list and the shell history. Names have two characters at
+# least, so that a Windows drive letter (C:\photos) is never taken for one.
+_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]+):(?!//)(.*)$", re.S)
+REMOTE_ENV_PREFIX = "BUCKET_SYNC_REMOTE_"
+_named: dict[str, dict[str, str]] = {}
+
+
+def set_named_remotes(config_remotes: Mapping[str, Mapping[str, str]], env: Mapping[str, str]) -> None:
+    """Install the named remotes of this run (called once, by the CLI, from the config file and the
+    environment; the environment wins, as everywhere)."""
+    _named.clear()
+    for name, table in config_remotes.items():
+        _named[name.lower()] = dict(table)
+    for key, value in env.items():
+        if key.startswith(REMOTE_ENV_PREFIX) and key.endswith("_URL") and value:
+            name = key[len(REMOTE_ENV_PREFIX):-len("_URL")].lower()
+            if name:
+                _named[name] = {"url": value}
+                _named[name.replace("_", "-")] = {"url": value}
+
+
+def _named_remote(text: str) -> tuple[str, dict[str, str], str] | None:
+    m = _NAME.match(text)
+    if not m:
+        return None
+    table = _named.get(m.group(1).lower())
+    return (m.group(1), table, m.group(2)) if table is not None else None
+
+
 def looks_remote(text: str) -> bool:
     lowered = text.lower()
-    return lowered.startswith(("itwin://", "reality-data://", "https://", "http://"))
+    return lowered.startswith(("itwin://", "reality-data://", "https://", "http://")) or _named_remote(text) is not None
 
 
 def parse_remote(text: str, *, itwin_id: str | None = None) -> Remote:
     """Parse a REMOTE argument. ``itwin_id`` is the ``--itwin`` option, used by reality-data targets."""
+    named = _named_remote(text)
+    if named is not None:
+        return _parse_named(*named, itwin_id=itwin_id)
     lowered = text.lower()
     if lowered.startswith("itwin://"):
         ident, _, prefix = text[len("itwin://"):].partition("/")
@@ -90,6 +125,26 @@ def parse_remote(text: str, *, itwin_id: str | None = None) -> Remote:
         f"not a remote location: {text!r}",
         hint="use itwin://<iTwinId>/<prefix>, reality-data://<id>/<prefix> or a SAS container URL",
     )
+
+
+def _parse_named(name: str, table: dict[str, str], prefix: str, *, itwin_id: str | None) -> Remote:
+    """NAME:<prefix>: the remote the name stands for, with <prefix> under its own prefix."""
+    try:
+        if "url" in table:
+            if not table["url"].lower().startswith(("https://", "http://", "itwin://", "reality-data://")):
+                raise UsageError("not a container URL")
+            base = parse_remote(table["url"], itwin_id=itwin_id)
+        elif "reality-data" in table:
+            base = parse_remote(f"reality-data://{table['reality-data']}", itwin_id=itwin_id or table.get("itwin"))
+        else:
+            base = parse_remote(f"itwin://{table['itwin']}")
+    except UsageError as exc:
+        raise UsageError(f"the remote {name!r} (config file [remotes.{name}] or {REMOTE_ENV_PREFIX}"
+                         f"{name.upper().replace('-', '_')}_URL) is not usable: {exc.message}",
+                         hint=exc.hint or "see README, \"Named remotes\"") from None
+    extra = normalize_prefix(unquote(prefix))
+    joined = "/".join(p for p in (base.prefix, extra) if p)
+    return dataclasses.replace(base, prefix=joined)
 
 
 def _parse_sas_url(text: str) -> SasUrlTarget:

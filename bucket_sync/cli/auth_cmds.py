@@ -22,7 +22,8 @@ from ..platform.login import (
     redirect_uri,
     token_claims,
 )
-from ..platform.login_store import CachedLogin, delete_login, format_epoch, login_path, read_login, save_login
+from ..platform.login_store import (CachedLogin, delete_login, describe_store, format_epoch, login_path, read_login,
+                                    save_login)
 from ..platform.sas_cache import clear_cache
 from ..redact import redact
 from .options import common_options, make_globals
@@ -115,16 +116,18 @@ def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, 
         click.echo(f"If IMS shows an error about redirect_uri instead of its sign-in page: register exactly this "
                    f"redirect URI for your Native app, {uri}, or pass --redirect-port to match yours.", err=True)
 
-    saved, _ = interactive_login(request, show_url=show_url, open_browser=not no_browser)
     path = login_path()
+    store = describe_store(path)  # a keychain that cannot be used is said before the browser opens
+    saved, _ = interactive_login(request, show_url=show_url, open_browser=not no_browser)
     try:
         save_login(saved, path)
     except OSError as exc:
         raise LocalFileError(f"signed in, but could not save the sign-in to {path}: {exc.strerror}",
                              hint="check that the folder is writable (BUCKET_SYNC_STATE_DIR), then sign in again") from None
     expires = format_epoch(saved.access_expires)
-    obj = {"event": "login", "account": saved.account, "expires": expires, "path": str(path), "exit_code": 0}
-    _emit(g, obj, f"signed in as {saved.account or 'an unnamed account'}; the sign-in is saved in {path}")
+    obj = {"event": "login", "account": saved.account, "expires": expires, "path": str(path), "store": store,
+           "exit_code": 0}
+    _emit(g, obj, f"signed in as {saved.account or 'an unnamed account'}; the sign-in is saved in the {store}")
     shadow = _shadowing_source(g)
     if shadow:
         click.echo(f"note: {shadow} is set and takes precedence over this sign-in", err=True)
@@ -138,11 +141,12 @@ def status(ctx: click.Context, **kw) -> int:
     """Show which credential is in use, for whom, and until when (gets a token to check it)."""
     g = make_globals(ctx, kw)
     obj: dict = {"event": "auth", "source": CredentialSource.NONE.value, "description": None, "account": None,
-                 "expires": None, "saved_login": None}
+                 "expires": None, "saved_login": None, "store": None}
     try:
+        obj["store"] = describe_store()
         saved = read_login()
         if saved is not None:
-            obj["saved_login"] = {"account": saved.account, "path": str(login_path())}
+            obj["saved_login"] = {"account": saved.account, "path": str(login_path()), "store": obj["store"]}
         try:
             provider = g.credentials()
         except NoCredentialsError as exc:
@@ -159,7 +163,7 @@ def status(ctx: click.Context, **kw) -> int:
     except BucketSyncError as exc:
         return _fail(g, obj, exc)
     lines = [f"credentials: {obj['description']}", f"account: {obj['account'] or 'unknown (the token does not say)'}",
-             f"access token valid until: {expiry or 'unknown'}"]
+             f"access token valid until: {expiry or 'unknown'}", f"sign-in store: {obj['store']}"]
     if saved is not None and obj["source"] != CredentialSource.CACHED_LOGIN.value:
         lines.append(f"saved sign-in: {saved.account or 'present'} (not in use: the source above takes precedence)")
     _emit(g, {**obj, "exit_code": 0}, "\n".join(lines))
@@ -170,13 +174,14 @@ def status(ctx: click.Context, **kw) -> int:
 @common_options
 @click.pass_context
 def logout(ctx: click.Context, **kw) -> int:
-    """Forget the saved sign-in (the file holding the refresh token is deleted) and every cached SAS."""
+    """Forget the saved sign-in (in the OS keychain and in the file) and every cached SAS."""
     g = make_globals(ctx, kw)
     path = login_path()
     removed = delete_login(path)
     # Every principal's SAS go, not only this sign-in's: logout means "nothing of mine stays usable here".
     cleared = clear_cache()
-    human = f"signed out: removed {path}" if removed else f"not signed in (no saved sign-in at {path})"
+    human = ("signed out: removed the saved sign-in (keychain and file)" if removed
+             else f"not signed in (no saved sign-in in the keychain or at {path})")
     if cleared:
         human += f"; cleared {cleared} cached SAS"
     _emit(g, {"event": "logout", "removed": removed, "path": str(path), "sas_cache_cleared": cleared,

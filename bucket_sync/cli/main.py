@@ -15,6 +15,7 @@ from ..app import render
 from ..config import load_config
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
+from ..targets import set_named_remotes
 
 log = logging.getLogger("bucket_sync")
 
@@ -96,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
         job = _peek_option(args, "--job")
         if job and job in config.jobs:
             json_mode = json_mode or bool(config.jobs[job].get("json"))
+        set_named_remotes(config.remotes, os.environ)
+        if config.exposes_secrets():
+            click.echo(f"warning: {config.path} holds a secret (a SAS URL or client secret) and other users can "
+                       f"read it; run: chmod 600 {config.path}", err=True)
         obj: dict = {"config": config}
         _install_login_loader(obj)
         code = cli.main(args=args, prog_name="bucket-sync", standalone_mode=False,

@@ -39,6 +39,8 @@ _BACKOFF_CAP_S = 30.0
 _THROTTLE_BASE_S = 2.0
 _THROTTLE_CAP_S = 60.0
 
+# The most any API or IMS answer may hold; more is refused without being read into memory.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Failures that happen before the request left: safe to retry even a PATCH or POST.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -112,7 +114,7 @@ def request_with_retries(
 
     while True:
         try:
-            resp = client.request(method, url, **kwargs)
+            resp = _bounded(client, method, url, what, kwargs)
         except httpx.UnsupportedProtocol as exc:
             raise UsageError(f"could not {what}: unsupported URL scheme", hint="use https://") from exc
         except httpx.TransportError as exc:
@@ -156,6 +158,29 @@ def request_with_retries(
         note = f"gave up after retrying for {clock() - start:.0f} s" if gave_up else None
         raise error_from_response(resp, what=what, app_email=app_email, hints=hints, note=note,
                                   retried_after=tuple(retried))
+
+
+def _bounded(client: httpx.Client, method: str, url: str, what: str, kwargs: dict) -> httpx.Response:
+    """The answer, read only while it stays within MAX_ANSWER_BYTES: a hostile or broken server cannot
+    make the client buffer gigabytes (the largest documented answer, a page of 1,000 reality data, is a
+    few MB)."""
+    with client.stream(method, url, **kwargs) as streamed:
+        declared = streamed.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise _too_large(what, url, f"{int(declared)} bytes announced")
+        body = bytearray()
+        for chunk in streamed.iter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise _too_large(what, url, f"more than {MAX_ANSWER_BYTES} bytes")
+    headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")]
+    return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
+
+
+def _too_large(what: str, url: str, size: str) -> ApiError:
+    return ApiError(f"could not {what}: {urlsplit(url).netloc} answered too much ({size}; at most "
+                    f"{MAX_ANSWER_BYTES // (1024 * 1024)} MiB is read)", status=0,
+                    hint="check --api-url / --ims-url: that is not the iTwin Platform's answer")
 
 
 def _server_now(resp: httpx.Response, wall_clock: Callable[[], float]) -> float:

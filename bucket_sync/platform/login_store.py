@@ -1,5 +1,10 @@
-"""The saved `auth login` session: a file of mode 0600 in the user's state directory, and the token source
-that renews access tokens from it.
+"""The saved `auth login` session: in the OS keychain where one exists (Windows Credential Manager, macOS
+Keychain, the Secret Service on Linux desktops, through ``keyring``), else a file of mode 0600 in the
+user's state directory (headless Linux, containers); and the token source that renews access tokens from it.
+
+``BUCKET_SYNC_LOGIN_STORE`` chooses: ``auto`` (the default: the keychain when keyring finds a usable
+backend), ``keyring`` or ``file``. A keychain that fails to read or save is an AuthError (exit 3) that
+says so and how to use the file instead: a sign-in is never dropped silently.
 
 The file holds the refresh token (and the last access token, so that runs started close together do not
 each spend a refresh). IMS rotates refresh tokens (IdentityServer's one-time-only default): a used one is
@@ -24,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import ensure_private_dir, user_state_dir
-from ..errors import AuthError, NoCredentialsError
+from ..errors import AuthError, BucketSyncError, NoCredentialsError, UsageError
 from ..redact import register_secret
 from .credentials import RenewingTokenProvider, TokenProvider, identity_digest
 from .ims import TokenGrant, request_token
@@ -35,6 +40,9 @@ if TYPE_CHECKING:  # http imports httpx: only a token request needs it (see cred
 log = logging.getLogger(__name__)
 
 LOGIN_FILE_NAME = "login.json"
+STORE_ENV = "BUCKET_SYNC_LOGIN_STORE"
+KEYRING_SERVICE = "bucket-sync"
+KEYRING_USER = "auth-login"
 _FORMAT_VERSION = 1
 # A saved access token is reused by a new run only while at least this share of its life is left, so
 # the run does not start with a token about to expire.
@@ -75,11 +83,58 @@ class SavedLogin:
         return TokenGrant(self.access_token, left, None, self.scope)
 
 
+def _keyring():
+    """keyring's backend when it is usable here, else None (imported only when a sign-in is read or saved)."""
+    choice = (os.environ.get(STORE_ENV) or "auto").strip().lower()
+    if choice not in ("auto", "keyring", "file"):
+        raise UsageError(f"{STORE_ENV}={choice!r} is not understood", hint="use auto, keyring or file")
+    if choice == "file":
+        return None
+    try:
+        import keyring
+
+        backend = keyring.get_keyring()
+    except Exception as exc:  # a broken keyring installation: say so when it was asked for
+        if choice == "keyring":
+            raise AuthError(f"the OS keychain is not usable: {type(exc).__name__}: {exc}",
+                            hint=f"set {STORE_ENV}=file to keep the sign-in in a private file") from None
+        return None
+    if getattr(backend, "priority", 0) <= 0:  # keyring's "fail" and "null" backends: no keychain here
+        if choice == "keyring":
+            raise AuthError(f"no OS keychain was found ({type(backend).__name__})",
+                            hint=f"set {STORE_ENV}=file (or unset it) to keep the sign-in in a private file")
+        return None
+    return backend
+
+
+def describe_store(path: Path | None = None) -> str:
+    """Where a new sign-in is kept (for `auth status` and `auth login`)."""
+    backend = _keyring()
+    if backend is not None:
+        return f"OS keychain ({type(backend).__module__}.{type(backend).__name__}, service {KEYRING_SERVICE!r})"
+    return f"file {path or login_path()} (mode 0600)"
+
+
 def save_login(login: SavedLogin, path: Path | None = None) -> Path:
-    """Write ``login`` atomically (temp file + rename) with mode 0600, in a directory of mode 0700."""
+    """Keep ``login``: in the keychain when there is one (the file, if any, is then removed), else in the
+    file. AuthError when the keychain refuses it."""
     path = path or login_path()
-    ensure_private_dir(path.parent)  # exit 2 naming BUCKET_SYNC_STATE_DIR when it cannot be written
-    data = json.dumps({"version": _FORMAT_VERSION, **asdict(login)}, indent=1).encode()
+    data = json.dumps({"version": _FORMAT_VERSION, **asdict(login)}, indent=1)
+    backend = _keyring()
+    if backend is not None:
+        try:
+            backend.set_password(KEYRING_SERVICE, KEYRING_USER, data)
+        except Exception as exc:
+            raise AuthError(f"could not save the sign-in in the OS keychain: {type(exc).__name__}: {exc}",
+                            hint=f"unlock the keychain and sign in again, or set {STORE_ENV}=file") from None
+        _remove_file(path)  # one copy only, the protected one
+        return path
+    return _save_file(data.encode(), path)
+
+
+def _save_file(data: bytes, path: Path) -> Path:
+    """Write atomically (temp file + rename) with mode 0600, in a directory of mode 0700."""
+    ensure_private_dir(path.parent)
     # mkstemp creates the file 0600 from the start: the token is never readable by others, not even briefly.
     fd, tmp = tempfile.mkstemp(prefix=".login-", suffix=".tmp", dir=path.parent)
     try:
@@ -99,14 +154,30 @@ def save_login(login: SavedLogin, path: Path | None = None) -> Path:
 
 
 def read_login(path: Path | None = None) -> SavedLogin | None:
-    """The saved login, None when there is none; AuthError (exit 3) when the file is unusable."""
+    """The saved login (the keychain's first, then the file's), None when there is none; AuthError (exit 3)
+    when it is unusable."""
     path = path or login_path()
+    backend = _keyring()
+    if backend is not None:
+        try:
+            stored = backend.get_password(KEYRING_SERVICE, KEYRING_USER)
+        except Exception as exc:
+            raise AuthError(f"cannot read the saved sign-in from the OS keychain: {type(exc).__name__}: {exc}",
+                            hint=f"unlock the keychain, or set {STORE_ENV}=file and sign in again") from None
+        if stored is not None:
+            return _parse_login(stored.encode(), "the OS keychain")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise AuthError(f"cannot read the saved sign-in {path}: {exc.strerror}", hint=RELOGIN_HINT) from None
+    login = _parse_login(raw, str(path))
+    _warn_if_exposed(path)
+    return login
+
+
+def _parse_login(raw: bytes, where: str) -> SavedLogin:
     try:
         data = json.loads(raw)
         fields = {k: data[k] for k in SavedLogin.__dataclass_fields__ if k in data}
@@ -115,18 +186,33 @@ def read_login(path: Path | None = None) -> SavedLogin | None:
             raise ValueError("no refresh token")
     except (ValueError, TypeError, KeyError):
         raise AuthError(
-            f"the saved sign-in {path} is damaged",
+            f"the saved sign-in in {where} is damaged",
             hint="run `bucket-sync auth logout`, then `bucket-sync auth login`",
         ) from None
     register_secret(login.refresh_token)
     register_secret(login.access_token)
-    _warn_if_exposed(path)
     return login
 
 
 def delete_login(path: Path | None = None) -> bool:
-    """Forget the saved login; False when there was none."""
-    path = path or login_path()
+    """Forget the saved login, in the keychain and in the file; False when there was none."""
+    removed = _remove_file(path or login_path())
+    try:
+        backend = _keyring()
+    except BucketSyncError:
+        backend = None  # no keychain to clear: the file is all there was
+    if backend is not None:
+        try:
+            if backend.get_password(KEYRING_SERVICE, KEYRING_USER) is not None:
+                backend.delete_password(KEYRING_SERVICE, KEYRING_USER)
+                removed = True
+        except Exception as exc:
+            raise AuthError(f"could not remove the sign-in from the OS keychain: {type(exc).__name__}: {exc}",
+                            hint="remove the 'bucket-sync' entry with the keychain's own tool") from None
+    return removed
+
+
+def _remove_file(path: Path) -> bool:
     try:
         path.unlink()
     except FileNotFoundError:
@@ -185,7 +271,7 @@ class CachedLogin(RenewingTokenProvider):
 
     def describe(self) -> str:
         who = f" as {self._login.account}" if self._login.account else ""
-        return f"saved sign-in from `bucket-sync auth login`{who} ({self._path})"
+        return f"saved sign-in from `bucket-sync auth login`{who} ({describe_store(self._path)})"
 
     def cache_identity(self) -> str | None:
         # Who signed in, through which app and IMS; without a known account, two people signing in on the

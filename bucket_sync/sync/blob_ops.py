@@ -47,6 +47,9 @@ class BlobOps:
             transport=transport,
             retry_policy=RetryPolicy(attempts=retry_attempts, cancel=cancel),
             _additional_pipeline_policies=[SasPolicy(source, reads)],
+            # A redirect to another host must never carry the SAS there: storage does not redirect, so
+            # a 3xx is an error (our own requests, http.client and the raw pipeline, never follow one).
+            permit_redirects=False,
             max_single_put_size=256 * 1024 * 1024,
             max_single_get_size=256 * 1024 * 1024,
             max_chunk_get_size=64 * 1024 * 1024,
