@@ -18,7 +18,10 @@ the same keyword arguments, for the standalone server and the demo):
     itwins         add_itwin(itwin_id=None, datacenter_supported=True, permissions="rw",
                              organization="org-1", datacenter="eastus")  -> {"iTwinId"}
     reality-data   add_reality_data(rd_id=None, itwin_id=None, write_permissions="racwd",
-                                    read_permissions="rl")              -> {"realityDataId", "iTwinId"}
+                                    read_permissions="rl", display_name=None, rd_type="Unstructured",
+                                    authoring=False)                    -> {"realityDataId", "iTwinId"}
+    share-reality-data  share_reality_data(rd_id, itwin_id)   (associate it with a second iTwin too)
+    configure-itwin     configure_itwin(itwin_id, denied_permissions=["realitydata_create", ...], ...)
     deny-move      deny_move_for(rd_id)
     inject         inject(path_regex, status, times=1, retry_after=None, body=None, method=None, delay=0,
                           after_handling=False)
@@ -29,7 +32,16 @@ the same keyword arguments, for the standalone server and the demo):
     configure      configure(sas_lifetime=None, token_lifetime=None)
     reset          reset()
     GET /_emulator/requests  -> {"requests": [{"method","path","status"}, ...]}
-    GET /_emulator/state     -> registered iTwins and reality data
+    GET /_emulator/state     -> registered iTwins and reality data (each with its properties and its
+                                history: what happened to it, with authoring and the blob count then)
+
+Reality Management v1 (devtools/emulator_reality_data.py): create (POST), list (GET, paged by $top and
+continuationToken, _links.next.href; Prefer return=minimal by default or return=representation), details,
+update (PATCH) and delete of reality data, with 401/403/404/422 as documented. A reality data created
+through the API gets its Azurite container rd-<id> and the same read (rl) and write (racwd) access as
+add_reality_data. Permissions are granted unless denied per iTwin (configure_itwin(denied_permissions=...)):
+realitydata_create (create), realitydata_use (list, details, read access), realitydata_manage (update,
+delete, write access).
 
 The emulator never prints a secret: its request log shows method, path (no query string) and status.
 
@@ -47,12 +59,14 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from . import emulator_reality_data as rdm
 from .emulator_auth import AuthServer, Reply, parse_form
+from .emulator_reality_data import RealityDataRecord
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ACCEPT_V1 = "application/vnd.bentley.itwin-platform.v1+json"
@@ -118,15 +132,11 @@ class ITwin:
     permissions: str = BUCKET_PERMISSIONS
     organization: str = "org-1"
     datacenter: str = "eastus"
+    # Reality data permissions the caller lacks on this iTwin (realitydata_create / _use / _manage).
+    denied_permissions: list[str] = field(default_factory=list)
 
 
-@dataclass
-class RealityData:
-    rd_id: str
-    container: str
-    itwin_id: str
-    write_permissions: str = WRITE_PERMISSIONS
-    read_permissions: str = READ_PERMISSIONS
+RealityData = RealityDataRecord  # the name tests and scripts knew
 
 
 @dataclass
@@ -161,6 +171,11 @@ ROUTES = [
     _route("GET", r"/reality-management/reality-data/(?P<rd_id>[^/]+)/(?P<access>readaccess|writeaccess)",
            "_get_access", ACCEPT_V1),
     _route("PATCH", r"/reality-management/reality-data/(?P<rd_id>[^/]+)/move", "_move", ACCEPT_V1),
+    _route("GET", r"/reality-management/reality-data/?", "_list_reality_data", ACCEPT_V1),
+    _route("POST", r"/reality-management/reality-data/?", "_create_reality_data", ACCEPT_V1),
+    _route("GET", r"/reality-management/reality-data/(?P<rd_id>[^/]+)", "_get_reality_data", ACCEPT_V1),
+    _route("PATCH", r"/reality-management/reality-data/(?P<rd_id>[^/]+)", "_update_reality_data", ACCEPT_V1),
+    _route("DELETE", r"/reality-management/reality-data/(?P<rd_id>[^/]+)", "_delete_reality_data", ACCEPT_V1),
 ]
 
 
@@ -267,12 +282,14 @@ class PlatformEmulator:
         with self._lock:
             record = self._itwins[itwin_id.lower()]
             for key, value in changes.items():
-                if key not in ("datacenter_supported", "permissions", "organization", "datacenter"):
+                if key not in ("datacenter_supported", "permissions", "organization", "datacenter",
+                               "denied_permissions"):
                     raise TypeError(f"unknown iTwin setting {key!r}")
-                setattr(record, key, value)
+                setattr(record, key, list(value) if key == "denied_permissions" else value)
 
     def add_reality_data(self, rd_id: str | None = None, itwin_id: str | None = None,
-                         write_permissions: str = WRITE_PERMISSIONS, read_permissions: str = READ_PERMISSIONS) -> str:
+                         write_permissions: str = WRITE_PERMISSIONS, read_permissions: str = READ_PERMISSIONS,
+                         display_name: str | None = None, rd_type: str = "Unstructured", authoring: bool = False) -> str:
         """Register a reality data (container ``rd-<id>``) in ``itwin_id`` (a new iTwin if None); its
         write access SAS grants ``write_permissions``, its read access ``read_permissions``."""
         rd_id = (rd_id or str(uuid.uuid4())).lower()
@@ -282,18 +299,37 @@ class PlatformEmulator:
         with self._lock:
             if itwin_id not in self._itwins:
                 raise KeyError(f"iTwin {itwin_id} is not registered: add_itwin() first")
-        record = RealityData(rd_id, f"rd-{rd_id}", itwin_id, write_permissions, read_permissions)
+        record = RealityData(rd_id, f"rd-{rd_id}", itwin_id, write_permissions, read_permissions,
+                             display_name=display_name or f"Reality data {rd_id[:8]}", type=rd_type,
+                             authoring=bool(authoring), owner_id=self.auth.client_sub)
         self.azurite.create_container(record.container)
         with self._lock:
             self._reality_data[rd_id] = record
+            record.record("created", 0)
         return rd_id
+
+    def share_reality_data(self, rd_id: str, itwin_id: str) -> None:
+        """Associate a reality data with another registered iTwin too (it can then not be deleted)."""
+        with self._lock:
+            record = self._reality_data[rd_id.lower()]
+            if itwin_id.lower() not in self._itwins:
+                raise KeyError(f"iTwin {itwin_id} is not registered: add_itwin() first")
+            if not record.associated(itwin_id.lower()):
+                record.shared_with.append(itwin_id.lower())
+
+    def reality_data_record(self, rd_id: str) -> dict:
+        """Everything the emulator holds about a reality data (its properties and history), as a dict;
+        empty when there is none (never created, or deleted)."""
+        with self._lock:
+            record = self._reality_data.get(rd_id.lower())
+            return asdict(record) if record else {}
 
     def configure_reality_data(self, rd_id: str, **changes: Any) -> None:
         """Change a registered reality data, e.g. ``write_permissions="racwdl"``."""
         with self._lock:
             record = self._reality_data[rd_id.lower()]
             for key, value in changes.items():
-                if key not in ("write_permissions", "read_permissions"):
+                if key not in ("write_permissions", "read_permissions", "authoring", "display_name", "type"):
                     raise TypeError(f"unknown reality data setting {key!r}")
                 setattr(record, key, value)
 
@@ -519,6 +555,12 @@ class PlatformEmulator:
         if record is None or (itwin_param is not None and itwin_param.lower() != record.itwin_id):
             return api_error(404, *RD_NOT_FOUND)
         write = access == "writeaccess"
+        if self._denied(itwin_param or record.itwin_id, "realitydata_manage" if write else "realitydata_use"):
+            return api_error(403, *INSUFFICIENT)
+        blobs = self._blob_count(record.container)
+        with self._lock:
+            record.last_accessed = rdm.now_rfc3339()
+            record.record(access, blobs)
         url = self._sas_url(record.container, record.write_permissions if write else record.read_permissions)
         return Reply.json(
             200,
@@ -562,6 +604,161 @@ class PlatformEmulator:
             record.itwin_id = dest
         return Reply(204)
 
+    # Reality Management v1: the reality data themselves
+    def _denied(self, itwin_id: str, permission: str) -> bool:
+        with self._lock:
+            itwin = self._itwins.get(itwin_id.lower())
+            return itwin is not None and permission in itwin.denied_permissions
+
+    def _container_bytes(self, container: str) -> tuple[int, int]:
+        """(blob count, total bytes) in a reality data's container, read from Azurite."""
+        try:
+            blobs = list(self.azurite.container_client(container).list_blobs())
+        except Exception:  # deleted meanwhile: nothing there
+            return 0, 0
+        return len(blobs), sum(b.size or 0 for b in blobs)
+
+    def _blob_count(self, container: str) -> int:
+        return self._container_bytes(container)[0]
+
+    def _represent(self, record: RealityDataRecord, *, minimal: bool = False) -> dict:
+        size_kb = 0 if minimal else -(-self._container_bytes(record.container)[1] // 1024)  # KB, rounded up
+        with self._lock:
+            datacenter = self._itwins[record.itwin_id].datacenter if record.itwin_id in self._itwins else ""
+            return record.representation(size_kb=size_kb, datacenter=datacenter, minimal=minimal)
+
+    def _owner_of(self, request: Request) -> str:
+        token = (request.headers.get("Authorization") or "").partition(" ")[2].strip()
+        caller = self.auth.check_access_token(token)
+        return caller.sub if caller else ""
+
+    @staticmethod
+    def _json_body(request: Request) -> dict | None:
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _find(self, request: Request, rd_id: str) -> tuple[RealityDataRecord | None, Reply | None]:
+        """The reality data a path names (and ?iTwinId= must be one of its iTwins), or the error answer."""
+        if not is_guid(rd_id):
+            return None, api_error(422, *rdm.INVALID, [invalid_value(rd_id, "id")])
+        itwin_param = request.query.get("iTwinId", [None])[0]
+        if itwin_param is not None and not is_guid(itwin_param):
+            return None, api_error(422, *rdm.INVALID, [invalid_value(itwin_param, "iTwinId")])
+        with self._lock:
+            record = self._reality_data.get(rd_id.lower())
+        if record is None or (itwin_param is not None and not record.associated(itwin_param.lower())):
+            return None, api_error(404, *RD_NOT_FOUND)
+        return record, None
+
+    def _list_reality_data(self, request: Request) -> Reply:
+        page, problem = rdm.parse_page(request.query)
+        if problem is not None:
+            return api_error(422, *rdm.INVALID, [problem])
+        if page.itwin_id is not None:
+            if not is_guid(page.itwin_id):
+                return api_error(422, *rdm.INVALID, [invalid_value(page.itwin_id, "iTwinId")])
+            with self._lock:
+                known = page.itwin_id.lower() in self._itwins
+            if not known:
+                return api_error(404, *ITWIN_NOT_FOUND)
+            if self._denied(page.itwin_id, "realitydata_use"):
+                return api_error(403, *INSUFFICIENT)
+        with self._lock:
+            found = [r for r in self._reality_data.values() if rdm.matches(r, page)]
+        chunk = found[page.offset: page.offset + page.top]
+        minimal = not rdm.wants_representation(request.headers.get("Prefer"))
+        body: dict[str, Any] = {"realityData": [self._represent(r, minimal=minimal) for r in chunk]}
+        if page.offset + page.top < len(found):
+            following = rdm.PageRequest(page.itwin_id, page.offset + page.top, page.top, page.search, page.types)
+            query = {k: v for k, v in (("iTwinId", page.itwin_id), ("continuationToken", rdm.encode_token(following)))
+                     if v}
+            body["_links"] = {"next": {"href": f"{self.url}/reality-management/reality-data/?{urlencode(query)}"}}
+        return Reply.json(200, body)
+
+    def _create_reality_data(self, request: Request) -> Reply:
+        body = self._json_body(request)
+        if body is None:
+            return api_error(422, *rdm.INVALID, [{"code": "InvalidRequestBody", "message": "Failed to parse request body."}])
+        changes, details = rdm.check_fields(body, creating=True)
+        itwin_id = body.get("iTwinId")
+        if itwin_id is None:
+            details.insert(0, {"code": "MissingRequiredProperty", "message": "Required property is missing.",
+                               "target": "iTwinId"})
+        elif not isinstance(itwin_id, str) or not is_guid(itwin_id):
+            details.insert(0, invalid_value(itwin_id, "iTwinId"))
+        if details:
+            return api_error(422, *rdm.INVALID, details)
+        itwin_id = itwin_id.lower()
+        with self._lock:
+            known = itwin_id in self._itwins
+        if not known:
+            return api_error(404, *ITWIN_NOT_FOUND)
+        if self._denied(itwin_id, "realitydata_create"):
+            return api_error(403, *INSUFFICIENT)
+        rd_id = str(uuid.uuid4())
+        record = RealityDataRecord(rd_id, f"rd-{rd_id}", itwin_id, WRITE_PERMISSIONS, READ_PERMISSIONS,
+                                   owner_id=self._owner_of(request))
+        for attr, value in changes.items():
+            setattr(record, attr, value)
+        self.azurite.create_container(record.container)
+        with self._lock:
+            self._reality_data[rd_id] = record
+            record.record("created", 0)
+        return Reply.json(201, {"realityData": self._represent(record)},
+                          {"Location": f"{self.url}/reality-management/reality-data/{rd_id}"})
+
+    def _get_reality_data(self, request: Request, rd_id: str) -> Reply:
+        record, problem = self._find(request, rd_id)
+        if problem is not None:
+            return problem
+        itwin_param = request.query.get("iTwinId", [None])[0]
+        if self._denied(itwin_param or record.itwin_id, "realitydata_use"):
+            return api_error(403, *INSUFFICIENT)
+        return Reply.json(200, {"realityData": self._represent(record)})
+
+    def _update_reality_data(self, request: Request, rd_id: str) -> Reply:
+        record, problem = self._find(request, rd_id)
+        if problem is not None:
+            return problem
+        body = self._json_body(request)
+        if body is None:
+            return api_error(422, *rdm.INVALID, [{"code": "InvalidRequestBody", "message": "Failed to parse request body."}])
+        changes, details = rdm.check_fields(body, creating=False)
+        if details:
+            return api_error(422, *rdm.INVALID, details)
+        if self._denied(request.query.get("iTwinId", [None])[0] or record.itwin_id, "realitydata_manage"):
+            return api_error(403, *INSUFFICIENT)
+        blobs = self._blob_count(record.container)
+        with self._lock:
+            for attr, value in changes.items():
+                setattr(record, attr, value)
+            record.modified = rdm.now_rfc3339()
+            record.record("updated", blobs)
+        return Reply.json(200, {"realityData": self._represent(record)})
+
+    def _delete_reality_data(self, request: Request, rd_id: str) -> Reply:
+        record, problem = self._find(request, rd_id)
+        if problem is not None:
+            return problem
+        if self._denied(request.query.get("iTwinId", [None])[0] or record.itwin_id, "realitydata_manage"):
+            return api_error(403, *INSUFFICIENT)
+        if record.shared_with:
+            # Not documented which answer this is ("it must be associated to only one (or zero) iTwin"):
+            # a 422 with a target, as the move's same precondition.
+            return api_error(422, *rdm.INVALID, [{
+                "code": "InvalidValue", "target": "iTwins",
+                "message": "The reality data is associated with more than one iTwin: dissociate the others first."}])
+        with self._lock:
+            self._reality_data.pop(record.rd_id, None)
+        try:
+            self.azurite.container_client(record.container).delete_container()
+        except Exception:  # already gone: the reality data is deleted all the same
+            pass
+        return Reply(204)
+
     # Admin API (not subject to faults, not in the request log)
     def _admin_add_reality_data(self, **kwargs: Any) -> dict:
         rd_id = self.add_reality_data(**kwargs)
@@ -575,6 +772,8 @@ class PlatformEmulator:
         actions: dict[str, Callable[..., Any]] = {
             "itwins": lambda **kw: {"iTwinId": self.add_itwin(**kw)},
             "reality-data": self._admin_add_reality_data,
+            "share-reality-data": self.share_reality_data,
+            "configure-itwin": self.configure_itwin,
             "deny-move": self.deny_move_for,
             "inject": self.inject,
             "expire-tokens": self.expire_tokens,
