@@ -1,4 +1,5 @@
-"""The iTwin Platform API calls bucket-sync needs: container URLs for buckets and reality data, and move.
+"""The iTwin Platform API client: container URLs for buckets and reality data, move, and the one request
+seam the reality data calls (reality_data.py) go through.
 
 This module knows nothing of blobs: it hands back the SAS container URL as a string and lets the resolver
 parse it. The bucket API is a technology preview whose answer changed shape once already, so the URL is
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -21,6 +23,9 @@ from .api_errors import invite_note, snippet
 from .bearer import BearerAuth
 from .credentials import TokenProvider
 from .http import DEFAULT_MAX_WAIT_S, ApiTransport, require_secure_url
+
+if TYPE_CHECKING:
+    from .reality_data import RealityDataClient
 
 ACCEPT_V1 = "application/vnd.bentley.itwin-platform.v1+json"
 ACCEPT_V2 = "application/vnd.bentley.itwin-platform.v2+json"
@@ -133,6 +138,31 @@ class PlatformApi:
             ) from err
         return MoveResult(MoveOutcome.MOVED)
 
+    @property
+    def reality_data(self) -> "RealityDataClient":
+        """Create, list, show, update and delete reality data (platform/reality_data.py)."""
+        from .reality_data import RealityDataClient
+
+        return RealityDataClient(self)
+
+    def request(
+        self, method: str, target: str, what: str, *, accept: str = ACCEPT_V1, headers: Mapping[str, str] | None = None,
+        hints: Mapping[int, str] | None = None, **kwargs
+    ) -> httpx.Response:
+        """Send ``method`` to ``target`` (a path under the API URL, or an absolute URL the API gave, such as a
+        next page) with this client's auth and retries; the 2xx answer, else a bucket_sync error."""
+        url = target if "://" in target else self.api_url + target
+        return self._transport.request(
+            method,
+            url,
+            what=what,
+            headers={**dict(headers or {}), "Accept": accept},
+            auth=self._auth,
+            app_email=self.tokens.app_email,
+            hints=hints,
+            **kwargs,
+        )
+
     def close(self) -> None:
         self._transport.close()
 
@@ -145,16 +175,7 @@ class PlatformApi:
     def _send(
         self, method: str, path: str, accept: str, what: str, *, hints: Mapping[int, str] | None = None, **kwargs
     ) -> httpx.Response:
-        return self._transport.request(
-            method,
-            self.api_url + path,
-            what=what,
-            headers={"Accept": accept},
-            auth=self._auth,
-            app_email=self.tokens.app_email,
-            hints=hints,
-            **kwargs,
-        )
+        return self.request(method, path, what, accept=accept, hints=hints, **kwargs)
 
 
 def _container_url(resp: httpx.Response, what: str) -> str:
