@@ -7,7 +7,7 @@ import click
 from ..app.sync_run import SyncRequest, run_sync
 from ..errors import UsageError
 from ..sync.model import Direction
-from ..targets import looks_remote, parse_remote
+from ..targets import RealityDataTarget, looks_remote, parse_remote
 from .options import common_options, make_filter, make_globals, make_renderer, make_settings, transfer_options
 
 
@@ -28,7 +28,8 @@ def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
     """Upload files and folders to REMOTE.
 
     A file goes to REMOTE/<its name>; a folder's contents go under REMOTE with their relative paths.
-    Unchanged files (same size and mtime, or same MD5) are skipped.
+    Unchanged files (same size and mtime, or same MD5) are skipped. A reality data whose authoring is true
+    (an interrupted `reality-data create --upload`) gets authoring false once the upload succeeds.
     """
     g = make_globals(ctx, kw)
     if len(args) < 2:
@@ -42,6 +43,11 @@ def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
                       settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
                       overwrite=kw.pop("overwrite"), follow_symlinks=kw.pop("follow_symlinks"))
     renderer = make_renderer(g)
+    if isinstance(remote, RealityDataTarget):
+        # Imported only here: it talks to the API (authoring flag), which bucket and SAS URL uploads never need.
+        from ..app.reality_data_ops import upload_to_reality_data
+
+        return _finish(renderer, upload_to_reality_data(g, remote, req, renderer))
     return _finish(renderer, run_sync(req, lambda: g.container(remote, write=True), renderer))
 
 
