@@ -13,13 +13,14 @@ from typing import Callable
 from dataclasses import dataclass
 
 from ..config import user_cache_dir
-from ..errors import BucketSyncError, ExitCode, NotFoundError, PermissionDeniedError, SafetyGuardError, UsageError
+from ..errors import (BucketSyncError, ExitCode, NotFoundError, PermissionDeniedError, SafetyGuardError,
+                      UnsafeBlobNameError, UsageError)
 from ..sync.access import BY_NAME_WAYS_OUT, LIST, READ, Comparison, download_approach, upload_approach
 from ..sync.diff import DiffPolicy
 from ..sync.engine import Engine, Plan, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
-from ..sync.keys import join_blob_name, local_path_for
+from ..sync.keys import join_blob_name, key_from_local, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult
 from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
@@ -228,7 +229,11 @@ def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener)
     if os.path.isdir(dest) or dest.endswith(("/", os.sep)):
         root, name = dest, blob.key
     else:
-        root, name = os.path.dirname(os.path.abspath(dest)), os.path.basename(dest)
+        root, local_name = os.path.dirname(os.path.abspath(dest)), os.path.basename(dest)
+        try:  # a local name the user chose: the key it stands for (with Windows names, not itself)
+            name = key_from_local(local_name)
+        except UnsafeBlobNameError as exc:
+            raise UsageError(f"cannot download into {dest}: {exc.message}") from None
     blob = dataclasses.replace(blob, key=name)
     return root, iter([blob]), iter(_local_twins(root, [name]))
 

@@ -23,6 +23,7 @@ from .budget import ByteBudget, MiB, return_big_buffers_to_os
 from .diff import DiffPolicy, diff
 from .download import Downloader
 from .events import Listener, Tally
+from . import winnames
 from .keys import CaseClashGuard, is_case_insensitive_dir, join_blob_name
 from .model import Action, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status, TransferResult
 from .storage import Storage
@@ -237,10 +238,11 @@ class Engine:
         if self.local_root is None:
             return
         root = os.path.abspath(self.local_root)
-        parent = os.path.dirname(os.path.abspath(path))
+        # A long path comes in its \\?\ form on Windows (keys.local_path_for): compare without it.
+        parent = os.path.dirname(winnames.plain_path(os.path.abspath(path)))
         while parent != root and parent.startswith(root + os.sep):
             try:
-                os.rmdir(parent)
+                os.rmdir(winnames.long_path_if_needed(parent) if os.name == "nt" else parent)
             except OSError:
                 return
             parent = os.path.dirname(parent)

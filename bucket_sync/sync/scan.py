@@ -12,8 +12,10 @@ import stat
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+from ..errors import UnsafeBlobNameError
+from . import winnames
 from .filters import PathFilter
-from .keys import CASE_PROBE_PREFIX, key_from_local
+from .keys import CASE_PROBE_PREFIX, LocalNames, local_names
 from .model import LocalFile
 
 PARTIAL_SUFFIX = ".bucket-sync-partial"
@@ -37,11 +39,13 @@ def scan_tree(root: str, *, filters: PathFilter = PathFilter(), follow_symlinks:
     """
     root = os.path.abspath(root)
     seen_dirs: set[tuple[int, int]] = set()
-    yield from _walk(root, base_key, filters, follow_symlinks, on_skip, seen_dirs, on_partial)
+    yield from _walk(root, base_key, filters, follow_symlinks, on_skip, seen_dirs, on_partial, local_names())
 
 
 def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, seen: set,
-          on_partial=None) -> Iterator[LocalFile]:
+          on_partial, names: LocalNames) -> Iterator[LocalFile]:
+    if os.name == "nt":  # a deep folder: its entries' paths would pass the classic 260-character limit
+        path = winnames.long_path_if_needed(path)
     try:
         st = os.stat(path)
         seen.add((st.st_dev, st.st_ino))  # guards --follow-symlinks against loops
@@ -54,13 +58,18 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
     for entry in entries:
         if entry.name.endswith(PARTIAL_SUFFIX):
             if on_partial is not None:
-                name = entry.name[:-len(PARTIAL_SUFFIX)]
-                on_partial(key_from_local(f"{prefix}/{name}" if prefix else name), entry.path)
+                try:
+                    on_partial(names.child_key(prefix, entry.name[:-len(PARTIAL_SUFFIX)]), entry.path)
+                except UnsafeBlobNameError:
+                    pass  # not one of ours: we never write such a name
             continue  # our own in-progress downloads are never a source
         if entry.name.startswith(CASE_PROBE_PREFIX):
             continue  # nor is the case-sensitivity probe (keys.is_case_insensitive_dir)
-        key = f"{prefix}/{entry.name}" if prefix else entry.name
-        key = key_from_local(key)
+        try:
+            key = names.child_key(prefix, entry.name)
+        except UnsafeBlobNameError as exc:  # Windows names on a filesystem that holds what Windows cannot
+            on_skip(Skipped(f"{prefix}/{entry.name}" if prefix else entry.name, exc.message))
+            continue
         try:
             is_link = entry.is_symlink()
             if is_link and not follow:
@@ -83,19 +92,29 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
     keyed.sort(key=lambda t: t[0])
     for sort_key, key, full, st in keyed:
         if st is None:
-            yield from _walk(full, key, filters, follow, on_skip, seen, on_partial)
+            yield from _walk(full, key, filters, follow, on_skip, seen, on_partial, names)
         else:
             yield LocalFile(key=key, path=full, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
 def top_level_folders(root: str) -> list[str]:
-    """Names of the folders directly in ``root`` ([] when it cannot be read): hints for the remote listing,
-    whose folders usually mirror these."""
+    """The keys of the folders directly in ``root`` ([] when it cannot be read): hints for the remote
+    listing, whose folders usually mirror these."""
+    names = local_names()
     try:
         with os.scandir(root) as it:
-            return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+            folders = [e.name for e in it if e.is_dir(follow_symlinks=False)]
     except OSError:
         return []
+    if not names.windows:
+        return folders
+    hints = []
+    for folder in folders:
+        try:
+            hints.append(names.segment_key(folder))
+        except UnsafeBlobNameError:
+            continue  # the scan reports it
+    return hints
 
 
 def scan_sources(paths: Iterable[str], *, filters: PathFilter = PathFilter(), follow_symlinks: bool = False,
@@ -110,7 +129,12 @@ def scan_sources(paths: Iterable[str], *, filters: PathFilter = PathFilter(), fo
         if stat.S_ISDIR(st.st_mode):
             streams.append(scan_tree(p, filters=filters, follow_symlinks=follow_symlinks, on_skip=on_skip))
         elif stat.S_ISREG(st.st_mode):
-            name = os.path.basename(os.path.abspath(p))
+            base = os.path.basename(os.path.abspath(p))
+            try:
+                name = local_names().child_key("", base)
+            except UnsafeBlobNameError as exc:  # Windows names on a filesystem that holds what Windows cannot
+                on_skip(Skipped(base, exc.message))
+                continue
             if filters.allows(name):
                 streams.append(iter([LocalFile(name, os.path.abspath(p), st.st_size, st.st_mtime_ns)]))
         elif stat.S_ISLNK(st.st_mode):
