@@ -31,6 +31,9 @@ OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "force": bool, "wait-lock": (int, float), "delete": bool, "debounce": (int, float),
     "rescan": (int, float), "polling": bool, "itwin": str, "max-retry-wait": (int, float),
     "redirect-port": int, "recursive": bool, "long": bool,
+    # Filters, output and what uploads write.
+    "ignore-case": bool, "min-size": (str, int), "max-size": (str, int), "min-age": (str, int), "max-age": (str, int),
+    "stats": (int, float), "log-file": str, "content-type": str, "metadata": list,
 }
 COMMANDS = ("upload", "download", "mirror", "watch", "ls", "rm", "url")
 GROUP_COMMANDS = {"auth": ("login", "status", "logout"), "reality-data": ("move",)}

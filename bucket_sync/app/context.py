@@ -41,6 +41,7 @@ class Globals:
     quiet: bool = False
     verbose: int = 0
     max_retry_wait: float = 300.0
+    log_file: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # Hook for `auth login`'s cached session; set by the CLI so the platform layer stays unaware of files.
     cached_login_loader: Callable[[], TokenProvider | None] | None = None
@@ -106,8 +107,9 @@ class Globals:
                                    cache_factory=cache)
 
 
-def setup_logging(verbose: int, quiet: bool) -> None:
-    """Logs go to stderr, always through the redacting filter (azure's loggers included)."""
+def setup_logging(verbose: int, quiet: bool, log_file: str | None = None, *, rotating: bool = False) -> None:
+    """Logs go to stderr, always through the redacting filter (azure's loggers included); with
+    ``log_file`` also there, at INFO at least (run_log.py)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose > 1 else "%(message)s"))
@@ -121,11 +123,19 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         level = logging.INFO
     elif verbose >= 2:
         level = logging.DEBUG
-    logging.getLogger("bucket_sync").setLevel(level)
+    logger_level = level
+    if log_file:
+        from .run_log import file_handler
+
+        to_file = file_handler(log_file, rotating=rotating)
+        to_file.setLevel(min(level, logging.INFO))
+        root.addHandler(to_file)
+        logger_level = min(level, logging.INFO)
+    logging.getLogger("bucket_sync").setLevel(logger_level)
     # The SDKs are chatty; their request logs only at -vvv (and still redacted).
     for noisy in ("azure", "httpx", "httpcore", "urllib3", "watchdog"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 3 else logging.WARNING)
     # azure-core warns "Unable to stream download." for a connection dropped mid-response, which our
     # retry policy then retries: a bare line with no file name would only alarm. The outcome is reported.
     logging.getLogger("azure.core.pipeline.transport").setLevel(logging.DEBUG if verbose >= 3 else logging.ERROR)
-    handler.setLevel(logging.DEBUG)
+    handler.setLevel(level if verbose < 3 else logging.DEBUG)

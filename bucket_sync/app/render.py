@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, TextIO
 
 from ..sync.events import Listener, Summary
@@ -67,6 +68,23 @@ def make_console_safe() -> None:
             console_safe(stream)
 
 
+_second: list = [None, ""]  # (whole second, its formatted text): strftime once a second, not per event
+
+
+def rfc3339_now() -> str:
+    """Now in UTC as RFC 3339 with milliseconds (``2026-12-01T09:50:14.123Z``)."""
+    now = time.time()
+    whole = int(now)
+    if _second[0] != whole:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
+
+
+def with_time(obj: dict) -> dict:
+    """Every JSON event carries the time it happened (CONTRACT.md, Output)."""
+    return obj if "time" in obj else {**obj, "time": rfc3339_now()}
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -87,7 +105,7 @@ class JsonRenderer(Listener):
         self._lock = threading.Lock()
 
     def emit(self, obj: dict, *, flush: bool = True) -> None:
-        line = json.dumps(obj, ensure_ascii=self._ensure_ascii)
+        line = json.dumps(with_time(obj), ensure_ascii=self._ensure_ascii)
         with self._lock:
             self.out.write(line + "\n")
             if flush:

@@ -49,7 +49,8 @@ class SyncRequest:
     delete: bool = True  # mirror only: --no-delete turns it off
     max_delete: str = "50%"
     force: bool = False
-    files_from: tuple[str, ...] | None = None  # download: these names (relative to the prefix) only
+    files_from: tuple[str, ...] | None = None  # these names only: download, relative to the prefix; upload,
+    #                                            relative to the one local folder
 
 
 def parse_max_delete(value: str | int) -> tuple[int | None, float | None]:
@@ -134,19 +135,24 @@ def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally
         if approach.notice:
             listener.on_info(approach.notice)
         # The local scan runs ahead in a thread while the remote side is listed or looked up.
-        sources = prefetch(scan_sources([p for p in req.local if os.path.lexists(p)], filters=req.filters,
-                                        follow_symlinks=req.follow_symlinks, on_skip=on_skip)) if source_exists else iter(())
+        if req.files_from is not None:
+            sources = iter(_named_files(req, listener, report=attempt == 1))
+        elif source_exists:
+            sources = prefetch(scan_sources([p for p in req.local if os.path.lexists(p)], filters=req.filters,
+                                            follow_symlinks=req.follow_symlinks, on_skip=on_skip))
+        else:
+            sources = iter(())
         # Single files given: looked up by name, cheaper than listing a possibly huge prefix (when readable).
         by_name = approach.comparison is Comparison.LOOKUP or (_only_files(req) and access.allows(READ))
         if approach.comparison is Comparison.LISTING and not by_name:
             # Filters apply to both sides: a blob the filters exclude is neither compared nor deleted.
             hints = top_level_folders(req.local[0]) if len(req.local) == 1 else []
-            dests = (b for b in storage.iter_list(req.prefix, hints=hints) if req.filters.allows(b.key))
+            dests = (b for b in storage.iter_list(req.prefix, hints=hints) if req.filters.allows_entry(b))
         elif approach.comparison is Comparison.NONE:
             dests = iter(())
         else:
             sources, mine = itertools.tee(sources)
-            dests = storage.look_up_each(req.prefix, (f.key for f in mine))
+            dests = (b for b in storage.look_up_each(req.prefix, (f.key for f in mine)) if req.filters.allows_entry(b))
         try:
             plan = engine.plan(sources, dests, policy)
             break
@@ -157,13 +163,53 @@ def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally
             access = storage.access()
             approach = upload_approach(access, deletes=req.mirror and req.delete, overwrite=req.overwrite,
                                        what=req.command)
+    _guarded_run(req, engine, plan, tally, source_exists)
+
+
+def _guarded_run(req: SyncRequest, engine: Engine, plan: Plan, tally: Tally, source_exists: bool,
+                 prepare: Callable[[], None] = lambda: None) -> None:
+    """Run the plan unless a mirror guard refuses it. A dry run shows the whole plan first (every action
+    with its reason: what the user wants to see before raising --max-delete), then says the real run
+    would be refused, and exits 6 all the same."""
+    refusal: SafetyGuardError | None = None
     if req.mirror:
-        check_mirror_guards(req, plan, source_exists)
+        try:
+            check_mirror_guards(req, plan, source_exists)
+        except SafetyGuardError as exc:
+            if not req.settings.dry_run:
+                raise
+            refusal = exc
+    prepare()
     engine.run(plan, delete=req.mirror and req.delete)
+    if refusal is not None:
+        log.error("error: the real run would be refused: %s", refusal.message)
+        if refusal.hint:
+            log.error("  hint: %s", refusal.hint.replace("run with --dry-run to see them; ", ""))
+        tally.set_fatal(refusal)
 
 
 def _only_files(req: SyncRequest) -> bool:
-    return not req.mirror and bool(req.local) and all(os.path.isfile(p) for p in req.local)
+    return (not req.mirror and bool(req.local) and all(os.path.isfile(p) for p in req.local)) or req.files_from is not None
+
+
+def _named_files(req: SyncRequest, listener: Listener, *, report: bool) -> list[LocalFile]:
+    """upload --files-from: the files named, relative to the one local folder, sorted; a name that is not
+    a regular file there is a failed file (reported once), not a silent skip."""
+    root = req.local[0]
+    found = []
+    for key in sorted(set(req.files_from or ())):
+        try:
+            path = local_path_for(root, key)
+            st = os.stat(path) if req.follow_symlinks else os.lstat(path)
+        except (OSError, BucketSyncError) as exc:
+            why = exc.message if isinstance(exc, BucketSyncError) else "no such file (--files-from)"
+            if report:
+                listener.on_result(TransferResult(Op.UPLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
+                                                  error=f"{key}: {why}", exit_code=1))
+            continue
+        if stat.S_ISREG(st.st_mode) and req.filters.allows_file(key, st.st_size, st.st_mtime_ns):
+            found.append(LocalFile(key, path, st.st_size, st.st_mtime_ns))
+    return found
 
 
 def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally, stop) -> None:
@@ -182,7 +228,7 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
         dests = prefetch(scan_tree(local_root, filters=req.filters, on_partial=lambda key, path: partials.append((key, path)))
                          ) if os.path.isdir(local_root) else iter(())
         listed = _Counted(storage.iter_list(req.prefix, hints=top_level_folders(local_root)))
-        sources = (b for b in listed if req.filters.allows(b.key))
+        sources = (b for b in listed if req.filters.allows_entry(b))
     policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
                         overwrite=req.overwrite)
     engine = Engine(storage, direction=Direction.DOWN, prefix=req.prefix, local_root=local_root,
@@ -193,11 +239,8 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
             raise NotFoundError(f"nothing to download: no blob named {req.prefix!r} and no blobs under {req.prefix}/",
                                 hint="check the name (`bucket-sync ls` its folder); names are case-sensitive")
         listener.on_info("nothing to download: the container holds no blobs")
-    if req.mirror:
-        check_mirror_guards(req, plan, True)
-    if not req.settings.dry_run:
-        os.makedirs(local_root, exist_ok=True)
-    engine.run(plan, delete=req.mirror and req.delete)
+    _guarded_run(req, engine, plan, tally, True,
+                 prepare=lambda: None if req.settings.dry_run else os.makedirs(local_root, exist_ok=True))
     if req.mirror and req.delete and not req.settings.dry_run and tally.exit_code == 0:
         _sweep_partials(partials, req.filters)
 
@@ -215,7 +258,7 @@ def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener)
             if blob is None:
                 listener.on_result(TransferResult(Op.DOWNLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
                                                   error="no blob of that name (--files-from)", exit_code=int(ExitCode.NOT_FOUND)))
-            elif req.filters.allows(key):
+            elif req.filters.allows_entry(blob):
                 blobs.append(blob)
         return root, iter(blobs), iter(_local_twins(root, [b.key for b in blobs]))
     blob = storage.get(req.prefix, req.prefix.rsplit("/", 1)[-1])

@@ -22,6 +22,7 @@ from ..platform.login import (
     redirect_uri,
     token_claims,
 )
+from ..app.render import with_time
 from ..platform.login_store import (CachedLogin, delete_login, describe_store, format_epoch, login_path, read_login,
                                     save_login)
 from ..platform.sas_cache import clear_cache
@@ -50,7 +51,7 @@ def source_of(provider: TokenProvider) -> CredentialSource:
 
 def _emit(g: Globals, obj: dict, human: str | None, *, err: bool = False) -> None:
     if g.json:
-        click.echo(jsonlib.dumps(obj))
+        click.echo(jsonlib.dumps(with_time(obj)))
     elif human and not g.quiet:
         click.echo(human, err=err)
 
@@ -61,7 +62,7 @@ def _fail(g: Globals, obj: dict, exc: BucketSyncError) -> int:
     if exc.hint:
         click.echo(f"  hint: {redact(exc.hint)}", err=True)
     if g.json:
-        click.echo(jsonlib.dumps({**obj, "error": redact(exc.message), "exit_code": int(exc.exit_code)}))
+        click.echo(jsonlib.dumps(with_time({**obj, "error": redact(exc.message), "exit_code": int(exc.exit_code)})))
     return int(exc.exit_code)
 
 

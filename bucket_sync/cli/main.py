@@ -12,6 +12,8 @@ import click
 
 from .. import __version__
 from ..app import render
+from ..app.render import with_time
+from ..app.run_log import RESULTS_LOGGER
 from ..config import load_config
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
@@ -39,7 +41,31 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attribute = COMMANDS[name]
-        return getattr(importlib.import_module(f".{module}", __package__), attribute)
+        return with_env_vars(getattr(importlib.import_module(f".{module}", __package__), attribute))
+
+
+ENV_PREFIX = "BUCKET_SYNC_"
+# Options whose variable is another's (the platform's own names, or the config file's, read before click).
+_OWN_ENV = {"config_path"}
+
+
+def with_env_vars(command: click.Command) -> click.Command:
+    """Every option of ``command`` (and of its subcommands) can also come from ``BUCKET_SYNC_<OPTION>``,
+    shown in --help: cron jobs, containers and CI set options through the environment. Written once here
+    instead of on each of some eighty options. Precedence stays click's: command line > environment >
+    config file > default."""
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden and param.name not in _OWN_ENV \
+                and not getattr(param, "_bucket_sync_env", False):
+            if param.envvar is None:
+                long_name = max(param.opts, key=len).lstrip("-")
+                param.envvar = ENV_PREFIX + long_name.upper().replace("-", "_")
+            param.show_envvar = True
+            param._bucket_sync_env = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_env_vars(sub)
+    return command
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -77,10 +103,12 @@ def report_error(exc: BucketSyncError, *, json_mode: bool, command: str) -> None
     click.echo(f"error: {message}", err=True)
     if hint:
         click.echo(f"  hint: {hint}", err=True)
+    # The log file (--log-file) keeps the error too; the console has just shown it.
+    logging.getLogger(RESULTS_LOGGER).error("error: %s%s", message, f" (hint: {hint})" if hint else "")
     if json_mode:
         obj = {"event": "summary", "op": command, "uploaded": 0, "downloaded": 0, "deleted": 0, "skipped": 0,
                "failed": 0, "bytes": 0, "seconds": 0.0, "exit_code": int(exc.exit_code), "error": message}
-        click.echo(json.dumps(obj))
+        click.echo(json.dumps(with_time(obj)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..app.sync_run import SyncRequest, run_sync
 from ..errors import UsageError
 from ..sync.model import Direction
 from ..targets import RealityDataTarget, looks_remote, parse_remote
-from .options import common_options, make_filter, make_globals, make_renderer, make_settings, transfer_options
+from .options import (common_options, make_filter, make_globals, make_renderer, make_settings, transfer_options,
+                      upload_options)
 
 
 def _finish(renderer, summary) -> int:
@@ -19,7 +22,11 @@ def _finish(renderer, summary) -> int:
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="LOCAL... REMOTE")
 @transfer_options
+@upload_options
 @click.option("--overwrite", is_flag=True, help="Transfer every file, even unchanged ones.")
+@click.option("--files-from", "files_from", metavar="FILE",
+              help="Upload only the files named in FILE (one path per line, relative to the one LOCAL folder; "
+                   "blank lines and lines starting with # are ignored; - reads standard input).")
 @click.option("--follow-symlinks", is_flag=True, help="Upload what symbolic links point to (default: skip them).")
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
@@ -39,10 +46,15 @@ def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
     for path in local:
         if looks_remote(path):
             raise UsageError(f"upload takes local paths first and one REMOTE last; {path!r} looks remote")
+    files_from = kw.pop("files_from")
+    if files_from and not (len(local) == 1 and os.path.isdir(local[0])):
+        raise UsageError("upload --files-from needs exactly one LOCAL folder (the names are relative to it)",
+                         hint="bucket-sync upload ./photos itwin://<iTwinId>/photos --files-from names.txt")
     req = SyncRequest(command="upload", direction=Direction.UP, local=tuple(local), prefix=remote.prefix,
                       settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
-                      overwrite=kw.pop("overwrite"), follow_symlinks=kw.pop("follow_symlinks"))
-    renderer = make_renderer(g)
+                      overwrite=kw.pop("overwrite"), follow_symlinks=kw.pop("follow_symlinks"),
+                      files_from=read_names(files_from) if files_from else None)
+    renderer = make_renderer(g, kw)
     if isinstance(remote, RealityDataTarget):
         # Imported only here: it talks to the API (authoring flag), which bucket and SAS URL uploads never need.
         from ..app.reality_data_ops import upload_to_reality_data
@@ -81,7 +93,7 @@ def download(ctx: click.Context, remote_text: str, local_dir: str, **kw) -> int:
     req = SyncRequest(command="download", direction=Direction.DOWN, local=(local_dir,), prefix=remote.prefix,
                       settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
                       overwrite=kw.pop("overwrite"), files_from=read_names(files_from) if files_from else None)
-    renderer = make_renderer(g)
+    renderer = make_renderer(g, kw)
     return _finish(renderer, run_sync(req, lambda: g.container(remote, write=False), renderer))
 
 

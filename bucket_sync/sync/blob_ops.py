@@ -6,7 +6,6 @@ requests). Azure and transport exceptions become bucket_sync errors here (storag
 
 from __future__ import annotations
 
-import mimetypes
 import threading
 from typing import Callable
 from urllib.parse import quote
@@ -22,7 +21,8 @@ from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 from ..errors import BucketSyncError, TransientError
 from ..sas import SasSource
 from .list_http import API_VERSION
-from .model import RemoteBlob
+from .content_types import content_type_for
+from .model import BlobExtras, RemoteBlob
 from .mtime import datetime_to_ns, format_mtime, parse_mtime
 from .policies import RetryPolicy, SasPolicy, is_dropped_connection
 from .storage_errors import connection_error, other_error, short, status_error
@@ -85,11 +85,11 @@ class BlobOps:
         return remote_blob(key, props)
 
     # -- writes ------------------------------------------------------------------------------------
-    def put(self, name: str, data: bytes, md5: bytes, mtime_ns: int) -> None:
+    def put(self, name: str, data: bytes, md5: bytes, mtime_ns: int, extras: BlobExtras = BlobExtras()) -> None:
         try:
             self.container.get_blob_client(name).upload_blob(
-                data, length=len(data), overwrite=True, metadata={"mtime": format_mtime(mtime_ns)},
-                content_settings=content_settings(name, md5), max_concurrency=1,
+                data, length=len(data), overwrite=True, metadata=blob_metadata(mtime_ns, extras),
+                content_settings=content_settings(name, md5, extras), max_concurrency=1,
             )
         except (AzureError, BucketSyncError) as exc:
             raise self.translate(exc, "write", name) from None
@@ -114,11 +114,12 @@ class BlobOps:
             raise self.translate(exc, "read", name) from None
         return {b.id: b.size for b in uncommitted}
 
-    def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int) -> None:
+    def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int,
+               extras: BlobExtras = BlobExtras()) -> None:
         try:
             self.container.get_blob_client(name).commit_block_list(
-                [BlobBlock(block_id=b) for b in block_ids], metadata={"mtime": format_mtime(mtime_ns)},
-                content_settings=content_settings(name, md5),
+                [BlobBlock(block_id=b) for b in block_ids], metadata=blob_metadata(mtime_ns, extras),
+                content_settings=content_settings(name, md5, extras),
             )
         except (AzureError, BucketSyncError) as exc:
             raise self.translate(exc, "write", name) from None
@@ -199,9 +200,13 @@ def remote_blob(key: str, item) -> RemoteBlob:
     )
 
 
-def content_settings(name: str, md5: bytes) -> ContentSettings:
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return ContentSettings(content_type=content_type, content_md5=bytearray(md5))
+def content_settings(name: str, md5: bytes, extras: BlobExtras = BlobExtras()) -> ContentSettings:
+    return ContentSettings(content_type=extras.content_type or content_type_for(name), content_md5=bytearray(md5))
+
+
+def blob_metadata(mtime_ns: int, extras: BlobExtras) -> dict[str, str]:
+    """--metadata entries, and our ``mtime`` (which they cannot replace: the skip rules need it)."""
+    return {**dict(extras.metadata), "mtime": format_mtime(mtime_ns)}
 
 
 def _response_error(response) -> HttpResponseError:

@@ -25,7 +25,8 @@ from .download import Downloader
 from .events import Listener, Tally
 from . import winnames
 from .keys import CaseClashGuard, is_case_insensitive_dir, join_blob_name
-from .model import Action, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status, TransferResult
+from .model import (Action, BlobExtras, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status,
+                    TransferResult)
 from .storage import Storage
 from .upload import Uploader, file_md5
 
@@ -40,6 +41,7 @@ class TransferSettings:
     file_attempts: int = 3  # whole-file attempts on transient errors, on top of per-request retries
     dry_run: bool = False
     bwlimit: int | None = None  # bytes per second across the whole run
+    extras: BlobExtras = BlobExtras()  # upload: --content-type, --metadata
 
 
 @dataclass
@@ -128,7 +130,8 @@ class Engine:
         with ThreadPoolExecutor(concurrency, thread_name_prefix="file") as files, \
                 ThreadPoolExecutor(concurrency, thread_name_prefix="block") as blocks:
             self._uploader = Uploader(self.storage, blocks, budget, block_size=self.settings.block_size,
-                                      on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter)
+                                      on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter,
+                                      extras=self.settings.extras)
             self._downloader = Downloader(self.storage, blocks, budget, chunk_size=self.settings.block_size,
                                           on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter)
             work, blocked = plan.work, []

@@ -1,7 +1,10 @@
-"""--include / --exclude globs on the relative path, with ``**`` spanning folders.
+"""--include / --exclude globs on the relative path, with ``**`` spanning folders; and bounds on a file's
+size and age (--min-size/--max-size, --min-age/--max-age).
 
 Rules are tried in the order given; the first that matches decides. With any --include, a path that no
-rule matches is excluded (rclone's behaviour); otherwise it is included.
+rule matches is excluded (rclone's behaviour); otherwise it is included. ``--ignore-case`` matches the
+globs regardless of case (DJI cameras write ``.JPG``). The same filter is applied to both sides of a
+transfer, so a file it leaves out is neither copied nor compared nor deleted.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=256)
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
+def glob_to_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
     """'*' stays within a segment, '**' crosses segments, '?' one character, '[...]' a class.
 
     A pattern without '/' matches the base name at any depth (like .gitignore), so ``*.tmp`` excludes
@@ -53,26 +56,48 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     body = "".join(out)
     # A directory pattern also covers everything inside it.
     regex = ("" if anchored else "(?:.*/)?") + body + "(?:/.*)?"
-    return re.compile(f"^{regex}$", re.DOTALL)
+    return re.compile(f"^{regex}$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 @dataclass(frozen=True)
 class PathFilter:
     rules: tuple[tuple[bool, str], ...] = ()  # (include?, glob) in command-line order
+    ignore_case: bool = False
+    min_size: int | None = None  # bytes, inclusive
+    max_size: int | None = None
+    newest_ns: int | None = None  # --min-age: modified at or before this time (epoch ns)
+    oldest_ns: int | None = None  # --max-age: modified at or after this time
 
     @classmethod
-    def from_options(cls, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), ordered: tuple[tuple[bool, str], ...] | None = None) -> "PathFilter":
+    def from_options(cls, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), ordered: tuple[tuple[bool, str], ...] | None = None,
+                     **bounds) -> "PathFilter":
         if ordered is not None:
-            return cls(tuple(ordered))
+            return cls(tuple(ordered), **bounds)
         # Without the interleaving, excludes win over includes (the safer reading).
-        return cls(tuple((False, g) for g in exclude) + tuple((True, g) for g in include))
+        return cls(tuple((False, g) for g in exclude) + tuple((True, g) for g in include), **bounds)
 
     @property
     def has_includes(self) -> bool:
         return any(inc for inc, _ in self.rules)
 
+    @property
+    def has_bounds(self) -> bool:
+        return any(v is not None for v in (self.min_size, self.max_size, self.newest_ns, self.oldest_ns))
+
     def allows(self, key: str) -> bool:
         for include, glob in self.rules:
-            if glob_to_regex(glob).match(key):
+            if glob_to_regex(glob, self.ignore_case).match(key):
                 return include
         return not self.has_includes
+
+    def allows_file(self, key: str, size: int, mtime_ns: int) -> bool:
+        """The path rules and the size and age bounds: for files (and blobs), not for folders."""
+        if self.has_bounds:
+            if (self.min_size is not None and size < self.min_size) or (self.max_size is not None and size > self.max_size):
+                return False
+            if (self.newest_ns is not None and mtime_ns > self.newest_ns) or (self.oldest_ns is not None and mtime_ns < self.oldest_ns):
+                return False
+        return self.allows(key)
+
+    def allows_entry(self, entry) -> bool:
+        return self.allows_file(entry.key, entry.size, entry.mtime_ns)

@@ -28,6 +28,15 @@ class RemoteBlob:
 Entry = LocalFile | RemoteBlob
 
 
+@dataclass(frozen=True)
+class BlobExtras:
+    """What an upload writes besides the content, Content-MD5 and ``mtime``: --content-type (None: from
+    the name, content_types.py) and --metadata KEY=VALUE entries."""
+
+    content_type: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
 class Direction(Enum):
     UP = "up"  # local is the source, the container the destination
     DOWN = "down"

@@ -85,7 +85,7 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
                 continue
             keyed.append((key + "/", key, entry.path, None))
         elif stat.S_ISREG(st.st_mode):
-            if filters.allows(key):
+            if filters.allows_file(key, st.st_size, st.st_mtime_ns):
                 keyed.append((key, key, entry.path, st))
         else:
             on_skip(Skipped(key, "not a regular file (device, socket or pipe)"))
@@ -135,7 +135,7 @@ def scan_sources(paths: Iterable[str], *, filters: PathFilter = PathFilter(), fo
             except UnsafeBlobNameError as exc:  # Windows names on a filesystem that holds what Windows cannot
                 on_skip(Skipped(base, exc.message))
                 continue
-            if filters.allows(name):
+            if filters.allows_file(name, st.st_size, st.st_mtime_ns):
                 streams.append(iter([LocalFile(name, os.path.abspath(p), st.st_size, st.st_mtime_ns)]))
         elif stat.S_ISLNK(st.st_mode):
             on_skip(Skipped(os.path.basename(p), "symbolic link (use --follow-symlinks to follow it)"))

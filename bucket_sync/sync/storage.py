@@ -31,7 +31,7 @@ from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpErr
 from .list_pages import blob_from_headers
 from .listing import Lister
 from .metadata_cache import MetadataCache
-from .model import RemoteBlob
+from .model import BlobExtras, RemoteBlob
 from .mtime import format_mtime
 from .storage_errors import PERMISSION_MISMATCH, connection_error, status_error
 
@@ -251,9 +251,9 @@ class Storage:
         return None if answer is None else blob_from_headers(key, name, answer)
 
     # (blob_ops.py: azure-storage-blob)
-    def put(self, name: str, data: bytes, md5: bytes, mtime_ns: int) -> None:
+    def put(self, name: str, data: bytes, md5: bytes, mtime_ns: int, extras: BlobExtras = BlobExtras()) -> None:
         with self._learning():
-            self.ops.put(name, data, md5, mtime_ns)
+            self.ops.put(name, data, md5, mtime_ns, extras)
 
     def stage_block(self, name: str, block_id: str, data: bytes) -> None:
         with self._learning():
@@ -264,9 +264,10 @@ class Storage:
         with self._learning():
             return self.ops.uncommitted_blocks(name)
 
-    def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int) -> None:
+    def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int,
+               extras: BlobExtras = BlobExtras()) -> None:
         with self._learning():
-            self.ops.commit(name, block_ids, md5, mtime_ns)
+            self.ops.commit(name, block_ids, md5, mtime_ns, extras)
 
     def set_mtime(self, name: str, mtime_ns: int) -> None:
         """Only the mtime differs: rewrite the metadata, keep the content (and its MD5 and type)."""

@@ -18,7 +18,7 @@ from typing import Callable
 from ..errors import BucketSyncError, LocalFileError
 from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, choose_block_size
-from .model import LocalFile
+from .model import BlobExtras, LocalFile
 from .storage import Storage
 
 BLOCK_ID_VERSION = "bs1"
@@ -63,8 +63,9 @@ def file_md5(path: str, chunk: int = 4 * 1024 * 1024) -> bytes:
 class Uploader:
     def __init__(self, storage: Storage, block_pool: Executor, budget: ByteBudget, *,
                  block_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event,
-                 limiter: RateLimiter | Unlimited = Unlimited()) -> None:
+                 limiter: RateLimiter | Unlimited = Unlimited(), extras: BlobExtras = BlobExtras()) -> None:
         self.storage = storage
+        self.extras = extras
         self.limiter = limiter
         self.block_pool = block_pool
         self.budget = budget
@@ -96,7 +97,7 @@ class Uploader:
                 raise LocalFileError(f"{f.key}: the file changed size while it was read; the next run will retry it")
             md5 = hashlib.md5(data).digest()
             self.limiter.consume(len(data))
-            self.storage.put(name, data, md5, f.mtime_ns)
+            self.storage.put(name, data, md5, f.mtime_ns, self.extras)
         self.on_bytes(f.size)
         return f.size
 
@@ -138,7 +139,7 @@ class Uploader:
             if self.cancel.is_set():
                 raise BucketSyncError(f"{f.key}: interrupted; staged blocks are kept and the next run resumes")
             check_still_there(f, fh, "while it was read")
-        self.storage.commit(name, ids, md5.digest(), f.mtime_ns)
+        self.storage.commit(name, ids, md5.digest(), f.mtime_ns, self.extras)
         return sent
 
     def _stage(self, name: str, bid: str, data: bytes, taken: int, failed: threading.Event) -> None:
