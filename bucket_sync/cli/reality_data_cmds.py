@@ -130,6 +130,10 @@ def create(ctx: click.Context, itwin: str, name: str, rd_type: str, upload_dir: 
         tags=_tags(kw.pop("tags")), acquisition=Acquisition.from_options(kw.pop("acq_start"), kw.pop("acq_end"),
                                                                          kw.pop("acquirer")))
     upload = None
+    stray = [opt for opt, key in (("--include", "include"), ("--exclude", "exclude"), ("--block-size", "block_size"),
+                                  ("--bwlimit", "bwlimit")) if kw.get(key)]
+    if upload_dir is None and stray:
+        raise UsageError(f"{', '.join(stray)} only apply with --upload LOCAL_DIR", hint="add --upload, or leave them out")
     if upload_dir is not None:
         settings = TransferSettings(concurrency=kw.pop("concurrency"), block_size=parse_size(kw.pop("block_size")),
                                     bwlimit=parse_rate(kw.pop("bwlimit")))

@@ -32,6 +32,9 @@ _EXPORTS = {
     "parse_retry_after": "http",
     "request_with_retries": "http",
     "require_secure_url": "urls",
+    "RealityData": "reality_data",
+    "RealityDataClient": "reality_data",
+    "RealityDataFields": "reality_data",
     "ApiSasSource": "resolver",
     "StaticSasSource": "resolver",
     "resolve_sas_source": "resolver",
@@ -67,5 +70,6 @@ if TYPE_CHECKING:
     )
     from .http import USER_AGENT, ApiTransport, make_client, parse_retry_after, request_with_retries
     from .ims import TokenGrant, request_token
+    from .reality_data import RealityData, RealityDataClient, RealityDataFields
     from .resolver import ApiSasSource, StaticSasSource, resolve_sas_source
     from .urls import require_secure_url

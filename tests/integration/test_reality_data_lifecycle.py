@@ -291,3 +291,9 @@ def test_an_upload_to_a_sas_url_never_loads_the_api_client(cli, azurite, make_fi
                        capture_output=True, text=True, env=cli.env_for(), timeout=60)
     assert r.returncode == 0 and '"uploaded": 1' in r.stdout, r.stderr[-2000:]
     assert "IMPORTED []" in r.stderr, r.stderr[-500:]
+
+
+def test_upload_options_without_upload_are_a_usage_error(cli, emulator, new_itwin):
+    result = cli("reality-data", "create", "--itwin", new_itwin, "--name", "x", "--type", "LAS", "--exclude", "*.tmp")
+    assert result.returncode == 2 and "--exclude only apply with --upload" in result.stderr, result
+    assert emulator.requests == []
