@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from ..platform.reality_data import RealityData
-from .render import human_bytes
+from .render import human_bytes, with_time
 
 _COLUMNS = ("ID", "NAME", "TYPE", "SIZE", "CREATED", "AUTHORING")
 _NAME_MAX = 48
@@ -25,9 +24,7 @@ def as_event(rd: RealityData) -> dict[str, Any]:
 def json_line(obj: Mapping[str, Any]) -> str:
     """One JSON line, with the time it happened (CONTRACT.md: every event carries ``time``, RFC 3339 UTC).
     ASCII escapes: any console or pipe can carry the line, and every JSON reader decodes it."""
-    if "time" not in obj:
-        obj = {**obj, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
-    return json.dumps(obj)
+    return json.dumps(with_time(dict(obj)))
 
 
 def size_text(size_kb: int | None) -> str:
