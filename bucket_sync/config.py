@@ -34,6 +34,7 @@ OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
     # Filters, output and what uploads write.
     "ignore-case": bool, "min-size": (str, int), "max-size": (str, int), "min-age": (str, int), "max-age": (str, int),
     "stats": (int, float), "log-file": str, "content-type": str, "metadata": list,
+    "modify-window": (str, int, float),
 }
 COMMANDS = ("upload", "download", "mirror", "watch", "ls", "rm", "url")
 GROUP_COMMANDS = {"auth": ("login", "status", "logout"), "reality-data": ("move",)}

@@ -22,6 +22,7 @@ from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name, key_from_local, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult
+from ..sync.mtime_precision import probe as probe_precision, source_precision, window_for
 from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
 from ..sync.storage import ContainerRef, Storage
@@ -129,6 +130,9 @@ def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally
 
     policy = DiffPolicy(transfer=Action.UPLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
                         overwrite=req.overwrite or approach.comparison is Comparison.NONE)
+    # The sources are only read: their filesystem's precision is known by its type, where that is cheap.
+    policy = policy.with_window_at_least(
+        window_for(source_precision([p for p in req.local if os.path.lexists(p)])))
     engine = Engine(storage, direction=Direction.UP, prefix=req.prefix, local_root=None,
                     settings=req.settings, listener=listener, tally=tally, stop=stop)
     for attempt in (1, 2):
@@ -231,6 +235,8 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
         sources = (b for b in listed if req.filters.allows_entry(b))
     policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
                         overwrite=req.overwrite)
+    # What the destination keeps of the mtimes this run sets, probed once (a FAT disk rounds them to 2 s).
+    policy = policy.with_window_at_least(window_for(probe_precision(local_root)))
     engine = Engine(storage, direction=Direction.DOWN, prefix=req.prefix, local_root=local_root,
                     settings=req.settings, listener=listener, tally=tally, stop=stop)
     plan = engine.plan(sources, dests, policy)

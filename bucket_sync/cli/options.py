@@ -15,6 +15,7 @@ from ..app.run_log import ResultLog, Stats, WithExtras, stats_line
 from ..config import Config
 from ..errors import UsageError
 from ..sync.budget import MAX_BLOCK_SIZE, MiB
+from .durations import parse_duration_ns
 from ..sync.engine import TransferSettings
 from ..sync.filters import PathFilter
 from ..sync.model import BlobExtras
@@ -81,6 +82,9 @@ def transfer_options(f: Callable) -> Callable:
         click.option("--block-size", metavar="SIZE", help="Block size for large files, e.g. 8M (default: 8M, raised for files over ~390 GiB)."),
         click.option("--checksum", is_flag=True, help="Always compare MD5 when sizes match, whatever the mtimes."),
         click.option("--bwlimit", metavar="RATE", help="Bandwidth limit in bytes per second for the whole run, e.g. 10M."),
+        click.option("--modify-window", metavar="DURATION",
+                     help="Mtimes closer than this are equal, e.g. 2s (as rclone; default: the coarser precision of "
+                          "the two sides, detected: FAT 2s, exFAT/HFS+ 1s, else 1us)."),
         click.option("--stats", type=click.FloatRange(0.1, None), metavar="SECONDS",
                      help="Print a status line (files, bytes, rate, ETA) this often when no progress bar is drawn; "
                           "a JSON stats event with --json."),
@@ -104,10 +108,12 @@ def make_globals(ctx: click.Context, kw: dict[str, Any]) -> Globals:
 
 
 def make_settings(kw: dict[str, Any]) -> TransferSettings:
+    modify_window_ns = parse_duration_ns(kw.pop("modify_window", None), "--modify-window")
     extras = BlobExtras(content_type=parse_content_type(kw.pop("content_type", None)),
                         metadata=parse_metadata(kw.pop("metadata", None) or ()))
     return TransferSettings(concurrency=kw.pop("concurrency"), block_size=parse_size(kw.pop("block_size")),
-                            dry_run=kw.pop("dry_run"), bwlimit=parse_rate(kw.pop("bwlimit", None)), extras=extras)
+                            dry_run=kw.pop("dry_run"), bwlimit=parse_rate(kw.pop("bwlimit", None)),
+                            modify_window_ns=modify_window_ns, extras=extras)
 
 
 _METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Azure: metadata names are C# identifiers

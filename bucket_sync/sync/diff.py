@@ -6,6 +6,7 @@ strategy for destination-only keys); what to do with a pair is :func:`decide_pai
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -25,15 +26,24 @@ class DiffPolicy:
     delete_extras: bool = False
     checksum: bool = False
     overwrite: bool = False
+    # Mtimes closer than this are equal (rclone's modify window): the coarser precision of the two sides
+    # (a FAT disk keeps 2 s, exFAT and HFS+ 1 s: mtime_precision.py), or --modify-window, whichever is larger.
+    modify_window_ns: int = FINE_WINDOW_NS
+
+    def with_window_at_least(self, window_ns: int | None) -> "DiffPolicy":
+        if window_ns is None or window_ns <= self.modify_window_ns:
+            return self
+        return dataclasses.replace(self, modify_window_ns=window_ns)
 
 
-def mtimes_equal(src: Entry, dst: Entry) -> bool:
+def mtimes_equal(src: Entry, dst: Entry, window_ns: int = FINE_WINDOW_NS) -> bool:
     # Called for every unchanged file of a no-op run: plain tests, no generator.
+    delta = abs(src.mtime_ns - dst.mtime_ns)
+    if delta < window_ns:
+        return True
     coarse = ((isinstance(src, RemoteBlob) and not src.mtime_from_metadata)
               or (isinstance(dst, RemoteBlob) and not dst.mtime_from_metadata))
-    if coarse:
-        return src.mtime_ns // COARSE_WINDOW_NS == dst.mtime_ns // COARSE_WINDOW_NS
-    return abs(src.mtime_ns - dst.mtime_ns) < FINE_WINDOW_NS
+    return coarse and src.mtime_ns // COARSE_WINDOW_NS == dst.mtime_ns // COARSE_WINDOW_NS
 
 
 def decide_pair(src: Entry, dst: Entry, policy: DiffPolicy) -> tuple[Action, Reason]:
@@ -43,7 +53,7 @@ def decide_pair(src: Entry, dst: Entry, policy: DiffPolicy) -> tuple[Action, Rea
         return policy.transfer, Reason.SIZE_CHANGED
     if policy.checksum:
         return Action.COMPARE, Reason.CHECKSUM
-    if mtimes_equal(src, dst):
+    if mtimes_equal(src, dst, policy.modify_window_ns):
         return Action.SKIP, Reason.UNCHANGED
     return Action.COMPARE, Reason.MTIME_DIFFERS
 

@@ -41,6 +41,7 @@ class TransferSettings:
     file_attempts: int = 3  # whole-file attempts on transient errors, on top of per-request retries
     dry_run: bool = False
     bwlimit: int | None = None  # bytes per second across the whole run
+    modify_window_ns: int | None = None  # --modify-window: mtimes closer than this are equal
     extras: BlobExtras = BlobExtras()  # upload: --content-type, --metadata
 
 
@@ -77,6 +78,7 @@ class Engine:
     # -- planning ----------------------------------------------------------------------------------
     def plan(self, sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -> Plan:
         plan = Plan()
+        policy = policy.with_window_at_least(self.settings.modify_window_ns)  # every caller's plans, watch's too
         counted_dests = _Counter(dests)
         counted_sources = _Counter(sources)
         clashes = self._case_clash_guard()

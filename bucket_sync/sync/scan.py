@@ -17,6 +17,7 @@ from . import winnames
 from .filters import PathFilter
 from .keys import CASE_PROBE_PREFIX, LocalNames, local_names
 from .model import LocalFile
+from .mtime_precision import PROBE_PREFIX as MTIME_PROBE_PREFIX
 
 PARTIAL_SUFFIX = ".bucket-sync-partial"
 
@@ -63,8 +64,8 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
                 except UnsafeBlobNameError:
                     pass  # not one of ours: we never write such a name
             continue  # our own in-progress downloads are never a source
-        if entry.name.startswith(CASE_PROBE_PREFIX):
-            continue  # nor is the case-sensitivity probe (keys.is_case_insensitive_dir)
+        if entry.name.startswith((CASE_PROBE_PREFIX, MTIME_PROBE_PREFIX)):
+            continue  # nor are the probes (keys.is_case_insensitive_dir, mtime_precision.probe)
         try:
             key = names.child_key(prefix, entry.name)
         except UnsafeBlobNameError as exc:  # Windows names on a filesystem that holds what Windows cannot
