@@ -270,3 +270,22 @@ def delete(ctx: click.Context, reality_data_id: str, itwin: str | None, yes: boo
     else:
         _echo_human(g, [f"deleted reality data {rd_id}{described}"])
     return 0
+
+
+# Options whose value means something for one command only get that command's variable
+# (BUCKET_SYNC_REALITY_DATA_<COMMAND>_<OPTION>) instead of the shared BUCKET_SYNC_<OPTION>: a shared
+# BUCKET_SYNC_NAME exported for `create` would rename whatever `update` touched, BUCKET_SYNC_TYPE would filter
+# `ls`, and BUCKET_SYNC_YES would answer every `delete`. --itwin and the upload settings mean the same
+# everywhere and keep the shared names.
+_SCOPED = {
+    create: ("name", "rd_type", "classification", "description", "dataset", "group", "root_document", "acq_start",
+             "acq_end", "acquirer", "tags", "upload_dir"),
+    ls: ("types", "search", "top"),
+    update: ("name", "description", "classification", "dataset", "group", "root_document", "tags", "authoring"),
+    delete: ("yes",),
+}
+for _command, _names in _SCOPED.items():
+    for _param in _command.params:
+        if _param.name in _names:
+            _option = max(_param.opts, key=len).lstrip("-").upper().replace("-", "_")
+            _param.envvar = f"BUCKET_SYNC_REALITY_DATA_{_command.name.upper()}_{_option}"

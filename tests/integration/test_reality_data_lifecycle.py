@@ -297,3 +297,15 @@ def test_upload_options_without_upload_are_a_usage_error(cli, emulator, new_itwi
     result = cli("reality-data", "create", "--itwin", new_itwin, "--name", "x", "--type", "LAS", "--exclude", "*.tmp")
     assert result.returncode == 2 and "--exclude only apply with --upload" in result.stderr, result
     assert emulator.requests == []
+
+
+def test_a_command_s_own_options_never_come_from_another_command_s_variables(cli, emulator, new_itwin):
+    rd = emulator.add_reality_data(itwin_id=new_itwin, display_name="keep me")
+    shared = {"BUCKET_SYNC_NAME": "renamed", "BUCKET_SYNC_YES": "1", "BUCKET_SYNC_TYPE": "LAS"}
+    assert cli("reality-data", "update", rd, "--description", "d", env=shared).returncode == 0
+    assert emulator.reality_data_record(rd)["display_name"] == "keep me"
+    assert len(cli("reality-data", "ls", "--itwin", new_itwin, env=shared).stdout.splitlines()) == 2  # no type filter
+    assert cli("reality-data", "delete", rd, env=shared).returncode == 2 and emulator.reality_data_record(rd)
+    assert "BUCKET_SYNC_REALITY_DATA_DELETE_YES" in cli("reality-data", "delete", "--help").stdout
+    gone = cli("reality-data", "delete", rd, env={"BUCKET_SYNC_REALITY_DATA_DELETE_YES": "1"})
+    assert gone.returncode == 0 and emulator.reality_data_record(rd) == {}, gone
