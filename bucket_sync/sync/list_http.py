@@ -4,8 +4,9 @@ HTTP stack.
 Why: importing azure-core and requests costs ~0.1 s, which a cron job's no-op mirror (it only lists) paid
 every few minutes: on 20,000 unchanged files that was a sixth of the run. The rules are the SDK path's
 (policies.py): every attempt signed with the current SAS, one refresh after a 403, the backoff.py schedule
-for 408/429/5xx and dropped connections. http.client knows nothing of HTTP(S)_PROXY, so when a proxy is
-configured for the storage host, Storage lists through the SDK's transport instead (see proxy_configured).
+for 408/429/5xx and dropped connections. http.client knows nothing of proxies, so when one is configured
+for the storage host (the environment, or the system's settings), Storage lists through the SDK's
+transport instead (see proxy_configured).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import sys
 import threading
 from typing import Mapping
 from urllib.parse import quote, urlencode, urlsplit
@@ -40,24 +42,32 @@ class ConnectionFailed(Exception):
     """No answer, or an answer cut off mid-body (after retries)."""
 
 
-def proxy_configured(url: str, env: Mapping[str, str] = os.environ) -> bool:
-    """Whether a proxy applies to ``url`` per the usual variables (as requests reads them). Errs towards
-    yes: then the SDK's transport, which knows proxies, does the listing."""
+# Where getproxies() reads more than the environment (the Windows registry, macOS' System Configuration).
+SYSTEM_PROXY_SETTINGS = os.name == "nt" or sys.platform == "darwin"
+
+
+def proxy_configured(url: str) -> bool:
+    """Whether a proxy applies to ``url`` as the SDK's transport (requests) decides it: the proxies of
+    ``urllib.request.getproxies()`` (the environment; on Windows also Internet Settings in the registry, on
+    macOS the System Configuration), less what ``urllib.request.proxy_bypass`` exempts (NO_PROXY, the
+    registry's ProxyOverride, macOS' exceptions). Errs towards yes: then the SDK's transport, which knows
+    proxies, does the listing."""
+    if not SYSTEM_PROXY_SETTINGS and not any(k.lower().endswith("_proxy") for k in os.environ):
+        return False  # the common case, decided without importing urllib.request (a few ms a run)
+    import urllib.request
+
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    proxy = next((env[k] for k in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")
-                  if env.get(k)), None)
-    if not proxy:
+    try:
+        proxies = urllib.request.getproxies()
+    except Exception:  # an unreadable registry or System Configuration: let the SDK's transport decide
+        return True
+    if not (proxies.get(scheme) or proxies.get("all")):
         return False
-    host = (parts.hostname or "").lower()
-    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
-    for entry in (e.strip().lower() for e in no_proxy.split(",")):
-        if entry == "*":
-            return False
-        entry = entry.split(":")[0].lstrip(".")
-        if entry and (host == entry or host.endswith("." + entry)):
-            return False
-    return True
+    try:
+        return not urllib.request.proxy_bypass(parts.hostname or "")
+    except Exception:
+        return True
 
 
 class ListClient:

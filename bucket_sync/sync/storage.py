@@ -13,7 +13,6 @@ minutes. Errors come out as bucket_sync errors naming the operation (storage_err
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -86,7 +85,7 @@ class Storage:
         self._ops: BlobOps | None = None
         self._ops_lock = threading.Lock()
         self._list_client: ListClient | None = None
-        if not proxy_configured(self.container_url, os.environ):
+        if not proxy_configured(self.container_url):
             self._list_client = ListClient(self.container_url, self.reads, Backoff(attempts=retry_attempts, cancel=cancel),
                                            writes=source)
         self.list_workers = max(2, min(concurrency, 16))

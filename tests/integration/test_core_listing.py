@@ -90,7 +90,7 @@ def test_behind_a_proxy_listing_goes_through_the_sdk_transport(azurite, monkeypa
     container = azurite.container_client(name)
     for n in ["p/a/1", "p/a/2", "p/b", "p/c/d/e"]:
         container.upload_blob(n, b"x")
-    monkeypatch.setattr(storage_module, "proxy_configured", lambda url, env: True)
+    monkeypatch.setattr(storage_module, "proxy_configured", lambda url: True)
     monkeypatch.setattr(storage_module, "LIST_PAGE", 1)
     storage = Storage(StaticSasSource(ContainerSas.from_url(azurite.container_sas_url(name))))
     try:

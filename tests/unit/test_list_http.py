@@ -3,6 +3,7 @@ server that answers from a script (the integration tests run it against Azurite 
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,6 +138,20 @@ def test_a_refused_connection_is_a_connection_failure():
         client.get({"comp": "list"}, {})
 
 
+@pytest.fixture
+def proxy_env(monkeypatch):
+    """Only the proxy variables a test sets (the developer's own never leak in)."""
+    for key in list(os.environ):
+        if key.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            monkeypatch.delenv(key)
+
+    def set_env(env):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+
+    return set_env
+
+
 @pytest.mark.parametrize("env, proxied", [
     ({}, False),
     ({"HTTPS_PROXY": "http://proxy:3128"}, True),
@@ -145,8 +160,43 @@ def test_a_refused_connection_is_a_connection_failure():
     ({"ALL_PROXY": "http://proxy:3128", "NO_PROXY": "*"}, False),
     ({"HTTP_PROXY": "http://proxy:3128"}, False),  # an http proxy does not apply to https
 ])
-def test_a_configured_proxy_sends_listing_through_the_sdk_transport(env, proxied):
-    assert proxy_configured("https://acct.blob.core.windows.net/cont", env) is proxied
+def test_a_configured_proxy_sends_listing_through_the_sdk_transport(proxy_env, env, proxied):
+    proxy_env(env)
+    assert proxy_configured("https://acct.blob.core.windows.net/cont") is proxied
+
+
+@pytest.mark.parametrize("system, bypassed, proxied", [
+    ({"https": "http://corp-proxy:8080"}, False, True),  # Internet Settings (registry) / System Configuration
+    ({"https": "http://corp-proxy:8080"}, True, False),  # ... with the host in ProxyOverride / its exceptions
+    ({"http": "http://corp-proxy:8080"}, False, False),  # an http-only proxy does not carry https
+    ({}, False, False),
+])
+def test_the_system_proxy_settings_count_like_the_environment(proxy_env, monkeypatch, system, bypassed, proxied):
+    """As on Windows and macOS, where urllib.request.getproxies() and proxy_bypass() read the system's
+    settings, which requests (the SDK's transport) honours too."""
+    import urllib.request
+
+    from bucket_sync.sync import list_http
+
+    monkeypatch.setattr(list_http, "SYSTEM_PROXY_SETTINGS", True)
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: dict(system))
+    asked = []
+    monkeypatch.setattr(urllib.request, "proxy_bypass", lambda host: asked.append(host) or bypassed)
+    assert proxy_configured("https://acct.blob.core.windows.net/cont") is proxied
+    assert asked in ([], ["acct.blob.core.windows.net"])
+
+
+def test_unreadable_system_settings_leave_the_listing_to_the_sdk_transport(proxy_env, monkeypatch):
+    import urllib.request
+
+    from bucket_sync.sync import list_http
+
+    def broken():
+        raise OSError("the registry cannot be read")
+
+    monkeypatch.setattr(list_http, "SYSTEM_PROXY_SETTINGS", True)
+    monkeypatch.setattr(urllib.request, "getproxies", broken)
+    assert proxy_configured("https://acct.blob.core.windows.net/cont") is True
 
 
 def test_our_requests_speak_the_sdks_api_version():
