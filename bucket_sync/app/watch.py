@@ -30,8 +30,9 @@ from ..sync.keys import join_blob_name
 from ..sync.model import Action, Direction, LocalFile, Op, PlannedAction, Reason, Status, TransferResult
 from ..sync.scan import Skipped, scan_tree
 from ..sync.storage import ContainerRef, Storage
-from .watch_batch import AuthPolicy, BatchWatch, QuietSkips, lookup_remote, remote_under
+from .watch_batch import AuthPolicy, BatchWatch, QuietSkips, lookup_remote, refuse_emptying, remote_under
 from .watch_events import Backoff, ChangeQueue, Kind, Pending, Sig, Verdict, retry_delay, verdict
+from .watch_monitor import BatchReport, Scope, Trouble, WatchMonitor, WatchSnapshot
 from .watch_observer import QueueingHandler, healthy, start_observer, stop_quietly
 
 log = logging.getLogger("bucket_sync.watch")
@@ -59,7 +60,8 @@ class WatchRequest:
 
 class Watcher:
     def __init__(self, req: WatchRequest, container: ContainerRef, listener: Listener, *,
-                 status: Callable[[dict], None], clock: Callable[[], float] = time.monotonic) -> None:
+                 status: Callable[[dict], None], clock: Callable[[], float] = time.monotonic,
+                 monitors: WatchMonitor | None = None) -> None:
         # The watcher retries whole batches for as long as it runs, so each request and file gives up
         # sooner than in a one-shot upload: an outage is noticed in seconds and the queue simply waits.
         self.req = dataclasses.replace(req, settings=dataclasses.replace(req.settings, file_attempts=FILE_ATTEMPTS))
@@ -70,7 +72,9 @@ class Watcher:
         self.status_out = status
         self.clock = clock
         self.tally = Tally()
-        self.listener = FanOut(self.tally, listener)
+        # Health, metrics, systemd and alerts listen (watch_monitor.py): the watcher only reports to them.
+        self.monitors = monitors or WatchMonitor()
+        self.listener = FanOut(self.tally, listener, self.monitors)
         self.stopping = threading.Event()
         self.queue = ChangeQueue(debounce_s=req.debounce_s, clock=clock)
         self.backoff = Backoff(clock)
@@ -100,6 +104,7 @@ class Watcher:
         fatal: BucketSyncError | None = None
         reporter = threading.Thread(target=self._report_status, name="watch-status", daemon=True)
         reporter.start()
+        self.monitors.on_start(self.snapshot)
         try:
             fatal = self._loop(handler)
         finally:
@@ -113,8 +118,12 @@ class Watcher:
             log.error("error: %s", redact(fatal.message))
             if fatal.hint:
                 log.error("  hint: %s", redact(fatal.hint))
-            return dataclasses.replace(summary, exit_code=int(fatal.exit_code))
-        return dataclasses.replace(summary, exit_code=0)  # a clean stop is success (CONTRACT.md)
+            summary = dataclasses.replace(summary, exit_code=int(fatal.exit_code))
+            self.monitors.on_stop(summary, redact(fatal.message))
+            return summary
+        summary = dataclasses.replace(summary, exit_code=0)  # a clean stop is success (CONTRACT.md)
+        self.monitors.on_stop(summary, None)
+        return summary
 
     def _loop(self, handler) -> BucketSyncError | None:
         first = True
@@ -132,27 +141,35 @@ class Watcher:
                         self._decide()
                     worked = False
                     if now >= next_rescan:
+                        self.monitors.on_busy(Scope.RECONCILE)
                         self._reconcile(initial=first)
                         if first:
                             first = False
                             self._status("watching")
+                            self.monitors.on_ready()
                         next_rescan = self.clock() + self.req.rescan_s
                         worked = True
                     else:
                         due = self.queue.take_due(BATCH_LIMIT)
                         if due:
+                            self.monitors.on_busy(Scope.CHANGES)
                             self._handle(due)
                             worked = True
                     if worked:
+                        if self.backoff.failures:
+                            self.monitors.on_recovered()
                         self.backoff.succeeded()
                         self.auth.succeeded()
+                        self.monitors.on_idle()
             except BucketSyncError as exc:
+                self.monitors.on_idle()
                 if self.stopping.is_set():
                     break
                 if not self.auth.survivable(exc):
                     return exc
                 delay = self.backoff.failed()
                 log.warning("%s; retrying in %.0f s (changes stay queued)", redact(exc.message), delay)
+                self.monitors.on_trouble(Trouble.of(exc, delay))
             self._sleep(next_rescan)
         return None
 
@@ -165,7 +182,6 @@ class Watcher:
         timeout = max(0.02, min(0.5, min(wake) - now))
         self.queue.wakeup.wait(timeout)
         self.queue.wakeup.clear()
-
 
     def _revive_observer(self, handler: QueueingHandler) -> bool:
         """Restart a watcher that died (inotify limit hit while adding a new folder, LOCAL_DIR deleted and
@@ -191,14 +207,16 @@ class Watcher:
             self._status("status")
 
     def _status(self, state: str) -> None:
+        self.status_out(self.snapshot().status_event(state))
+
+    def snapshot(self) -> WatchSnapshot:
+        """The state monitors pull (from any thread: every field read here is safe to read unlocked)."""
         t = self.tally
         batch = self.batch
-        uploaded, deleted = t.count(Op.UPLOAD, Status.OK), t.count(Op.DELETE, Status.OK)
         in_flight = max(0, self.in_flight - (batch.results if batch is not None else 0))
-        self.status_out({
-            "event": "status", "state": state, "mode": self.mode, "queued": len(self.queue), "in_flight": in_flight,
-            "uploaded": uploaded, "deleted": deleted, "done": uploaded + deleted, "failed": t.count(None, Status.FAILED),
-        })
+        return WatchSnapshot(mode=self.mode, queued=len(self.queue), in_flight=in_flight,
+                             uploaded=t.count(Op.UPLOAD, Status.OK), deleted=t.count(Op.DELETE, Status.OK),
+                             failed=t.count(None, Status.FAILED), queued_since=self.queue.busy_since)
 
     # -- full reconcile -----------------------------------------------------------------------------
     def _reconcile(self, *, initial: bool) -> None:
@@ -238,12 +256,8 @@ class Watcher:
         batch.expected = {a.key: (a.source.path, Sig(Kind.FILE, a.size, a.source.mtime_ns)) for a in work
                           if isinstance(a.source, LocalFile)}
         plan.deletes = [a for a in plan.deletes if a.key not in self.queue]
-        if plan.deletes and plan.source_count == 0:
-            # An empty LOCAL_DIR is far more often an unmounted disk or share than a wish to empty the bucket.
-            log.warning("%s is empty: not deleting the %d blob(s) under the remote (delete files one by one, "
-                        "or use mirror --force, to empty it)", self.root, len(plan.deletes))
-            plan.deletes = []
-        self._run(engine, batch, plan, delete=req.delete)
+        refusal = refuse_emptying(self.root, plan)
+        self._run(engine, batch, plan, delete=req.delete, scope=Scope.RECONCILE, refusal=refusal)
         for key in batch.unfinished(a.key for a in plan.work):
             self.queue.touch(key, Sig.of(os.path.join(self.root, key)), delay=retry_delay(1))
         batch.raise_if_unreachable(self.storage, plan.work)
@@ -295,7 +309,7 @@ class Watcher:
         batch = self._new_batch(self.listener, expected={f.key: (f.path, Sig(Kind.FILE, f.size, f.mtime_ns)) for f in files})
         engine = self._engine(batch)
         plan = engine.plan(iter(files), iter(dests), DiffPolicy(Action.UPLOAD, checksum=self.req.checksum))
-        self._run(engine, batch, plan, delete=False)
+        self._run(engine, batch, plan, delete=False, scope=Scope.CHANGES)
         unfinished = list(batch.unfinished(a.key for a in plan.work))
         if not unfinished:
             return
@@ -332,7 +346,7 @@ class Watcher:
         if not actions:
             return
         batch = self._new_batch(self.listener)
-        self._run(self._engine(batch), batch, Plan(deletes=actions), delete=True)
+        self._run(self._engine(batch), batch, Plan(deletes=actions), delete=True, scope=Scope.DELETIONS)
         if batch.unfinished(a.key for a in actions):
             for p in gone:
                 self.queue.requeue(p, delay=retry_delay(2))
@@ -363,7 +377,8 @@ class Watcher:
                       settings=self.req.settings, listener=FanOut(batch.tally, batch), tally=batch.tally,
                       stop=batch.stop)
 
-    def _run(self, engine: Engine, batch: BatchWatch, plan: Plan, *, delete: bool) -> None:
+    def _run(self, engine: Engine, batch: BatchWatch, plan: Plan, *, delete: bool, scope: Scope,
+             refusal: str | None = None) -> None:
         self.batch = batch
         self.in_flight = len(plan.work) + (len(plan.deletes) if delete else 0)
         try:
@@ -371,6 +386,7 @@ class Watcher:
         finally:
             self.batch = None
             self.in_flight = 0
+        self.monitors.on_batch(BatchReport(scope, batch.reported.summary("watch"), refusal))
 
 
 def serve(watcher: Watcher, *, grace_s: float, finish: Callable[[Summary], None]) -> Summary:

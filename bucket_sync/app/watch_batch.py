@@ -46,7 +46,8 @@ class BatchWatch(Listener):
         self.expected = expected or {}  # key -> (path, what it looked like when judged ready)
         self.listener = listener
         self.outage_after = outage_after
-        self.tally = Tally()
+        self.tally = Tally()  # everything the engine reported: its delete guard reads it
+        self.reported = Tally()  # what was passed on to the user (the batch's summary for the monitors)
         self.stop = threading.Event()
         self.done: set[str] = set()
         self.results = 0
@@ -83,6 +84,7 @@ class BatchWatch(Listener):
                 self._failed_in_row += 1
                 if not self.any_ok and self._failed_in_row >= self.outage_after:
                     self.stop.set()  # looks like an outage: don't grind through the rest of the batch
+        self.reported.on_result(result)
         self.listener.on_result(result)
 
     def _changed_since(self, key: str) -> bool:
@@ -113,6 +115,19 @@ class BatchWatch(Listener):
         self.raise_if_fatal()
         if not self.reachable(storage, self.unfinished(a.key for a in work)):
             raise self.outage_error()
+
+
+def refuse_emptying(root: str, plan) -> str | None:
+    """With --delete, a reconcile that finds LOCAL_DIR empty deletes nothing: an empty LOCAL_DIR is far
+    more often an unmounted disk or share than a wish to empty the bucket. Returns the refusal (also
+    logged as a warning, and sent with --notify-url), after taking the deletes out of ``plan``."""
+    if not (plan.deletes and plan.source_count == 0):
+        return None
+    refusal = (f"{root} is empty: not deleting the {len(plan.deletes)} blob(s) under the remote "
+               f"(delete files one by one, or use mirror --force, to empty it)")
+    log.warning("%s", refusal)
+    plan.deletes = []
+    return refusal
 
 
 class AuthPolicy:

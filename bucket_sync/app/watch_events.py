@@ -104,6 +104,9 @@ class ChangeQueue:
         self._items: dict[str, Pending] = {}
         self._heap: list[tuple[float, str]] = []
         self.wakeup = threading.Event()
+        # Clock time the queue last went from empty to non-empty (None while empty): /healthz measures
+        # "fallen behind" from here, not from the last upload, which may be a quiet week ago.
+        self.busy_since: float | None = None
 
     def __len__(self) -> int:
         with self._lock:
@@ -121,6 +124,8 @@ class ChangeQueue:
         with self._lock:
             p = self._items.get(key)
             if p is None:
+                if not self._items:
+                    self.busy_since = now
                 p = self._items[key] = Pending(key, sig, now, due)
             else:
                 if sig != p.sig:
@@ -151,6 +156,8 @@ class ChangeQueue:
             if changed:
                 p.changed_at = now
             p.due = now + delay
+            if not self._items:
+                self.busy_since = now
             self._items[p.key] = p
             heapq.heappush(self._heap, (p.due, p.key))
 
@@ -169,6 +176,8 @@ class ChangeQueue:
                     continue  # superseded by a later event
                 del self._items[key]
                 out.append(p)
+            if not self._items:
+                self.busy_since = None
         return out
 
     def next_due(self) -> float | None:
