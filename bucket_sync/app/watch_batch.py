@@ -30,6 +30,7 @@ from ..sync.events import Listener, Tally
 from ..sync.keys import join_blob_name, key_from_blob_name
 from ..sync.model import RemoteBlob, Status, TransferResult
 from ..sync.storage import Storage
+from .watch_credentials import ObservedSas
 from .watch_events import Sig
 
 log = logging.getLogger("bucket_sync.watch")
@@ -136,6 +137,8 @@ class AuthPolicy:
     GIVE_UP_S = 600.0
 
     def __init__(self, source: SasSource, clock) -> None:
+        while isinstance(source, ObservedSas):  # --metrics only observes the SAS: judge what it wraps
+            source = source.inner
         self.source = source
         self.clock = clock
         self.started = False
