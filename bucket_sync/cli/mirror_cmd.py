@@ -13,12 +13,16 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from ..app.alert_payload import RunContext
 from ..app.lock import pair_lock
+from ..app.run_alerts import RunAlerts
 from ..app.sync_run import SyncRequest, parse_max_delete, run_sync
 from ..config import Config
-from ..errors import ConfigError, UsageError
+from ..errors import BucketSyncError, ConfigError, UsageError
+from ..sync.events import FanOut, Tally
 from ..sync.model import Direction
 from ..targets import looks_remote, parse_remote
+from .notify_options import make_notify_target, notify_options
 from .options import common_options, make_filter, make_globals, make_renderer, make_settings, transfer_options
 
 _EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
@@ -39,6 +43,7 @@ _NOT_IN_JOB = {"config_path", "job"}
               help="Wait this long for another mirror or watch of the same pair to finish (else exit 5 at once).")
 @click.option("--job", metavar="NAME", help="Run [jobs.NAME] from the config file (source, destination, options).")
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
+@notify_options
 @common_options
 @click.pass_context
 def mirror(ctx: click.Context, src: str | None, dst: str | None, **kw: Any) -> int:
@@ -72,12 +77,34 @@ def mirror(ctx: click.Context, src: str | None, dst: str | None, **kw: Any) -> i
                       settings=make_settings(kw), filters=make_filter(kw), checksum=kw.pop("checksum"),
                       follow_symlinks=kw.pop("follow_symlinks"), mirror=True, delete=not kw.pop("no_delete"),
                       max_delete=max_delete, force=kw.pop("force"))
+    notify = make_notify_target(kw)
     renderer = make_renderer(g)
-    with pair_lock(local_dir, remote.describe(), wait_s=kw.pop("wait_lock"), command="mirror"):
-        # Upload needs write (and list/delete) on the container; a download mirror only reads it.
-        summary = run_sync(req, lambda: g.container(remote, write=direction is Direction.UP), renderer)
-    renderer.finish(summary)
+    alerts = _alerts(notify, direction, local_dir, remote.describe())
+    tally = Tally()
+    try:
+        with pair_lock(local_dir, remote.describe(), wait_s=kw.pop("wait_lock"), command="mirror"):
+            # Upload needs write (and list/delete) on the container; a download mirror only reads it.
+            summary = run_sync(req, lambda: g.container(remote, write=direction is Direction.UP),
+                               FanOut(renderer, alerts.samples) if alerts else renderer, tally=tally)
+        renderer.finish(summary)
+        if alerts:
+            alerts.run_ended(summary)
+    except BucketSyncError as exc:
+        if alerts:  # a guard's refusal (exit 6), credentials, not found...; never exit 5 (why_alert)
+            alerts.run_failed(tally.summary("mirror"), exc)
+        raise
+    finally:
+        if alerts:
+            alerts.close()  # the transfers are over: wait (bounded) for the alert to go out
     return summary.exit_code
+
+
+def _alerts(notify, direction: Direction, local_dir: str, remote: str) -> RunAlerts | None:
+    if notify is None:
+        return None
+    local = os.path.abspath(local_dir)
+    source, destination = (local, remote) if direction is Direction.UP else (remote, local)
+    return RunAlerts(notify, RunContext.of("mirror", source, destination))
 
 
 def apply_job(ctx: click.Context, name: str, src: str | None, dst: str | None, kw: dict[str, Any]) -> tuple[str, str]:

@@ -7,11 +7,14 @@ import sys
 
 import click
 
+from ..app.alert_payload import RunContext
 from ..app.lock import pair_lock
 from ..app.render import HumanRenderer, JsonRenderer
 from ..app.watch import WatchRequest, Watcher, serve
+from ..app.watch_service import DEFAULT_BEHIND_AFTER, ServiceOptions, WatchService
 from ..errors import UsageError
 from ..targets import looks_remote, parse_remote
+from .notify_options import make_notify_target, notify_options
 from .options import common_options, make_filter, make_globals, make_settings, transfer_options
 
 GRACE_S = 5.0  # after SIGINT/SIGTERM: how long in-flight transfers may take to finish
@@ -46,6 +49,13 @@ def _human_status(quiet: bool, target: str):
               help="Wait this long for another mirror/watch of the same pair to finish (default: fail at once, exit 5).")
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @click.option("--status-interval", type=click.FloatRange(0.5, None), default=60.0, hidden=True, metavar="SECONDS")
+@click.option("--metrics", metavar="HOST:PORT",
+              help="Serve Prometheus /metrics, and /healthz and /readyz, on HOST:PORT (HOST defaults to 127.0.0.1; "
+                   "port 0 picks a free one). Off by default.")
+@click.option("--behind-after", type=click.FloatRange(1, None), default=DEFAULT_BEHIND_AFTER, show_default=True,
+              metavar="RESCANS", help="/healthz says \"behind\" (503) when nothing was processed for this many "
+                                      "--rescan intervals while work is waiting.")
+@notify_options
 @common_options
 @click.pass_context
 def watch(ctx: click.Context, local_dir: str, remote_text: str, **kw) -> int:
@@ -61,6 +71,7 @@ def watch(ctx: click.Context, local_dir: str, remote_text: str, **kw) -> int:
     remote = parse_remote(remote_text, itwin_id=kw.pop("itwin"))
     if not os.path.isdir(local_dir):
         raise UsageError(f"{local_dir} is not a folder", hint="watch needs an existing folder to follow")
+    service_options = _service_options(kw)
     req = WatchRequest(
         local_dir=local_dir, prefix=remote.prefix, settings=make_settings(kw), filters=make_filter(kw),
         checksum=kw.pop("checksum"), follow_symlinks=kw.pop("follow_symlinks"), delete=kw.pop("delete"),
@@ -75,7 +86,29 @@ def watch(ctx: click.Context, local_dir: str, remote_text: str, **kw) -> int:
         renderer = HumanRenderer(quiet=g.quiet, verbose=0 if g.quiet else max(1, g.verbose), progress=False)
         status = _human_status(g.quiet, f"{local_dir} -> {remote.describe()}")
     with pair_lock(local_dir, remote.describe(), wait_s=kw.pop("wait_lock"), command="watch"):
-        watcher = Watcher(req, g.container(remote, write=True), renderer, status=status)
-        summary = serve(watcher, grace_s=GRACE_S, finish=renderer.finish)
-    renderer.finish(summary)
+        # Binds the metrics port: a port in use is exit 2 here, before anything is watched or sent.
+        service = WatchService(service_options, rescan_s=req.rescan_s,
+                               ctx=RunContext.of("watch", os.path.abspath(local_dir), remote.describe()))
+        try:
+            container = service.container(service.globals(g).container(remote, write=True))
+            watcher = Watcher(req, container, renderer, status=status, monitors=service.monitors)
+            service.start()
+            if service.url and not g.quiet:
+                sys.stderr.write(f"watch: metrics on {service.url}/metrics, health on {service.url}/healthz\n")
+                sys.stderr.flush()
+            summary = serve(watcher, grace_s=GRACE_S, finish=renderer.finish)
+            renderer.finish(summary)
+        finally:
+            service.close()  # alerts still queued get a few seconds; the summary is out already
     return summary.exit_code
+
+
+def _service_options(kw: dict) -> ServiceOptions:
+    """--metrics, --behind-after, --notify-url: every mistake in them is exit 2 before the lock is taken."""
+    metrics_text = kw.pop("metrics")
+    metrics = None
+    if metrics_text:
+        from ..app.watch_http import parse_listen_address  # http.server: only for --metrics
+
+        metrics = parse_listen_address(metrics_text)
+    return ServiceOptions(metrics=metrics, behind_after=kw.pop("behind_after"), notify=make_notify_target(kw))

@@ -201,6 +201,31 @@ def test_ipv6_loopback_when_the_machine_has_it():
     assert server.url.startswith("http://[::1]:")
 
 
+def test_without_metrics_nothing_of_it_is_imported():
+    """A watch without --metrics, and a clean mirror with --notify-url, never load prometheus_client, the
+    HTTP server or urllib: cron runs every few minutes notice every import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import bucket_sync.cli.watch_cmd, bucket_sync.cli.mirror_cmd\n"
+        "from bucket_sync.app.alert_payload import RunContext\n"
+        "from bucket_sync.app.notify_url import parse_notify_url\n"
+        "from bucket_sync.app.run_alerts import RunAlerts\n"
+        "from bucket_sync.app.watch_service import ServiceOptions, WatchService\n"
+        "from bucket_sync.sync.events import Summary\n"
+        "WatchService(ServiceOptions(), rescan_s=600, ctx=RunContext('watch', '/w', 'r'), env={}).close()\n"
+        "alerts = RunAlerts(parse_notify_url('https://example.com/hook'), RunContext('mirror', '/w', 'r'))\n"
+        "alerts.run_ended(Summary('mirror', 0, 0, 0, 3, 0, 0, 0.1, 0))\n"
+        "alerts.close()\n"
+        "print(sorted(m for m in ('prometheus_client', 'http.server', 'urllib.request') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_an_observed_sas_url_is_still_one_that_cannot_be_renewed():
     """--metrics wraps the SAS source: a refused SAS URL given directly must still end the watcher (exit 3)."""
     from bucket_sync.app.watch_batch import AuthPolicy
