@@ -96,8 +96,11 @@ def human_bytes(n: float) -> str:
 class JsonRenderer(Listener):
     """stdout carries only JSON objects, one per line (CONTRACT.md, Output)."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, *, verbose: int = 0) -> None:
         self.out = out or sys.stdout
+        # An unchanged file gets a line only at -v: a cron no-op over a million files printed a million
+        # lines (~100 MB a run). The summary counts them either way.
+        self.wants_unchanged = verbose >= 1
         # UTF-8 whatever the locale: a cp1252 Windows pipe would otherwise crash on a name like 測量.jpg,
         # and write é as a byte no JSON reader decodes.
         self._ensure_ascii = not utf8_stream(self.out)

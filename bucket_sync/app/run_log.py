@@ -22,6 +22,10 @@ from ..sync.events import Listener, Summary
 from ..sync.model import Status, TransferResult
 
 RESULTS_LOGGER = "bucket_sync.results"  # per-file lines: the log file only, never the console
+# Without a log file the lines go nowhere (not to the console through the root, nor to logging's
+# last-resort handler, which would print errors a second time).
+logging.getLogger(RESULTS_LOGGER).propagate = False
+logging.getLogger(RESULTS_LOGGER).addHandler(logging.NullHandler())
 ROTATE_BYTES = 10 * 1024 * 1024
 ROTATE_KEEP = 5
 
@@ -42,7 +46,6 @@ def file_handler(path: str, *, rotating: bool) -> logging.Handler:
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     results = logging.getLogger(RESULTS_LOGGER)
-    results.propagate = False
     results.setLevel(logging.INFO)
     for old in list(results.handlers):
         results.removeHandler(old)

@@ -68,7 +68,9 @@ def parse_max_delete(value: str | int) -> tuple[int | None, float | None]:
 def check_mirror_guards(req: SyncRequest, plan: Plan, source_exists: bool) -> None:
     if req.force:
         return
-    if not source_exists or plan.source_count == 0:
+    # A shard's share of a source can be empty; the source itself must not be (an unmounted disk).
+    empty = plan.source_count == 0 and (req.filters.shard is None or _source_is_empty(req))
+    if not source_exists or empty:
         raise SafetyGuardError(
             "refusing to mirror from an empty or missing source: that would delete everything in the destination",
             hint="check the source; use --force if emptying the destination is really meant",
@@ -151,7 +153,8 @@ def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally
         if approach.comparison is Comparison.LISTING and not by_name:
             # Filters apply to both sides: a blob the filters exclude is neither compared nor deleted.
             hints = top_level_folders(req.local[0]) if len(req.local) == 1 else []
-            dests = (b for b in storage.iter_list(req.prefix, hints=hints) if req.filters.allows_entry(b))
+            dests = (b for b in storage.iter_list(req.prefix, hints=hints, top_folder_ok=req.filters.allows_top_folder)
+                     if req.filters.allows_entry(b))
         elif approach.comparison is Comparison.NONE:
             dests = iter(())
         else:
@@ -190,6 +193,17 @@ def _guarded_run(req: SyncRequest, engine: Engine, plan: Plan, tally: Tally, sou
         if refusal.hint:
             log.error("  hint: %s", refusal.hint.replace("run with --dry-run to see them; ", ""))
         tally.set_fatal(refusal)
+
+
+def _source_is_empty(req: SyncRequest) -> bool:
+    """Whether the mirror's source has no entry at all (its first one is enough to tell)."""
+    if req.direction is Direction.UP:
+        try:
+            with os.scandir(req.local[0]) as entries:
+                return next(entries, None) is None
+        except OSError:
+            return True
+    return True  # a remote source: its share was listed, the rest is not known without a listing
 
 
 def _only_files(req: SyncRequest) -> bool:
@@ -231,7 +245,8 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
         download_approach(access, by_name=False, mirror=req.mirror)
         dests = prefetch(scan_tree(local_root, filters=req.filters, on_partial=lambda key, path: partials.append((key, path)))
                          ) if os.path.isdir(local_root) else iter(())
-        listed = _Counted(storage.iter_list(req.prefix, hints=top_level_folders(local_root)))
+        listed = _Counted(storage.iter_list(req.prefix, hints=top_level_folders(local_root),
+                                            top_folder_ok=req.filters.allows_top_folder))
         sources = (b for b in listed if req.filters.allows_entry(b))
     policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
                         overwrite=req.overwrite)
@@ -241,7 +256,9 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
                     settings=req.settings, listener=listener, tally=tally, stop=stop)
     plan = engine.plan(sources, dests, policy)
     if named is None and not req.mirror and listed.n == 0:
-        if req.prefix:
+        if req.filters.shard is not None:
+            listener.on_info(f"nothing to download in {req.filters.shard.describe()}")
+        elif req.prefix:
             raise NotFoundError(f"nothing to download: no blob named {req.prefix!r} and no blobs under {req.prefix}/",
                                 hint="check the name (`bucket-sync ls` its folder); names are case-sensitive")
         listener.on_info("nothing to download: the container holds no blobs")

@@ -23,7 +23,7 @@ from ..sync.events import FanOut, Tally
 from ..sync.model import Direction
 from ..targets import looks_remote, parse_remote
 from .notify_options import make_notify_target, notify_options
-from .options import common_options, make_filter, make_globals, make_renderer, make_settings, transfer_options
+from .options import common_options, make_filter, make_globals, make_renderer, make_settings, shard_options, transfer_options
 
 _EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 # Options a job may not set: they choose the config file, or the job itself.
@@ -34,6 +34,7 @@ _NOT_IN_JOB = {"config_path", "job"}
 @click.argument("src", required=False, metavar="SRC")
 @click.argument("dst", required=False, metavar="DST")
 @transfer_options
+@shard_options
 @click.option("--no-delete", is_flag=True, help="Keep files in DST that SRC does not have.")
 @click.option("--max-delete", default="50%", show_default=True, metavar="N|P%",
               help="Refuse (exit 6) to delete more than N files, or P% of DST's files.")
@@ -78,11 +79,14 @@ def mirror(ctx: click.Context, src: str | None, dst: str | None, **kw: Any) -> i
                       follow_symlinks=kw.pop("follow_symlinks"), mirror=True, delete=not kw.pop("no_delete"),
                       max_delete=max_delete, force=kw.pop("force"))
     notify = make_notify_target(kw)
-    renderer = make_renderer(g)
+    renderer = make_renderer(g, kw)
     alerts = _alerts(notify, direction, local_dir, remote.describe())
     tally = Tally()
     try:
-        with pair_lock(local_dir, remote.describe(), wait_s=kw.pop("wait_lock"), command="mirror"):
+        # Per pair and shard: shards of one job never block each other, two runs of one shard do.
+        shard = req.filters.shard
+        with pair_lock(local_dir, remote.describe() + (f" ({shard.describe()})" if shard else ""),
+                       wait_s=kw.pop("wait_lock"), command="mirror"):
             # Upload needs write (and list/delete) on the container; a download mirror only reads it.
             summary = run_sync(req, lambda: g.container(remote, write=direction is Direction.UP),
                                FanOut(renderer, alerts.samples) if alerts else renderer, tally=tally)

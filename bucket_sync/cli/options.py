@@ -18,6 +18,7 @@ from ..sync.budget import MAX_BLOCK_SIZE, MiB
 from .durations import parse_duration_ns
 from ..sync.engine import TransferSettings
 from ..sync.filters import PathFilter
+from ..sync.shard import parse_shard
 from ..sync.model import BlobExtras
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -145,6 +146,20 @@ def parse_content_type(value: str | None) -> str | None:
     return value.strip()
 
 
+def shard_options(f: Callable) -> Callable:
+    """--shard K/N and --shard-by: N runs split one job (sync/shard.py)."""
+    options = [
+        click.option("--shard", metavar="K/N", help="Handle only share K of N of the keys (a stable hash), so N runs on N "
+                                                    "machines split one job; deletes and guards stay within the share."),
+        click.option("--shard-by", type=click.Choice(["key", "folder"]), default="key", show_default=True,
+                     help="What the share is decided on: the whole key, or its first folder (each shard then lists "
+                          "and scans only its folders)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def upload_options(f: Callable) -> Callable:
     """What an upload writes besides the bytes: Content-Type and metadata."""
     options = [
@@ -194,12 +209,13 @@ def make_filter(kw: dict[str, Any]) -> PathFilter:
         min_size=parse_bound(kw.pop("min_size", None), "--min-size"),
         max_size=parse_bound(kw.pop("max_size", None), "--max-size"),
         newest_ns=parse_age(kw.pop("min_age", None), "--min-age", now),
-        oldest_ns=parse_age(kw.pop("max_age", None), "--max-age", now))
+        oldest_ns=parse_age(kw.pop("max_age", None), "--max-age", now),
+        shard=parse_shard(kw.pop("shard", None), kw.pop("shard_by", None)))
 
 
 def make_renderer(g: Globals, kw: dict[str, Any] | None = None):
     """The run's renderer (JSON or human), with the log file's and --stats' listeners when asked for."""
-    renderer = JsonRenderer() if g.json else HumanRenderer(quiet=g.quiet, verbose=g.verbose)
+    renderer = JsonRenderer(verbose=g.verbose) if g.json else HumanRenderer(quiet=g.quiet, verbose=g.verbose)
     stats_every = (kw or {}).pop("stats", None)
     extras = []
     if g.log_file:

@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..sync.model import Direction
 from ..targets import RealityDataTarget, looks_remote, parse_remote
 from .options import (common_options, make_filter, make_globals, make_renderer, make_settings, transfer_options,
-                      upload_options)
+                      shard_options, upload_options)
 
 
 def _finish(renderer, summary) -> int:
@@ -22,6 +22,7 @@ def _finish(renderer, summary) -> int:
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="LOCAL... REMOTE")
 @transfer_options
+@shard_options
 @upload_options
 @click.option("--overwrite", is_flag=True, help="Transfer every file, even unchanged ones.")
 @click.option("--files-from", "files_from", metavar="FILE",
@@ -67,6 +68,7 @@ def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
 @click.argument("remote_text", metavar="REMOTE")
 @click.argument("local_dir", metavar="DEST")
 @transfer_options
+@shard_options
 @click.option("--overwrite", is_flag=True, help="Transfer every blob, even unchanged ones.")
 @click.option("--files-from", "files_from", metavar="FILE",
               help="Download only the blobs named in FILE (one name per line, relative to REMOTE; blank lines and "

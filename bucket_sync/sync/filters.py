@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .shard import Shard
+
 
 @lru_cache(maxsize=256)
 def glob_to_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
@@ -67,6 +69,7 @@ class PathFilter:
     max_size: int | None = None
     newest_ns: int | None = None  # --min-age: modified at or before this time (epoch ns)
     oldest_ns: int | None = None  # --max-age: modified at or after this time
+    shard: Shard | None = None  # --shard K/N: only this run's share of the keys (shard.py)
 
     @classmethod
     def from_options(cls, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), ordered: tuple[tuple[bool, str], ...] | None = None,
@@ -85,6 +88,8 @@ class PathFilter:
         return any(v is not None for v in (self.min_size, self.max_size, self.newest_ns, self.oldest_ns))
 
     def allows(self, key: str) -> bool:
+        if self.shard is not None and not self.shard.owns(key):
+            return False
         for include, glob in self.rules:
             if glob_to_regex(glob, self.ignore_case).match(key):
                 return include
@@ -101,3 +106,8 @@ class PathFilter:
 
     def allows_entry(self, entry) -> bool:
         return self.allows_file(entry.key, entry.size, entry.mtime_ns)
+
+    def allows_top_folder(self, name: str) -> bool:
+        """Whether a folder right under the root can hold anything this run handles (--shard-by folder
+        skips the others whole: neither scanned nor listed)."""
+        return self.shard is None or self.shard.owns_folder(name)

@@ -64,21 +64,25 @@ class Lister:
         self.max_depth = max_depth
         self.window = 2 * self.workers
         self._prefix = ""  # of the listing in progress: blobs are converted in the workers, off the consumer
+        self._top_ok: Callable[[str], bool] | None = None
 
-    def blobs(self, prefix: str, hints: Iterable[str] = ()) -> Iterator[RemoteBlob]:
+    def blobs(self, prefix: str, hints: Iterable[str] = (),
+              top_folder_ok: Callable[[str], bool] | None = None) -> Iterator[RemoteBlob]:
         """Every blob under ``prefix`` (a folder, '' for the whole container), sorted by key.
 
         ``hints``: names of folders likely to exist right under the prefix (the local side's top-level
         folders). When there are enough of them to keep every worker busy, they are listed at once, while
         the prefix's own level is still being listed, instead of one round trip later. A hinted folder the
-        container lacks costs one empty listing.
+        container lacks costs one empty listing. ``top_folder_ok(name)``: whether a folder right under the
+        prefix is wanted at all (--shard-by folder): the others are never listed.
         """
         root = f"{prefix}/" if prefix else ""
         self._prefix = prefix
+        self._top_ok = top_folder_ok
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="list")
         first = pool.submit(self._list_level, root)  # ahead of the hinted folders: the diff starts with it
         early: dict[str, Future] = {}
-        hinted = sorted({f"{root}{h}/" for h in hints if h and "/" not in h})
+        hinted = sorted({f"{root}{h}/" for h in hints if h and "/" not in h and (top_folder_ok is None or top_folder_ok(h))})
         if len(hinted) >= self.workers:
             early = {name: pool.submit(self._list_flat, name) for name in hinted[:self.window]}
         try:
@@ -127,6 +131,8 @@ class Lister:
         folders to list in parallel, or the tree is that deep. ``first``: the root's own level, already
         asked for. Folders in ``keep`` are already being listed flat."""
         units = first.result()
+        if self._top_ok is not None:
+            units = [u for u in units if u.blob is not None or self._top_ok(u.name[len(root):].rstrip("/"))]
         for depth in range(1, self.max_depth):
             folders = [u for u in units if u.blob is None]
             splittable = [u.name for u in folders if u.name not in keep]

@@ -84,6 +84,8 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
             if (st.st_dev, st.st_ino) in seen:
                 on_skip(Skipped(key, "folder loop through a symbolic link"))
                 continue
+            if "/" not in key and not filters.allows_top_folder(key):
+                continue  # another shard's folder (--shard-by folder): not even walked
             keyed.append((key + "/", key, entry.path, None))
         elif stat.S_ISREG(st.st_mode):
             if filters.allows_file(key, st.st_size, st.st_mtime_ns):

@@ -160,11 +160,12 @@ class Storage:
         """Every blob under ``prefix``, sorted by key (the diff needs one order on both sides)."""
         return list(self.iter_list(prefix))
 
-    def iter_list(self, prefix: str, hints: Iterable[str] = ()) -> Iterator[RemoteBlob]:
+    def iter_list(self, prefix: str, hints: Iterable[str] = (),
+                  top_folder_ok: Callable[[str], bool] | None = None) -> Iterator[RemoteBlob]:
         """The same, streamed: folders are listed in parallel and handed on in key order as they arrive,
         so the diff starts before the listing ends. ``hints``: likely folder names (see listing.py)."""
         lister = Lister(self._list_body, workers=self.list_workers, cache=self._metadata_cache, head=self._head)
-        yield from lister.blobs(prefix, hints)
+        yield from lister.blobs(prefix, hints, top_folder_ok)
 
     def _list_body(self, starts: str | None, marker: str | None, delimiter: str | None, metadata: bool = True) -> bytes:
         """One List Blobs page (XML, parsed by listing.py), with the metadata the diff needs (unless the
