@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 4
     LOCKED = 5
     GUARD = 6
+    INTERRUPTED = 130  # Ctrl+C (SIGINT), outside watch: the summary is still printed
 
 
 class BucketSyncError(Exception):

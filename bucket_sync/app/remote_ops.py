@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import BucketSyncError, NotFoundError, UsageError
+from .interrupt import interruptible
 from ..redact import redact
 from ..sas import ContainerSas
 from ..sync.access import BY_NAME_WAYS_OUT, LIST, READ, delete_approach, download_approach
@@ -116,7 +117,8 @@ def remove_remote(container: ContainerRef, prefix: str, *, recursive: bool, dry_
                     result = TransferResult(Op.DELETE, blob.name, blob.size, Status.FAILED, error=redact(exc), exit_code=int(exc.exit_code))
             listener.on_result(result)
 
-        with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        with ThreadPoolExecutor(max(1, concurrency)) as pool, interruptible(stop, tally):
+            # Ctrl+C: the deletes not started yet are skipped (stop), before the pool waits for the others.
             list(pool.map(delete, targets))
     finally:
         storage.close()

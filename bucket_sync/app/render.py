@@ -18,6 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from ..errors import ExitCode
 from ..sync.events import Listener, Summary
 from ..sync.model import Status, TransferResult
 
@@ -205,7 +206,7 @@ class HumanRenderer(Listener):
             self._bar = None
         if self.quiet:
             return
-        parts = []
+        parts = ["interrupted"] if summary.exit_code == ExitCode.INTERRUPTED else []
         if summary.planned:
             parts.append(f"dry run: {summary.planned} action(s) planned")
         for word, n in (("uploaded", summary.uploaded), ("downloaded", summary.downloaded), ("deleted", summary.deleted)):

@@ -13,6 +13,7 @@ from typing import Callable
 from dataclasses import dataclass
 
 from ..config import user_cache_dir
+from .interrupt import interruptible
 from ..errors import (BucketSyncError, ExitCode, NotFoundError, PermissionDeniedError, SafetyGuardError,
                       UnsafeBlobNameError, UsageError)
 from ..sync.access import BY_NAME_WAYS_OUT, LIST, READ, Comparison, download_approach, upload_approach
@@ -105,15 +106,17 @@ def run_sync(req: SyncRequest, container_factory: Callable[[], ContainerRef], re
             and (req.mirror or not req.prefix):
         raise UsageError(f"{req.local[0]} exists and is not a folder", hint="give a folder to download into")
 
+    stop = stop or threading.Event()  # Ctrl+C sets it: nothing new starts, waits and transfers end early
     storage = container_factory().open(concurrency=req.settings.concurrency, cancel=stop,
                                        metadata_cache_dir=user_cache_dir() / METADATA_CACHE_DIR)
-    try:
-        if req.direction is Direction.UP:
-            _upload(req, storage, listener, tally, stop, source_exists)
-        else:
-            _download(req, storage, listener, tally, stop)
-    finally:
-        storage.close()
+    with interruptible(stop, tally):  # the summary is printed all the same, with exit code 130
+        try:
+            if req.direction is Direction.UP:
+                _upload(req, storage, listener, tally, stop, source_exists)
+            else:
+                _download(req, storage, listener, tally, stop)
+        finally:
+            storage.close()
     return tally.summary(req.command)
 
 

@@ -11,7 +11,7 @@ import sys
 import click
 
 from .. import __version__
-from ..app import render
+from ..app import interrupt, render
 from ..app.render import with_time
 from ..app.run_log import RESULTS_LOGGER
 from ..config import load_config
@@ -111,10 +111,20 @@ def report_error(exc: BucketSyncError, *, json_mode: bool, command: str) -> None
         click.echo(json.dumps(with_time(obj)))
 
 
+def report_interrupted(*, json_mode: bool, command: str) -> int:
+    click.echo("interrupted", err=True)
+    if json_mode:
+        obj = {"event": "summary", "op": command, "uploaded": 0, "downloaded": 0, "deleted": 0, "skipped": 0,
+               "failed": 0, "bytes": 0, "seconds": 0.0, "exit_code": interrupt.INTERRUPTED, "error": "interrupted"}
+        click.echo(json.dumps(with_time(obj)))
+    return interrupt.INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> None:
     # Before anything can print: a cp1252 console or pipe (Windows) escapes what it cannot show instead of
     # raising UnicodeEncodeError from the first name outside its code page.
     render.make_console_safe()
+    interrupt.route_ctrl_break()
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args
     command = _command_name(args)
@@ -137,20 +147,20 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = ExitCode.USAGE
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        code = 130
+    except click.exceptions.Abort:  # click's own Ctrl+C (at a prompt)
+        code = report_interrupted(json_mode=json_mode, command=command)
     except BucketSyncError as exc:
         report_error(exc, json_mode=json_mode, command=command)
         code = exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        code = 130
+    except KeyboardInterrupt:  # before a run had its summary to print (resolving, signing in, ls...)
+        code = report_interrupted(json_mode=json_mode, command=command)
     except Exception as exc:  # a bug: say so plainly, never a raw traceback (it could carry a URL)
         click.echo(f"error: unexpected {type(exc).__name__}: {redact(exc)}", err=True)
         click.echo("  hint: run again with -vv for details, and report it", err=True)
         log.debug("traceback", exc_info=True)
         code = ExitCode.FAILED
+    if int(code) == interrupt.INTERRUPTED:
+        interrupt.exit_at_next_interrupt()
     sys.exit(int(code))
 
 

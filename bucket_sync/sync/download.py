@@ -74,6 +74,8 @@ class Downloader:
         md5 = hashlib.md5()
         with self.budget.hold(min(blob.size, STREAM_BUFFER)), open(partial, "wb") as fh:
             self.limiter.consume(blob.size)
+            if self.cancel.is_set():  # stopped while --bwlimit held it back
+                raise BucketSyncError(f"{blob.key}: interrupted")
 
             def write(_at: int, piece: bytes) -> None:
                 fh.write(piece)
@@ -125,6 +127,8 @@ class Downloader:
             if failed.is_set() or self.cancel.is_set():
                 return
             self.limiter.consume(length)
+            if self.cancel.is_set():
+                return
             self.storage.stream_range(blob.name, offset, length, blob.etag, write)
             if hasher is not None:
                 hasher.completed(offset, length)

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -31,6 +32,10 @@ from .storage import Storage
 from .upload import Uploader, file_md5
 
 log = logging.getLogger(__name__)
+
+# The main thread waits in slices: on Windows a lock wait without a timeout cannot be interrupted, so Ctrl+C
+# would only be seen once every transfer had finished.
+WAKE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,8 @@ class Engine:
         concurrency = max(1, self.settings.concurrency)
         return_big_buffers_to_os()
         budget = ByteBudget(max(self.settings.memory_budget, 2 * (self.settings.block_size or 0)))
-        limiter = RateLimiter(self.settings.bwlimit) if self.settings.bwlimit else Unlimited()
+        # A --bwlimit wait ends at once when the run is stopped (Ctrl+C), instead of holding the exit back.
+        limiter = RateLimiter(self.settings.bwlimit, sleep=self.stop.wait) if self.settings.bwlimit else Unlimited()
         with ThreadPoolExecutor(concurrency, thread_name_prefix="file") as files, \
                 ThreadPoolExecutor(concurrency, thread_name_prefix="block") as blocks:
             self._uploader = Uploader(self.storage, blocks, budget, block_size=self.settings.block_size,
@@ -160,17 +166,27 @@ class Engine:
             for action in actions:
                 if self.stop.is_set():
                     break
-                slots.acquire()
+                while not slots.acquire(timeout=WAKE_S):  # a bounded wait: see WAKE_S
+                    pass
                 fut = pool.submit(fn, action)
                 fut.add_done_callback(lambda _f: slots.release())
                 futures.append(fut)
             for fut in futures:
-                fut.result()
-        except BaseException:
+                while True:
+                    try:
+                        fut.result(timeout=WAKE_S)
+                        break
+                    except FuturesTimeout:
+                        continue
+        except BaseException as exc:
             self.stop.set()  # Ctrl-C: let in-flight requests end, start nothing new
+            if isinstance(exc, KeyboardInterrupt):
+                self.tally.set_interrupted()  # what is queued and not started yet stays untouched
             raise
 
     def _transfer(self, action: PlannedAction) -> None:
+        if self.tally.interrupted:
+            return  # queued before Ctrl+C, never started: neither done nor failed
         attempts = max(1, self.settings.file_attempts)
         for attempt in range(1, attempts + 1):
             try:
@@ -219,6 +235,8 @@ class Engine:
         return True
 
     def _delete(self, action: PlannedAction) -> None:
+        if self.tally.interrupted:
+            return
         dest = action.dest
         try:
             if isinstance(dest, RemoteBlob):

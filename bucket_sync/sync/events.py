@@ -83,6 +83,7 @@ class Tally(Listener):
         self.bytes = 0  # bytes that crossed the wire
         self.worst_failure = 0
         self.fatal: BucketSyncError | None = None
+        self.interrupted = False  # Ctrl+C: the run ended early (app/interrupt.py)
 
     def on_result(self, result: TransferResult) -> None:
         with self._lock:
@@ -96,6 +97,10 @@ class Tally(Listener):
         with self._lock:
             self.counts[(op, Status.SKIPPED)] += n
 
+    def set_interrupted(self) -> None:
+        with self._lock:
+            self.interrupted = True
+
     def set_fatal(self, error: BucketSyncError) -> None:
         with self._lock:
             if self.fatal is None:
@@ -106,6 +111,8 @@ class Tally(Listener):
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:  # whatever else happened: the run did not finish, and the user knows why
+            return int(ExitCode.INTERRUPTED)
         if self.fatal is not None:
             return int(self.fatal.exit_code)
         if self.count(None, Status.FAILED):

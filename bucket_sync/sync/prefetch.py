@@ -46,7 +46,10 @@ def prefetch(items: Iterable[T], *, maxsize: int = 50_000) -> Iterator[T]:
     def consume() -> Iterator[T]:
         try:
             while True:
-                got = q.get()
+                try:
+                    got = q.get(timeout=0.5)  # in slices: a lock wait on Windows would not see Ctrl+C
+                except queue.Empty:
+                    continue
                 if got is _DONE:
                     return
                 if isinstance(got, BaseException):

@@ -97,6 +97,8 @@ class Uploader:
                 raise LocalFileError(f"{f.key}: the file changed size while it was read; the next run will retry it")
             md5 = hashlib.md5(data).digest()
             self.limiter.consume(len(data))
+            if self.cancel.is_set():  # stopped while --bwlimit held it back
+                raise BucketSyncError(f"{f.key}: interrupted before it was sent; the next run uploads it")
             self.storage.put(name, data, md5, f.mtime_ns, self.extras)
         self.on_bytes(f.size)
         return f.size
@@ -147,6 +149,8 @@ class Uploader:
             if failed.is_set() or self.cancel.is_set():
                 return
             self.limiter.consume(len(data))
+            if self.cancel.is_set():
+                return
             self.storage.stage_block(name, bid, data)
             self.on_bytes(len(data))
         except BaseException:
