@@ -34,7 +34,9 @@ OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
     # Filters, output and what uploads write.
     "ignore-case": bool, "min-size": (str, int), "max-size": (str, int), "min-age": (str, int), "max-age": (str, int),
     "stats": (int, float), "log-file": str, "content-type": str, "metadata": list,
-    "modify-window": (str, int, float),
+    "modify-window": (str, int, float), "shard": str, "shard-by": str,
+    # watch as a service, and alerts (watch and mirror).
+    "metrics": str, "behind-after": (int, float), "notify-url": str, "notify-always": bool,
 }
 COMMANDS = ("upload", "download", "mirror", "watch", "ls", "rm", "url")
 GROUP_COMMANDS = {"auth": ("login", "status", "logout"), "reality-data": ("move",)}
@@ -124,7 +126,11 @@ class Config:
 
     def exposes_secrets(self) -> bool:
         """Whether the file holds a SAS URL (or a client secret) and other users may read it (POSIX)."""
-        holds = any("sig=" in r.get("url", "") for r in self.remotes.values()) or bool(self.auth.get("client-secret"))
+        # A webhook URL is a password too: whoever has it can post to the channel.
+        notify = [self.common.get("notify-url")] + [c.get("notify-url") for c in self.commands.values()] + \
+                 [j.get("notify-url") for j in self.jobs.values()]
+        holds = (any("sig=" in r.get("url", "") for r in self.remotes.values()) or bool(self.auth.get("client-secret"))
+                 or any(notify))
         if not holds or self.path is None or os.name != "posix":
             return False
         try:
