@@ -10,6 +10,7 @@ import click
 from ..app.alert_payload import RunContext
 from ..app.lock import pair_lock
 from ..app.render import HumanRenderer, JsonRenderer
+from ..app.run_log import ResultLog, WithExtras
 from ..app.watch import WatchRequest, Watcher, serve
 from ..app.watch_service import DEFAULT_BEHIND_AFTER, ServiceOptions, WatchService
 from ..errors import UsageError
@@ -72,19 +73,24 @@ def watch(ctx: click.Context, local_dir: str, remote_text: str, **kw) -> int:
     if not os.path.isdir(local_dir):
         raise UsageError(f"{local_dir} is not a folder", hint="watch needs an existing folder to follow")
     service_options = _service_options(kw)
+    # --stats sets the periodic status line (every 60 s by default): a watcher is never on a terminal.
+    status_every = kw.pop("stats", None) or kw.pop("status_interval")
+    kw.pop("status_interval", None)
     req = WatchRequest(
         local_dir=local_dir, prefix=remote.prefix, settings=make_settings(kw), filters=make_filter(kw),
         checksum=kw.pop("checksum"), follow_symlinks=kw.pop("follow_symlinks"), delete=kw.pop("delete"),
         debounce_s=kw.pop("debounce"), rescan_s=kw.pop("rescan"), polling=kw.pop("polling"),
-        status_s=kw.pop("status_interval"),
+        status_s=status_every,
     )
     if g.json:
-        renderer: JsonRenderer | HumanRenderer = JsonRenderer()
+        renderer: JsonRenderer | HumanRenderer | WithExtras = JsonRenderer(verbose=g.verbose)
         status = renderer.emit
     else:
         # A line per file by default: a watcher's log is read afterwards, a progress bar would be noise.
         renderer = HumanRenderer(quiet=g.quiet, verbose=0 if g.quiet else max(1, g.verbose), progress=False)
         status = _human_status(g.quiet, f"{local_dir} -> {remote.describe()}")
+    if g.log_file:  # a line per file and the summary in the (rotating) log file too
+        renderer = WithExtras(renderer, [ResultLog()])
     with pair_lock(local_dir, remote.describe(), wait_s=kw.pop("wait_lock"), command="watch"):
         # Binds the metrics port: a port in use is exit 2 here, before anything is watched or sent.
         service = WatchService(service_options, rescan_s=req.rescan_s,

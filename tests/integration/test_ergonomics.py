@@ -158,3 +158,22 @@ def test_shell_completion_answers_for_bash(cli):
     options = cli(env={"_BUCKET_SYNC_COMPLETE": "bash_complete", "COMP_WORDS": "bucket-sync upload --con",
                        "COMP_CWORD": "2"})
     assert "--concurrency" in options.stdout and "--content-type" in options.stdout
+
+
+def test_watch_status_follows_stats_and_goes_to_the_log_file(cli, azurite, tmp_path):
+    from tests.support.watch_proc import WatchProcess
+
+    azurite.create_container("watchstats")
+    url = azurite.container_sas_url("watchstats", "racwdl", 3600)
+    root = tmp_path / "watched"
+    root.mkdir()
+    log_file = tmp_path / "watch.log"
+    with WatchProcess(cli, root, url, "--json", "--stats", "0.5", "--log-file", log_file) as w:
+        w.wait_watching()
+        (root / "a.txt").write_text("a")
+        w.wait_for(lambda: len([e for e in w.events if e.get("event") == "status" and e.get("state") == "status"]) >= 2,
+                   "two periodic status events")
+        w.wait_for(lambda: "upload a.txt" in log_file.read_text(), "the upload in the log file")
+        w.stop()
+    assert w.returncode == 0, w.describe()
+    assert all(RFC3339.match(e["time"]) for e in w.events)
