@@ -18,7 +18,7 @@ from typing import Callable
 
 from ..errors import UsageError
 from ..redact import RedactingFilter
-from ..sync.events import Listener, Summary
+from ..sync.events import FanOut, Listener, Summary
 from ..sync.model import Status, TransferResult
 
 RESULTS_LOGGER = "bucket_sync.results"  # per-file lines: the log file only, never the console
@@ -138,34 +138,15 @@ def stats_line(stats: dict) -> str:
             + (f", {stats['failed']} failed" if stats["failed"] else ""))
 
 
-class WithExtras(Listener):
-    """The renderer plus the run's extra listeners (log file, stats): one object for the command to
-    hand to the run and to finish."""
+class WithExtras(FanOut):
+    """The renderer plus the run's extra listeners (log file, stats): one object for the command to hand
+    to the run and to finish."""
 
     def __init__(self, renderer, extras: list[Listener]) -> None:
+        super().__init__(renderer, *extras)
         self.renderer = renderer
         self.extras = extras
-        self.wants_unchanged = renderer.wants_unchanged
-
-    def on_plan(self, files: int, total_bytes: int) -> None:
-        for target in (self.renderer, *self.extras):
-            target.on_plan(files, total_bytes)
-
-    def on_bytes(self, n: int) -> None:
-        for target in (self.renderer, *self.extras):
-            target.on_bytes(n)
-
-    def on_result(self, result: TransferResult) -> None:
-        for target in (self.renderer, *self.extras):
-            target.on_result(result)
-
-    def on_notice(self, key: str, message: str) -> None:
-        for target in (self.renderer, *self.extras):
-            target.on_notice(key, message)
-
-    def on_info(self, message: str) -> None:
-        for target in (self.renderer, *self.extras):
-            target.on_info(message)
+        self.wants_unchanged = renderer.wants_unchanged  # the extras count in bulk
 
     def emit(self, obj: dict, **kw) -> None:  # watch's status events go through the renderer
         self.renderer.emit(obj, **kw)
