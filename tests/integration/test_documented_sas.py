@@ -238,23 +238,43 @@ def test_watch_delete_on_rw_is_refused_at_the_start(cli, new_itwin, bucket_conta
     assert blob_names(bucket_container(new_itwin)) == []  # nothing was uploaded first
 
 
-def test_a_sas_without_sp_learns_from_storage_that_it_cannot_list(cli, azurite, photos):
-    """A SAS bound to a stored access policy names no permissions (no sp=): bucket-sync assumes a listing,
-    storage answers 403 AuthorizationPermissionMismatch, and the run goes on file by file (no SAS refresh,
-    no failure)."""
+def policy_sas_url(azurite, name: str) -> str:
+    """A SAS bound to a stored access policy granting read and write: its URL names no permissions."""
     from datetime import datetime, timedelta, timezone
 
     from azure.storage.blob import AccessPolicy, ContainerSasPermissions, generate_container_sas
 
-    container = azurite.container_client("policyrw")
+    container = azurite.container_client(name)
     container.create_container()
     now = datetime.now(timezone.utc)
     container.set_container_access_policy({"rw": AccessPolicy(
         permission=ContainerSasPermissions(read=True, write=True), start=now - timedelta(minutes=5),
         expiry=now + timedelta(hours=1))})
-    token = generate_container_sas(azurite.account_name, "policyrw", account_key=azurite.account_key, policy_id="rw")
+    token = generate_container_sas(azurite.account_name, name, account_key=azurite.account_key, policy_id="rw")
     assert "sp=" not in token
-    url = f"{azurite.blob_endpoint}/policyrw?{token}"
+    return f"{azurite.blob_endpoint}/{name}?{token}"
+
+
+def test_watch_with_a_sas_without_sp_learns_it_cannot_list(cli, azurite, photos):
+    from tests.support.watch_proc import WatchProcess
+
+    url = policy_sas_url(azurite, "policywatch")
+    container = azurite.container_client("policywatch")
+    with WatchProcess(cli, photos, url, "--json") as w:
+        w.wait_watching()
+        w.wait_for(lambda: len(blob_names(container)) == len(FILES), "the initial reconcile, file by file")
+        (photos / "late.txt").write_text("late")
+        w.wait_for(lambda: "late.txt" in blob_names(container), "late.txt")
+        w.stop()
+    assert w.returncode == 0, w.describe()
+    assert any(e.get("event") == "notice" for e in w.events)
+
+
+def test_a_sas_without_sp_learns_from_storage_that_it_cannot_list(cli, azurite, photos):
+    """A SAS bound to a stored access policy names no permissions (no sp=): bucket-sync assumes a listing,
+    storage answers 403 AuthorizationPermissionMismatch, and the run goes on file by file (no SAS refresh,
+    no failure)."""
+    url = policy_sas_url(azurite, "policyrw")
     first = cli("upload", str(photos), url, "--json")
     assert first.returncode == 0, first
     assert first.summary["uploaded"] == len(FILES)
