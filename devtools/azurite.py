@@ -27,6 +27,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = REPO_ROOT / "scripts" / "node" / "node_modules" / ".bin" / "azurite-blob"
+# Windows: npm's .bin holds shims (.cmd, .ps1) that Popen cannot run as a program; node runs the script itself.
+AZURITE_MAIN = REPO_ROOT / "scripts" / "node" / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
 
 ACCOUNT_NAME = "devstoreaccount1"
 # The well-known development account key, public in Microsoft's documentation. Not a secret, but the CLI
@@ -118,7 +120,7 @@ class AzuriteServer:
 
     def _spawn(self) -> None:
         args = [
-            str(AZURITE_BIN),
+            *(["node", str(AZURITE_MAIN)] if os.name == "nt" else [str(AZURITE_BIN)]),
             "--blobHost", "127.0.0.1",
             "--blobPort", str(self.port),
             # --silent matters beyond noise: Azurite's access log prints full SAS URLs (signatures).

@@ -31,9 +31,11 @@ class Running:
 
     def __init__(self, cli, *args, env=None) -> None:
         self.cli = cli
+        # Windows: a process group of its own, so that Ctrl+Break can be sent to it alone.
+        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {}
         self.proc = subprocess.Popen([str(cli.executable), *map(str, args)], env=cli.env_for(env),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=str(cli.home.parent))
+                                     cwd=str(cli.home.parent), **group)
         self.out: list[str] = []
         self.err: list[str] = []
         self._readers = [threading.Thread(target=self._read, args=(s, sink), daemon=True)
@@ -57,9 +59,10 @@ class Running:
             time.sleep(0.05)
 
     def interrupt(self, timeout: float = 20.0) -> float:
-        """SIGINT, as Ctrl+C sends; the seconds it took to exit."""
+        """SIGINT, as Ctrl+C sends (Ctrl+Break on Windows, where no SIGINT can be sent to one process);
+        the seconds it took to exit."""
         sent = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
+        self.proc.send_signal(signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGINT)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
