@@ -1,10 +1,10 @@
 """How finely a local filesystem keeps modification times, so that mtimes are compared at the coarser
 precision of the two sides (rclone's modify window).
 
-Why: FAT keeps mtimes to 2 s, exFAT (as Windows and macOS write it) and HFS+ to 1 s. A download onto such a
-disk sets the file's mtime from the blob's nanosecond ``mtime``, the disk rounds it, and without a window the
-next run sees "same size, different mtime" for every file: it hashes them all, finds them equal, sets the
-mtime again (rounded again), and so on for ever.
+Why: FAT keeps mtimes to 2 s, exFAT and HFS+ to 1 s (exFAT 10 ms where its driver writes them). A download
+onto such a disk sets the file's mtime from the blob's nanosecond ``mtime``, the disk rounds it, and without a
+window the next run sees "same size, different mtime" for every file: it hashes them all, finds them equal,
+sets the mtime again (rounded again), and so on for ever.
 
 How: the destination of a download is probed once per run (a temporary file's mtime is set to an instant no
 coarse clock can hold and read back: what stuck tells the granularity). A source being uploaded is never
