@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ExitCode
 from ..sync.events import Listener, Summary
-from ..sync.model import Status, TransferResult
+from ..sync.model import Op, Status, TransferResult
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -84,6 +84,10 @@ def rfc3339_now() -> str:
 def with_time(obj: dict) -> dict:
     """Every JSON event carries the time it happened (CONTRACT.md, Output)."""
     return obj if "time" in obj else {**obj, "time": rfc3339_now()}
+
+
+# "uploaded a.jpg": a table, not "+ed" with a fix-up (which also rewrote "seed 1.jpg" as "sed 1.jpg").
+PAST = {Op.UPLOAD: "uploaded", Op.DOWNLOAD: "downloaded", Op.DELETE: "deleted"}
 
 
 def human_bytes(n: float) -> str:
@@ -183,7 +187,7 @@ class HumanRenderer(Listener):
             self._line(f"FAILED {r.op.value} {r.key}: {r.error}")
         elif r.status is Status.OK:
             if self.verbose:
-                self._line(f"{r.op.value}ed {r.key}".replace("eed ", "ed ") + (f" ({r.reason.value})" if r.reason else ""))
+                self._line(f"{PAST[r.op]} {r.key}" + (f" ({r.reason.value})" if r.reason else ""))
         elif r.status is Status.SKIPPED and (self.verbose > 1 or r.error):
             self._line(f"skipped {r.key}" + (f": {r.error}" if r.error else ""))
         if r.status in (Status.OK, Status.FAILED):

@@ -259,7 +259,8 @@ class Watcher:
         refusal = refuse_emptying(self.root, plan)
         self._run(engine, batch, plan, delete=req.delete, scope=Scope.RECONCILE, refusal=refusal)
         for key in batch.unfinished(a.key for a in plan.work):
-            self.queue.touch(key, Sig.of(os.path.join(self.root, key)), delay=retry_delay(1))
+            self.queue.touch(key, Sig.of(os.path.join(self.root, key), follow_symlinks=req.follow_symlinks),
+                             delay=retry_delay(1))
         batch.raise_if_unreachable(self.storage, plan.work)
 
     def _report_skip(self, skipped: Skipped) -> None:
@@ -365,7 +366,7 @@ class Watcher:
     # -- engine plumbing -------------------------------------------------------------------------
     def _new_batch(self, listener: Listener, expected: dict | None = None) -> BatchWatch:
         batch = BatchWatch(self.req.prefix, listener, outage_after=max(4, min(16, self.req.settings.concurrency)),
-                           expected=expected)
+                           expected=expected, follow_symlinks=self.req.follow_symlinks)
         if self.stopping.is_set():
             batch.stop.set()
         return batch

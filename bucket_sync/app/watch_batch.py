@@ -42,8 +42,9 @@ class BatchWatch(Listener):
     """Sits between one engine run and the run-wide listener: remembers what finished, spots an outage."""
 
     def __init__(self, prefix: str, listener: Listener, *, outage_after: int,
-                 expected: dict[str, tuple[str, Sig]] | None = None) -> None:
+                 expected: dict[str, tuple[str, Sig]] | None = None, follow_symlinks: bool = False) -> None:
         self.prefix = prefix
+        self.follow_symlinks = follow_symlinks  # judge a file as the rest of watch does (watch.py, watch_observer.py)
         self.expected = expected or {}  # key -> (path, what it looked like when judged ready)
         self.listener = listener
         self.outage_after = outage_after
@@ -90,7 +91,7 @@ class BatchWatch(Listener):
 
     def _changed_since(self, key: str) -> bool:
         seen = self.expected.get(key)
-        return seen is not None and Sig.of(seen[0]) != seen[1]
+        return seen is not None and Sig.of(seen[0], follow_symlinks=self.follow_symlinks) != seen[1]
 
     def unfinished(self, keys: Iterable[str]) -> list[str]:
         return [k for k in keys if k not in self.done]
