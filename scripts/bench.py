@@ -406,7 +406,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", type=Path, default=ROOT / "bench-results", help="where the Markdown goes")
     p.add_argument("--no-rclone", action="store_true", help="bucket-sync only")
     p.add_argument("--no-ceiling", action="store_true", help="skip the raw-request ceiling")
+    p.add_argument("--scale", action="store_true",
+                   help="the scale rows instead (250k-1M files on the List Blobs stub, scripts/bench_scale.py)")
+    p.add_argument("--scale-rows", dest="rows_scale", default=None,
+                   help="with --scale: comma-separated rows, e.g. noop-250k,noop-1m,flat-200k,upload-250k")
     args = p.parse_args(argv)
+    if args.scale:
+        from bench_scale import main_scale
+
+        return main_scale(args, sys.modules[__name__])
     scale = 0.01 if args.quick else float(os.environ.get("BENCH_SCALE", "1"))
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
