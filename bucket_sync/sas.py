@@ -105,11 +105,6 @@ class ContainerSas:
     def redacted_url(self) -> str:
         return redact(self.url)
 
-    def seconds_left(self, now: datetime) -> float | None:
-        if self.expires_at is None:
-            return None
-        return (self.expires_at - now).total_seconds()
-
     def lacks(self, letters: str) -> str:
         """The permission letters among ``letters`` that this SAS does not grant ('' when unknown)."""
         if not self.permissions:

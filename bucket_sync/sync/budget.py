@@ -20,7 +20,6 @@ class ByteBudget:
         self.total = total
         self._free = total
         self._cond = threading.Condition()
-        self.peak = 0
 
     def acquire(self, n: int) -> int:
         n = min(n, self.total)
@@ -28,7 +27,6 @@ class ByteBudget:
             while self._free < n:
                 self._cond.wait()
             self._free -= n
-            self.peak = max(self.peak, self.total - self._free)
         return n
 
     def release(self, n: int) -> None:

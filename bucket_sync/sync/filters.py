@@ -72,11 +72,8 @@ class PathFilter:
     shard: Shard | None = None  # --shard K/N: only this run's share of the keys (shard.py)
 
     @classmethod
-    def from_options(cls, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), ordered: tuple[tuple[bool, str], ...] | None = None,
-                     **bounds) -> "PathFilter":
-        if ordered is not None:
-            return cls(tuple(ordered), **bounds)
-        # Without the interleaving, excludes win over includes (the safer reading).
+    def from_options(cls, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), **bounds) -> "PathFilter":
+        # click gives the includes and the excludes apart, not interleaved: excludes win (the safer reading).
         return cls(tuple((False, g) for g in exclude) + tuple((True, g) for g in include), **bounds)
 
     @property

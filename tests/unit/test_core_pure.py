@@ -98,9 +98,22 @@ class TestBlocks:
         assert choose_block_size(100, 64 * 1024) == 64 * 1024
 
     def test_budget_clamps_oversized_requests(self):
+        """A request larger than the budget runs (no deadlock) and holds the whole budget meanwhile."""
+        import threading
+
         budget = ByteBudget(10)
+        got = threading.Event()
+
+        def another() -> None:
+            budget.acquire(1)
+            got.set()
+
         with budget.hold(100):
-            assert budget.peak == 10
+            waiter = threading.Thread(target=another, daemon=True)
+            waiter.start()
+            assert not got.wait(0.2)  # nothing is left while the big one runs
+        assert got.wait(5)  # released whole
+        waiter.join(5)
 
 
 class TestRedaction:
