@@ -72,14 +72,15 @@ class Approach:
     notice: str | None = None  # said once, on stderr and as a JSON event
 
 
-def _refuse(access: Access, what: str, letters: str, hint: str) -> PermissionDeniedError:
+def _refuse(access: Access, what: str, letters: str, hint: str,
+            outcome: str = "nothing was changed") -> PermissionDeniedError:
     lacking = access.missing(letters)
     limits = f" ({access.limits})" if access.limits else ""
     names = [permission_name(c) for c in lacking]
     needed = f"the {names[0]} permission" if len(names) == 1 else f"the {', '.join(names[:-1])} and {names[-1]} permissions"
     return PermissionDeniedError(
         f"{what} needs {needed}, which {access.origin} does not grant "
-        f"[{access.shown()}]{limits}; nothing was changed",
+        f"[{access.shown()}]{limits}" + (f"; {outcome}" if outcome else ""),
         hint=hint,
     )
 
@@ -114,14 +115,16 @@ def upload_approach(access: Access, *, deletes: bool, overwrite: bool, what: str
 
 
 def download_approach(access: Access, *, by_name: bool, mirror: bool, what: str | None = None) -> Approach:
-    """How a download compares: by name needs read; a folder (or a mirror) needs a listing too."""
+    """How a download compares: by name needs read; a folder (or a mirror) needs a listing too. ``what``
+    names another reader (ls), for which nothing would have been written anyway."""
+    outcome = "" if what else "nothing was downloaded"
     if not access.allows(READ):
-        raise _refuse(access, what or "downloading", READ, "use a SAS (or read access) that grants read")
+        raise _refuse(access, what or "downloading", READ, "use a SAS (or read access) that grants read", outcome)
     if by_name:
         return Approach(Comparison.LOOKUP)
     if not access.allows(LIST):
         what = what or ("mirroring a remote folder" if mirror else "downloading a whole folder")
-        raise _refuse(access, f"{what} (finding its files)", LIST, BY_NAME_WAYS_OUT)
+        raise _refuse(access, f"{what} (finding its files)", LIST, BY_NAME_WAYS_OUT, outcome)
     return Approach(Comparison.LISTING)
 
 
