@@ -15,7 +15,7 @@ from ..redact import redact
 from ..sas import SasSource, permission_name
 from ..sync.access import DELETE, LIST, READ, WRITE, Access, CommandVerdict, command_verdicts
 from ..sync.storage import Storage
-from ..targets import RealityDataTarget, Remote, access_labels
+from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, access_labels
 
 LETTERS = (LIST, READ, WRITE, DELETE)
 
@@ -66,6 +66,14 @@ class CheckReport:
                 "sas": [s.as_dict(now) for s in self.sas], "probes": [p.as_dict() for p in self.probes],
                 "commands": [{"command": c.command, "works": c.works, "how": c.how} for c in self.commands],
                 "exit_code": self.exit_code}
+
+
+def check_sources(g, target: Remote) -> dict[str, SasSource]:
+    """What `check` resolves: a reality data's read access and write access, each on its own (either may be
+    refused by the API: reported); else the one SAS. ``g``: the run's Globals."""
+    if isinstance(target, RealityDataTarget):
+        return {"read access": g.sas_source(target, write=False), "write access": g.sas_source(target, write=True)}
+    return {"bucket" if isinstance(target, ItwinBucketTarget) else "SAS URL": g.sas_source(target, write=True)}
 
 
 def check_remote(target: Remote, sources: dict[str, SasSource]) -> CheckReport:

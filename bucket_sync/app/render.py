@@ -90,6 +90,16 @@ def with_time(obj: dict) -> dict:
 PAST = {Op.UPLOAD: "uploaded", Op.DOWNLOAD: "downloaded", Op.DELETE: "deleted"}
 
 
+def result_event(r: TransferResult) -> dict:
+    """A transfer result as the ``transfer`` event of --json (and of the Python API's on_event)."""
+    obj = {"event": "transfer", "op": r.op.value, "key": r.key, "bytes": r.bytes, "status": r.status.value}
+    if r.reason is not None:
+        obj["reason"] = r.reason.value
+    if r.error:
+        obj["error"] = r.error
+    return obj
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -120,11 +130,7 @@ class JsonRenderer(Listener):
                 self.out.flush()
 
     def on_result(self, r: TransferResult) -> None:
-        obj = {"event": "transfer", "op": r.op.value, "key": r.key, "bytes": r.bytes, "status": r.status.value}
-        if r.reason is not None:
-            obj["reason"] = r.reason.value
-        if r.error:
-            obj["error"] = r.error
+        obj = result_event(r)
         # Lines for unchanged files wait in the buffer (a no-op run prints one per file, and a write call
         # each cost more than the rest of the run); anything that happened is flushed at once.
         self.emit(obj, flush=r.status is not Status.SKIPPED or bool(r.error))

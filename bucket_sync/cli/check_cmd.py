@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..app.check import check_remote, format_report
+from ..app.check import check_remote, check_sources, format_report
 from ..app.render import JsonRenderer
-from ..targets import ItwinBucketTarget, RealityDataTarget, parse_remote
+from ..targets import parse_remote
 from .options import common_options, make_globals
 
 
@@ -26,11 +26,7 @@ def check(ctx: click.Context, remote_text: str, itwin: str | None, **kw) -> int:
     """
     g = make_globals(ctx, kw)
     remote = parse_remote(remote_text, itwin_id=itwin)
-    if isinstance(remote, RealityDataTarget):
-        sources = {"read access": g.sas_source(remote, write=False), "write access": g.sas_source(remote, write=True)}
-    else:
-        sources = {"bucket" if isinstance(remote, ItwinBucketTarget) else "SAS URL": g.sas_source(remote, write=True)}
-    report = check_remote(remote, sources)
+    report = check_remote(remote, check_sources(g, remote))
     if g.json:
         JsonRenderer().emit(report.as_event())  # UTF-8 whatever the console's code page
     else:
