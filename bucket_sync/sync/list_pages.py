@@ -3,6 +3,13 @@
 Parsed here rather than by the SDK: its generic XML deserializer costs ~0.3 ms per blob, which made a no-op
 run over 20,000 files spend seconds of CPU on the listing alone. Tuples, not objects, until the end: the
 metadata cache (listing.py) fills in a tuple's mtime before it becomes a RemoteBlob.
+
+Two parsers, one answer. ElementTree builds every element of a page (about 20 per blob): 12-15 µs per
+blob, half of a no-op run's CPU at a million files. Pages shaped as Azure writes them (compact, no
+comments, CDATA or entity other than the five predefined) are read instead by regular expressions that
+check the same structure element by element (each tag closed by its own name) and take the same fields,
+at a fifth of the cost. Anything else, or any doubt, goes to ElementTree, which decides: the fast reader
+only ever accepts pages that ElementTree reads to the same tuples (a property test compares them).
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ def parse_page(body: bytes) -> Page:
         raise StorageError("storage answered a listing page with a DTD or entity declarations: refused",
                            hint="check that the URL is an Azure Blob Storage container")
     try:
-        return _parse(body)
+        fast = _parse_fast(body)
+        return fast if fast is not None else _parse(body)
     except (ElementTree.ParseError, ValueError, TypeError, AttributeError) as exc:
         raise StorageError(f"storage answered a listing page that cannot be read ({type(exc).__name__}: "
                            f"{str(exc)[:200]})", hint="check that the URL is an Azure Blob Storage container") from None
@@ -64,6 +72,113 @@ def _parse(body: bytes) -> Page:
                            props.findtext("Etag"), mtime, props.findtext("Last-Modified")))
     for folder in blobs.iter("BlobPrefix"):
         page.folders.append(_name(folder))
+    return page
+
+
+# -- the fast reader ---------------------------------------------------------------------------------
+_TEXT = r"[^<&]*"
+_LEAF = r"<([A-Za-z][\w.:-]*)(?: ?/>|>[^<&]*</\1>)"  # an element holding text only, closed by its own name
+_NAME = r'<Name( Encoded="true")?>([^<&]*(?:&(?:amp|lt|gt|quot|apos);[^<&]*)*)</Name>'
+_ATTRS = r'(?: [A-Za-z][\w:.-]*="[^"<&]*")*'
+_HEAD = re.compile(r'(?:<\?xml version="1\.0" encoding="utf-8"\?>)?<EnumerationResults' + _ATTRS + r">(?:"
+                   + _LEAF + r")*<Blobs>")
+_BLOB = re.compile(r"<Blob>" + _NAME + r"<Properties>((?:" + _LEAF.replace("\\1", "\\4") + r")*)</Properties>"
+                   r"(?:<Metadata>((?:" + _LEAF.replace("\\1", "\\6") + r")*)</Metadata>|(<Metadata ?/>))?"
+                   r"(?:<OrMetadata ?/>)?</Blob>")
+# Azure's own order of properties, read in one match (the general pattern above takes any order).
+_AZURE_BLOB = re.compile(
+    r"<Blob>" + _NAME + r"<Properties>(?:<Creation-Time>[^<&]*</Creation-Time>)?"
+    r"<Last-Modified>([^<&]*)</Last-Modified><Etag>([^<&]*)</Etag><Content-Length>(\d+)</Content-Length>"
+    r"(?:<(?!Content-MD5\b)([A-Za-z][\w.:-]*)(?: ?/>|>[^<&]*</\6>))*"
+    r"(?:<Content-MD5>([A-Za-z0-9+/]{22}==)</Content-MD5>|<Content-MD5 ?/>)?"
+    r"(?:" + _LEAF.replace("\\1", "\\8") + r")*</Properties>"
+    r"(?:<Metadata>(?:<mtime>([^<&]+)</mtime>)?((?:" + _LEAF.replace("\\1", "\\11") + r")*)</Metadata>|<Metadata ?/>)?"
+    r"(?:<OrMetadata ?/>)?</Blob>")
+_PREFIX = re.compile(r"<BlobPrefix>" + _NAME + r"</BlobPrefix>")
+_TAIL = re.compile(r"</Blobs>(?:<NextMarker>(" + _TEXT + r")</NextMarker>|<NextMarker ?/>)?</EnumerationResults>\s*\Z")
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]")  # refused by XML, or (\r) rewritten
+_FIELDS = {tag: re.compile(f"<{tag}(?: ?/>|>({_TEXT})</{tag}>)")
+           for tag in ("Content-Length", "Content-MD5", "Etag", "Last-Modified", "mtime", "Mtime")}
+_DIGITS = re.compile(r"\d+")
+_MD5_B64 = re.compile(r"[A-Za-z0-9+/]{22}==")
+_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
+_ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos);")
+
+
+class _Doubt(Exception):
+    """The fast reader will not vouch for this page: ElementTree reads it."""
+
+
+def _field(tag: str, text: str, start: int, end: int) -> str | None:
+    """ElementTree's findtext for a leaf between ``start`` and ``end``: None if absent, '' if empty."""
+    found = _FIELDS[tag].search(text, start, end)
+    return None if found is None else (found.group(1) or "")
+
+
+def _xml_name(encoded, raw: str) -> str:
+    name = _ENTITY.sub(lambda m: _ENTITIES[m.group()], raw) if "&" in raw else raw
+    if not name:
+        raise _Doubt
+    return unquote(name) if encoded else name
+
+
+def _parse_fast(body: bytes) -> Page | None:
+    """The page, or None when it is not shaped as Azure writes pages (then ElementTree reads it)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "<!" in text or "]]>" in text or text.count("<?") > text.startswith("<?xml ") or _BAD_CHARS.search(text):
+        return None  # comments, CDATA, processing instructions, characters XML refuses: ElementTree decides
+    head = _HEAD.match(text)
+    if head is None:
+        return None
+    page = Page()
+    pos = head.end()
+    azure_match, blob_match, prefix_match = _AZURE_BLOB.match, _BLOB.match, _PREFIX.match
+    append = page.blobs.append
+    try:
+        while True:
+            m = azure_match(text, pos)
+            if m is not None:
+                encoded, raw, last_modified, etag, size_text, _, md5_text, _, mtime, rest, _ = m.groups()
+                if mtime is None and rest:  # other metadata first: look for ours among it
+                    rs, re_ = m.span(10)
+                    mtime = _field("mtime", text, rs, re_) or _field("Mtime", text, rs, re_)
+                append((_xml_name(encoded, raw), int(size_text), base64.b64decode(md5_text) if md5_text else None,
+                        etag, mtime, last_modified))
+                pos = m.end()
+                continue
+            m = blob_match(text, pos)
+            if m is not None:
+                encoded, raw, _props, _, meta, _, _ = m.groups()
+                ps, pe = m.span(3)
+                size_text = _field("Content-Length", text, ps, pe)
+                if size_text and not _DIGITS.fullmatch(size_text):
+                    raise _Doubt
+                md5_text = _field("Content-MD5", text, ps, pe)
+                if md5_text and not _MD5_B64.fullmatch(md5_text):
+                    raise _Doubt
+                mtime = None
+                if meta is not None:
+                    ms, me = m.span(5)
+                    mtime = _field("mtime", text, ms, me) or _field("Mtime", text, ms, me)
+                page.blobs.append((_xml_name(encoded, raw), int(size_text or 0),
+                                   base64.b64decode(md5_text) if md5_text else None,
+                                   _field("Etag", text, ps, pe), mtime, _field("Last-Modified", text, ps, pe)))
+                pos = m.end()
+                continue
+            m = prefix_match(text, pos)
+            if m is None:
+                break
+            page.folders.append(_xml_name(m.group(1), m.group(2)))
+            pos = m.end()
+    except _Doubt:
+        return None
+    tail = _TAIL.match(text, pos)
+    if tail is None:
+        return None
+    page.next_marker = tail.group(1) or None
     return page
 
 
