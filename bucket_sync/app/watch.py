@@ -19,14 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import BucketSyncError, PermissionDeniedError
+from ..errors import BucketSyncError, PermissionDeniedError, UnsafeBlobNameError
 from ..redact import redact
 from ..sync.access import LIST, Approach, Comparison, upload_approach
 from ..sync.diff import DiffPolicy
 from ..sync.engine import Engine, Plan, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
-from ..sync.keys import join_blob_name
+from ..sync.keys import join_blob_name, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Op, PlannedAction, Reason, Status, TransferResult
 from ..sync.scan import Skipped, scan_tree
 from ..sync.storage import ContainerRef, Storage
@@ -259,7 +259,7 @@ class Watcher:
         refusal = refuse_emptying(self.root, plan)
         self._run(engine, batch, plan, delete=req.delete, scope=Scope.RECONCILE, refusal=refusal)
         for key in batch.unfinished(a.key for a in plan.work):
-            self.queue.touch(key, Sig.of(os.path.join(self.root, key), follow_symlinks=req.follow_symlinks),
+            self.queue.touch(key, Sig.of(self._local_path(key), follow_symlinks=req.follow_symlinks),
                              delay=retry_delay(1))
         batch.raise_if_unreachable(self.storage, plan.work)
 
@@ -274,7 +274,7 @@ class Watcher:
         ready: list[tuple[Pending, LocalFile]] = []
         gone: list[Pending] = []
         for p in due:
-            path = os.path.join(self.root, *p.key.split("/"))
+            path = self._local_path(p.key)
             sig = Sig.of(path, follow_symlinks=req.follow_symlinks)
             v = verdict(p, sig, now, debounce_s=req.debounce_s, open_grace_s=self.queue.open_grace_s)
             if v is Verdict.WAIT:
@@ -343,7 +343,7 @@ class Watcher:
             raise
         actions = [PlannedAction(Action.DELETE, Reason.EXTRA, b.key, None, b) for b in blobs
                    if self.req.filters.allows(b.key)
-                   and not os.path.lexists(os.path.join(self.root, *b.key.split("/")))]
+                   and not self._exists_locally(b.key)]
         if not actions:
             return
         batch = self._new_batch(self.listener)
@@ -359,6 +359,18 @@ class Watcher:
         self.approach = upload_approach(self.storage.access(), deletes=self.req.delete, overwrite=False, what="watch")
         if self.approach.notice:
             self.listener.on_info(self.approach.notice)
+
+    def _local_path(self, key: str) -> str:
+        """Where ``key`` lives locally: keys.local_path_for, the one rule (on Windows a key such as 'a:b' is
+        the file 'a：b', never an alternate data stream of 'a'). Keys from the local side always have one."""
+        return local_path_for(self.root, key)
+
+    def _exists_locally(self, key: str) -> bool:
+        """A remote name no local file can have (a backslash, '..') has no local twin."""
+        try:
+            return os.path.lexists(local_path_for(self.root, key))
+        except UnsafeBlobNameError:
+            return False
 
     def _can_list(self) -> bool:
         return self.approach is not None and self.approach.comparison is Comparison.LISTING

@@ -61,3 +61,25 @@ def test_a_permission_the_sas_lacks_ends_the_watcher_with_exit_3(cli, azurite, t
     # Refused before anything is sent: no upload was even tried.
     assert not w.transfers(op="upload", status="ok") and not w.transfers(op="upload", status="failed")
     assert "nothing was changed" in w.stderr, w.describe()
+
+
+def test_a_windows_mapped_name_is_uploaded_and_never_taken_for_gone(cli, azurite, tmp_path):
+    """With the Windows name mapping (forced here), the local 'a：b.txt' is the blob 'a:b.txt'; watch
+    must find the file from the key through keys.local_path_for, or it would see it gone and, with
+    --delete, delete the blob it just uploaded."""
+    azurite.create_container("watch-winnames")
+    container = azurite.container_client("watch-winnames")
+    url = azurite.container_sas_url("watch-winnames", permission="racwdl")
+    root = tmp_path / "watched"
+    root.mkdir()
+    with WatchProcess(cli, root, url, "--json", "--delete", "--debounce", "0.3",
+                      env={"BUCKET_SYNC_LOCAL_ENCODING": "windows"}) as w:
+        w.wait_watching()
+        (root / "a\uff1ab.txt").write_text("colon")
+        w.wait_for(lambda: "a:b.txt" in {b.name for b in container.list_blobs()}, "a:b.txt uploaded")
+        (root / "a\uff1ab.txt").write_text("colon, changed")
+        w.wait_for(lambda: len(w.transfers(op="upload", key="a:b.txt", status="ok")) >= 2, "the change uploaded")
+        w.stop()
+    assert w.returncode == 0, w.describe()
+    assert not w.transfers(op="delete"), w.transfers(op="delete")
+    assert container.download_blob("a:b.txt").readall() == b"colon, changed"
