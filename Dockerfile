@@ -41,6 +41,10 @@ ENV BUCKET_SYNC_STATE_DIR=/var/lib/bucket-sync \
     BUCKET_SYNC_LOGIN_STORE=file
 VOLUME ["/var/lib/bucket-sync"]
 
+# `watch --metrics 0.0.0.0:9464` serves /metrics (Prometheus), /healthz and /readyz here (off unless asked:
+# a cron-style mirror opens no port). README, "Watch mode": the Kubernetes probes use it.
+EXPOSE 9464
+
 USER bucket-sync
 WORKDIR /data
 ENTRYPOINT ["/usr/bin/tini", "--", "bucket-sync"]

@@ -75,3 +75,10 @@ def test_readme_examples_use_the_image_s_folders():
     section = readme.split("## Containers", 1)[1].split("\n## ", 1)[0]
     assert "kind: CronJob" in section and "watch" in section and "services:" in section
     assert env()["BUCKET_SYNC_STATE_DIR"] in section and "fsGroup: 10001" in section
+
+
+def test_the_image_exposes_the_metrics_port_the_readme_probes_use():
+    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "\nEXPOSE 9464\n" in text
+    assert "9464" in readme and "/healthz" in readme
