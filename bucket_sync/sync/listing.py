@@ -12,7 +12,9 @@ own sorted contents, give exactly the order of one flat listing. Each folder's b
 (timsort on already-sorted input is linear), so the order is Python's whatever the service's collation.
 
 Memory: folders are listed at most ``window`` ahead of the consumer, so a slow consumer (the diff) does not
-make the whole container pile up in memory.
+make the whole container pile up in memory; and the window narrows to about ``blob_budget`` blobs once the
+folders listed so far say how big they are (32 folders of 10,000 blobs ahead were 320,000 RemoteBlobs,
+~300 MB, at any container size).
 
 Metadata: with a MetadataCache that knows a folder, the folder is listed without metadata and the cache
 fills each blob's mtime in, for the blobs whose ETag it remembers (see _items).
@@ -31,6 +33,7 @@ from ..errors import BucketSyncError
 from .list_pages import Page, next_marker, parse_page, to_remote_blob
 from .metadata_cache import MetadataCache
 from .model import RemoteBlob
+from .waiting import result
 
 # (prefix, marker, delimiter, with metadata) -> the XML body of one List Blobs page
 Fetch = Callable[[str | None, str | None, str | None, bool], bytes]
@@ -40,6 +43,10 @@ Head = Callable[[str], "tuple[str, str | None] | None"]
 # A folder whose cached metadata misses this many blobs per page listed is listed again with metadata;
 # fewer are looked up one by one (a growing capture folder should not cost two full listings per run).
 HEADS_PER_PAGE = 8
+
+# About how many listed blobs may wait for the consumer: the window in folders is this over the mean folder
+# size seen so far (but at least 2 folders, at most ``window``).
+BLOB_BUDGET = 40_000
 
 DELIMITER = "/"
 
@@ -63,6 +70,8 @@ class Lister:
         self.workers = max(1, workers)
         self.max_depth = max_depth
         self.window = 2 * self.workers
+        self.blob_budget = BLOB_BUDGET
+        self.first_wave = max(2, self.workers // 4)  # folders listed before any folder's size is known
         self._prefix = ""  # of the listing in progress: blobs are converted in the workers, off the consumer
         self._top_ok: Callable[[str], bool] | None = None
 
@@ -84,7 +93,10 @@ class Lister:
         early: dict[str, Future] = {}
         hinted = sorted({f"{root}{h}/" for h in hints if h and "/" not in h and (top_folder_ok is None or top_folder_ok(h))})
         if len(hinted) >= self.workers:
-            early = {name: pool.submit(self._list_flat, name) for name in hinted[:self.window]}
+            # A top level wider than the window is a big tree: a few folders until the folders' sizes are
+            # known (32 folders of a million-file archive at once were 300 MB of pages and blobs).
+            first_wave = self.window if len(hinted) <= self.window else self.first_wave
+            early = {name: pool.submit(self._list_flat, name) for name in hinted[:first_wave]}
         try:
             yield from self._ordered(root, pool, early, first)
         finally:
@@ -102,9 +114,16 @@ class Lister:
             pending.pop(name).cancel()
         folders = deque(u.name for u in units if u.blob is None and u.name not in pending)
         taken: set[str] = set()  # listed out of turn (see below): top_up must not list them again
+        seen = [0, 0]  # blobs and folders handed on so far: the mean folder size sets the window
+
+        def window() -> int:
+            if not seen[1]:
+                return self.first_wave  # sizes unknown yet
+            mean = max(1.0, seen[0] / seen[1])
+            return max(2, min(self.window, int(self.blob_budget / mean)))
 
         def top_up() -> None:
-            while folders and len(pending) < self.window:
+            while folders and len(pending) < window():
                 name = folders.popleft()
                 if name not in taken:
                     pending[name] = pool.submit(self._list_flat, name)
@@ -119,7 +138,9 @@ class Lister:
                 if future is None:  # its turn came while early (hinted) listings filled the window
                     taken.add(unit.name)
                     future = pool.submit(self._list_flat, unit.name)
-                listed = future.result()
+                listed = result(future)
+                seen[0] += len(listed)
+                seen[1] += 1
                 top_up()
                 yield from listed
         finally:
@@ -130,7 +151,7 @@ class Lister:
         """Replace folders by their contents (delimiter listings, in parallel) until there are enough
         folders to list in parallel, or the tree is that deep. ``first``: the root's own level, already
         asked for. Folders in ``keep`` are already being listed flat."""
-        units = first.result()
+        units = result(first)
         if self._top_ok is not None:
             units = [u for u in units if u.blob is not None or self._top_ok(u.name[len(root):].rstrip("/"))]
         for depth in range(1, self.max_depth):
@@ -138,7 +159,8 @@ class Lister:
             splittable = [u.name for u in folders if u.name not in keep]
             if not splittable or len(folders) >= self.workers:
                 break
-            levels = dict(zip(splittable, pool.map(self._list_level, splittable)))
+            futures = [pool.submit(self._list_level, name) for name in splittable]
+            levels = dict(zip(splittable, (result(f) for f in futures)))
             units = [child for u in units for child in (levels[u.name] if u.blob is None and u.name in levels else (u,))]
         return units
 

@@ -33,6 +33,7 @@ from .metadata_cache import MetadataCache
 from .model import BlobExtras, RemoteBlob
 from .mtime import format_mtime
 from .storage_errors import PERMISSION_MISMATCH, connection_error, status_error
+from .waiting import result
 
 if TYPE_CHECKING:
     from .blob_ops import BlobOps
@@ -219,7 +220,7 @@ class Storage:
             fill()
             while window:
                 key, future = window.popleft()
-                blob = future.result()
+                blob = result(future)  # in slices: Ctrl+C is seen on Windows too
                 fill()
                 yield key, blob
         finally:
