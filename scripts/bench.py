@@ -50,6 +50,7 @@ def mask(text: str) -> str:
 class Run:
     seconds: float
     rss_mb: float
+    cpu_s: float = 0.0  # user + system CPU of the tool's process
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,16 @@ class Row:
     name: str
     what: str
     nbytes: int
-    runs: dict[str, list[Run]] = field(default_factory=lambda: {"bucket-sync": [], "rclone": []})
+    # "rclone-verified": rclone at bucket-sync's guarantee (download rows: every file MD5-checked).
+    runs: dict[str, list[Run]] = field(default_factory=lambda: {"bucket-sync": [], "rclone": [], "rclone-verified": []})
     note: str = ""
     floor: float | None = None  # what the storage itself needs for the row's requests, where measured
+    md5_floor: float | None = None  # download rows: hashlib MD5 of the same bytes, from the page cache
+    files: int = 0  # download rows: how many files (for the CPU per file)
+
+    def cpu(self, tool: str) -> float | None:
+        runs = self.runs[tool]
+        return statistics.median(r.cpu_s for r in runs) if runs else None
 
     def median(self, tool: str) -> float | None:
         runs = self.runs[tool]
@@ -103,7 +111,7 @@ def measure(argv: list[str], env: dict[str, str], label: str) -> tuple[Run, str,
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
         raise BenchError(f"{label} exited with {proc.returncode}:\n{mask(stderr[-3000:])}\n{mask(stdout[-2000:])}")
-    return Run(seconds, usage.ru_maxrss / 1024), stdout, stderr
+    return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime), stdout, stderr
 
 
 class Bench:
@@ -270,8 +278,35 @@ class Bench:
                 raise BenchError(f"the HEAD floor found statuses {statuses} (expected 200 for every file)")
         return best
 
+    def md5_floor(self, row: Row) -> None:
+        """What verifying costs on one core: hashlib MD5 of the row's bytes, read from the page cache
+        (read once first), best of three. A download that overlaps its hash with the transfer can come
+        close to it; none can go below it without a faster digest."""
+        import hashlib
+
+        root = self.data.transfer if row.name == "download-all" else self.data.transfer / "large"
+        paths = sorted(p for p in root.rglob("*") if p.is_file())
+        row.files = len(paths)
+        for p in paths:  # into the page cache
+            with open(p, "rb") as fh:
+                while fh.read(8 * 1024 * 1024):
+                    pass
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            for p in paths:
+                digest = hashlib.md5()
+                with open(p, "rb") as fh:
+                    while chunk := fh.read(8 * 1024 * 1024):
+                        digest.update(chunk)
+            best = min(best, time.perf_counter() - started)
+        row.md5_floor = best
+
     def run_row(self, row: Row) -> None:
         tools = ["bucket-sync"] + (["rclone"] if self.rclone else [])
+        if row.name.startswith("download-") and self.rclone:
+            tools.append("rclone-verified")
+            self.md5_floor(row)
         shared = self.prepared(row.name)
         if row.name == "noop-rw" and shared is not None:
             row.floor = self.head_floor(shared, "small")
@@ -283,6 +318,10 @@ class Bench:
                     t = shared or self.new_target()
                     argv, cleanup = self.row_command(row.name, tool, i, t)
                     env = self.bs_env if tool == "bucket-sync" else t.rc_env
+                    if tool == "rclone-verified":
+                        # rclone checks MD5 only on single-stream downloads (REFERENCE.md): at bucket-sync's
+                        # guarantee it must not split files into streams.
+                        argv = [*argv, "--multi-thread-streams", "0"]
                     try:
                         run, _, _ = measure(argv, env, f"{tool} {row.name}")
                     finally:
@@ -376,6 +415,26 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
         rw.note = (f"file by file (sp=rw, one HEAD per file) / listing (noop-2k), bucket-sync: "
                    f"{own:.2f} (target ≤ {TARGET_LOOKUP_RATIO:g}){' ✓' if own <= TARGET_LOOKUP_RATIO else ' ✗'}{floor}; "
                    f"rclone runs `copy --no-traverse` (one lookup per file) on the same rw SAS")
+    downloads = [r for r in rows if r.name.startswith("download-") and r.runs["rclone-verified"]]
+    if downloads:
+        lines += ["", "Downloads at equal guarantees: bucket-sync checks every file's MD5; rclone does only on "
+                      "single-stream downloads, so its default skips the check above --multi-thread-cutoff (250 MiB) "
+                      "and `--multi-thread-streams 0` is the same guarantee. MD5 floor: hashlib MD5 of the same bytes "
+                      "from the page cache, one core.", "",
+                  "| row | bucket-sync s | rclone default s (unverified above 250 MiB) | rclone verified s | MD5 floor s | "
+                  "bucket-sync / rclone verified (target ≤ 0.8) | bucket-sync / MD5 floor | CPU ms per file, bucket-sync / rclone verified |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for r in downloads:
+            bs, verified = r.median("bucket-sync"), r.median("rclone-verified")
+            vs_rc = bs / verified if bs and verified else None
+            vs_floor = bs / r.md5_floor if bs and r.md5_floor else None
+            floor_target = 1.15 if r.name == "download-large" else None
+            per_file = " / ".join(fmt(c * 1000 / r.files, ".2f") if c is not None and r.files else "–"
+                                  for c in (r.cpu("bucket-sync"), r.cpu("rclone-verified")))
+            lines.append(f"| {r.name} | {fmt(bs)} | {fmt(r.median('rclone'))} | {fmt(verified)} | {fmt(r.md5_floor)} | "
+                         f"{fmt(vs_rc)}{'' if vs_rc is None else (' ✓' if vs_rc <= TARGET_RATIO else ' ✗')} | "
+                         f"{fmt(vs_floor)}{'' if vs_floor is None or floor_target is None else (' ✓' if vs_floor <= floor_target else ' ✗')}"
+                         f"{f' (target ≤ {floor_target})' if floor_target else ''} | {per_file} |")
     notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
     if notes:
         lines += ["", *notes]
