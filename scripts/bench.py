@@ -70,6 +70,7 @@ class Row:
     note: str = ""
     floor: float | None = None  # what the storage itself needs for the row's requests, where measured
     md5_floor: float | None = None  # download rows: hashlib MD5 of the same bytes, from the page cache
+    stub: tuple[float, float] | None = None  # noop-rw: (listing, file by file) seconds against the list stub
     files: int = 0  # download rows: how many files (for the CPU per file)
 
     def cpu(self, tool: str) -> float | None:
@@ -302,6 +303,26 @@ class Bench:
             best = min(best, time.perf_counter() - started)
         row.md5_floor = best
 
+    def client_lookup_ratio(self) -> tuple[float, float]:
+        """bucket-sync's own file-by-file cost, away from Azurite's table scans: the same no-op upload of
+        2,000 files against devtools/list_stub.py (answers a HEAD in constant time), on a SAS that lists
+        and on one of sp=rw (the stub checks no SAS: only bucket-sync's planner reads sp=). Medians of 5."""
+        from bench_scale import Stub, local_tree  # noqa: E402 (scripts/ is on the path)
+        from devtools.list_stub import container_url, sas_query
+
+        stub = Stub(64)
+        try:
+            local = local_tree(self.work / "stub-data", "tree", 2000, say)
+            medians = []
+            for sp in ("racwdl", "rw"):
+                url = f"{container_url(stub.port, 'tree-2000')}?{sas_query(sp)}"
+                runs = [measure(self.bs_argv("upload", str(local), url), self.bs_env, f"bucket-sync on the stub ({sp})")[0]
+                        for _ in range(5)]
+                medians.append(statistics.median(r.seconds for r in runs))
+            return medians[0], medians[1]
+        finally:
+            stub.stop()
+
     def run_row(self, row: Row) -> None:
         tools = ["bucket-sync"] + (["rclone"] if self.rclone else [])
         if row.name.startswith("download-") and self.rclone:
@@ -311,6 +332,8 @@ class Bench:
         if row.name == "noop-rw" and shared is not None:
             row.floor = self.head_floor(shared, "small")
             say(f"  {row.name:15} floor: {self.data.spec.small_count} bare HEADs in {row.floor:.2f} s")
+            row.stub = self.client_lookup_ratio()
+            say(f"  {row.name:15} on the list stub: listing {row.stub[0]:.2f} s, file by file {row.stub[1]:.2f} s")
         try:
             for i in range(self.args.runs):
                 order = tools if i % 2 == 0 else tools[::-1]  # alternate who goes first
@@ -412,9 +435,15 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
         floor = (f"; Azurite's floor, {rw.floor:.2f} s for the bare HEADs alone (a bare http.client loop, 16 threads), "
                  f"is {rw.floor / by_name['noop-2k'].median('bucket-sync'):.2f} x the listing row and bucket-sync's run is "
                  f"{rw.median('bucket-sync') / rw.floor:.2f} x that floor") if rw.floor else ""
-        rw.note = (f"file by file (sp=rw, one HEAD per file) / listing (noop-2k), bucket-sync: "
-                   f"{own:.2f} (target ≤ {TARGET_LOOKUP_RATIO:g}){' ✓' if own <= TARGET_LOOKUP_RATIO else ' ✗'}{floor}; "
-                   f"rclone runs `copy --no-traverse` (one lookup per file) on the same rw SAS")
+        stub = ""
+        if rw.stub:
+            client = rw.stub[1] / rw.stub[0]
+            stub = (f"; against devtools/list_stub.py (a HEAD in constant time: what bucket-sync itself costs) "
+                    f"{rw.stub[1]:.2f} s file by file / {rw.stub[0]:.2f} s listing = {client:.2f} "
+                    f"(target ≤ {TARGET_LOOKUP_RATIO:g}){' ✓' if client <= TARGET_LOOKUP_RATIO else ' ✗'}")
+        rw.note = (f"file by file (sp=rw, one HEAD per file) / listing (noop-2k), bucket-sync on Azurite: "
+                   f"{own:.2f} (target ≤ {TARGET_LOOKUP_RATIO:g}){' ✓' if own <= TARGET_LOOKUP_RATIO else ' ✗'}{floor}"
+                   f"{stub}; rclone runs `copy --no-traverse` (one lookup per file) on the same rw SAS")
     downloads = [r for r in rows if r.name.startswith("download-") and r.runs["rclone-verified"]]
     if downloads:
         lines += ["", "Downloads at equal guarantees: bucket-sync checks every file's MD5; rclone does only on "
