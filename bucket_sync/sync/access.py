@@ -15,7 +15,7 @@ Pure: no I/O. The functions raise PermissionDeniedError (exit 3) with the limit 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from ..errors import PermissionDeniedError

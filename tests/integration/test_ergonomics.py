@@ -5,7 +5,6 @@ a time on every JSON event, filters by case, size and age, --files-from for uplo
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
