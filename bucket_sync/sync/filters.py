@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from .shard import Shard
 
@@ -84,7 +84,14 @@ class PathFilter:
     def has_bounds(self) -> bool:
         return any(v is not None for v in (self.min_size, self.max_size, self.newest_ns, self.oldest_ns))
 
+    @cached_property
+    def passes_everything(self) -> bool:
+        """No rule, bound or shard: every file passes. Asked once per file and blob of a run, so computed once."""
+        return not self.rules and not self.has_bounds and self.shard is None
+
     def allows(self, key: str) -> bool:
+        if self.passes_everything:
+            return True
         if self.shard is not None and not self.shard.owns(key):
             return False
         for include, glob in self.rules:
@@ -94,6 +101,8 @@ class PathFilter:
 
     def allows_file(self, key: str, size: int, mtime_ns: int) -> bool:
         """The path rules and the size and age bounds: for files (and blobs), not for folders."""
+        if self.passes_everything:
+            return True
         if self.has_bounds:
             if (self.min_size is not None and size < self.min_size) or (self.max_size is not None and size > self.max_size):
                 return False
