@@ -38,7 +38,7 @@ _LAYOUT_VERSION = "1"
 # name -> (layout, count, what): the no-op rows mirror in both directions; upload rows copy into an empty container.
 FULL_ROWS = ("noop-250k", "noop-500k", "noop-1m", "flat-200k", "upload-250k")
 QUICK_ROWS = ("noop-5k", "flat-2k", "upload-1k")
-COUNTS = {"1k": 1_000, "2k": 2_000, "5k": 5_000, "200k": 200_000, "250k": 250_000, "500k": 500_000, "1m": 1_000_000}
+COUNTS = {"1k": 1_000, "2k": 2_000, "5k": 5_000, "20k": 20_000, "50k": 50_000, "200k": 200_000, "250k": 250_000, "500k": 500_000, "1m": 1_000_000}
 
 
 @dataclass
@@ -139,6 +139,8 @@ class ScaleBench:
                     "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_STATE_HOME": str(home / ".state"),
                     "XDG_CACHE_HOME": str(home / ".cache"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                     "TMPDIR": os.environ.get("TMPDIR", "/tmp"), "RCLONE_CONFIG": str(work / "rclone.conf")}
+        if os.environ.get("PYTHONPATH"):  # scripts/bench puts this checkout first: its bucket_sync is measured
+            self.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         (work / "rclone.conf").write_text("")
         self.bs = str(Path(venv_bin) / "bucket-sync")
         self.stub: Stub | None = None
