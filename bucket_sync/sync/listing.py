@@ -63,8 +63,9 @@ class _Unit:
 
 class Lister:
     def __init__(self, fetch: Fetch, *, workers: int = 16, max_depth: int = 3, cache: MetadataCache | None = None,
-                 head: Head | None = None) -> None:
+                 head: Head | None = None, parse: Callable[[bytes], Page] = parse_page) -> None:
         self.fetch = fetch
+        self.parse = parse  # parse_page, or a ParsePool's (parse_pool.py: a helper process for big listings)
         self.cache = cache  # with it, folders whose blobs it knows are listed without metadata
         self.head = head
         self.workers = max(1, workers)
@@ -254,7 +255,7 @@ class Lister:
                 if marker:
                     ahead = ahead or ThreadPoolExecutor(1, thread_name_prefix="list-ahead")
                     pending = ahead.submit(self.fetch, starts, marker, delimiter, metadata)
-                page = parse_page(body)
+                page = self.parse(body)
                 if page.next_marker != marker:  # the quick look disagreed with the parser: trust the parser
                     if pending is not None:
                         pending.cancel()

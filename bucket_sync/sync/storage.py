@@ -32,6 +32,7 @@ from .listing import Lister
 from .metadata_cache import MetadataCache
 from .model import BlobExtras, RemoteBlob
 from .mtime import format_mtime
+from .parse_pool import ParsePool
 from .storage_errors import PERMISSION_MISMATCH, connection_error, status_error
 from .waiting import result
 
@@ -165,8 +166,13 @@ class Storage:
                   top_folder_ok: Callable[[str], bool] | None = None) -> Iterator[RemoteBlob]:
         """The same, streamed: folders are listed in parallel and handed on in key order as they arrive,
         so the diff starts before the listing ends. ``hints``: likely folder names (see listing.py)."""
-        lister = Lister(self._list_body, workers=self.list_workers, cache=self._metadata_cache, head=self._head)
-        yield from lister.blobs(prefix, hints, top_folder_ok)
+        parser = ParsePool()
+        lister = Lister(self._list_body, workers=self.list_workers, cache=self._metadata_cache, head=self._head,
+                        parse=parser.parse)
+        try:
+            yield from lister.blobs(prefix, hints, top_folder_ok)
+        finally:
+            parser.close()
 
     def _list_body(self, starts: str | None, marker: str | None, delimiter: str | None, metadata: bool = True) -> bytes:
         """One List Blobs page (XML, parsed by listing.py), with the metadata the diff needs (unless the
