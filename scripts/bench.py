@@ -497,7 +497,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="the scale rows instead (250k-1M files on the List Blobs stub, scripts/bench_scale.py)")
     p.add_argument("--scale-rows", dest="rows_scale", default=None,
                    help="with --scale: comma-separated rows, e.g. noop-250k,noop-1m,flat-200k,upload-250k")
+    p.add_argument("--wan", action="store_true",
+                   help="the WAN rows instead (40 ms RTT, 400 Mbit/s through devtools/wan_proxy.py; scripts/bench_wan.py)")
     args = p.parse_args(argv)
+    if args.wan:
+        from bench_wan import main_wan
+
+        return main_wan(args, sys.modules[__name__])
     if args.scale:
         from bench_scale import main_scale
 

@@ -1,0 +1,135 @@
+"""scripts/bench --wan: the same Azurite behind a simulated WAN (devtools/wan_proxy.py: 40 ms RTT, 400 Mbit/s
+shared per direction), where latency and concurrency decide, not the loopback's speed.
+
+Rows (both tools through the same proxied SAS URL): upload and download of 60 x 4 MiB ("photos"), upload of
+1,000 x 16 KiB, and the no-op of the same upload. bucket-sync at its defaults against rclone at its defaults
+and tuned (--transfers 16 --checkers 16). Targets (issue 15): photos at 95% or more of the link rate both
+ways; small files at most 0.5 x rclone tuned; the no-op at most 0.8 x.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RTT_MS = 40.0
+MBIT_S = 400.0
+PHOTOS = (60, 4 * 1024 * 1024)
+SMALL = (1000, 16 * 1024)
+TOOLS = ("bucket-sync", "rclone", "rclone-tuned")
+
+
+@dataclass
+class WanRow:
+    name: str
+    what: str
+    nbytes: int
+    target: str
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {t: [] for t in TOOLS})
+
+    def median(self, tool: str) -> float | None:
+        return statistics.median(self.seconds[tool]) if self.seconds[tool] else None
+
+
+def _files(folder: Path, count: int, size: int) -> Path:
+    if folder.exists() and len(list(folder.iterdir())) == count:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for i in range(count):
+        (folder / f"p{i:04d}.bin").write_bytes(os.urandom(size))
+    return folder
+
+
+def main_wan(args, bench) -> int:
+    from devtools.azurite import AzuriteServer
+    from devtools.wan_proxy import WanProxy
+
+    runs = max(1, args.runs)
+    photos_n, photos_size = (6, 1024 * 1024) if args.quick else PHOTOS
+    small_n, small_size = (20, 16 * 1024) if args.quick else SMALL
+    data = (args.data_dir or args.out_dir / "data") / "wan"
+    photos = _files(data / "photos", photos_n, photos_size)
+    small = _files(data / "small", small_n, small_size)
+    work = Path(tempfile.mkdtemp(prefix="bucket-sync-bench-wan-"))
+    rclone = None if args.no_rclone else shutil.which("rclone")
+    link = MBIT_S * 1_000_000 / 8
+    rows = [
+        WanRow("photos-up", f"{photos_n} x {photos_size // 1024 // 1024} MiB up", photos_n * photos_size,
+               "≥ 95% of the link"),
+        WanRow("photos-down", f"{photos_n} x {photos_size // 1024 // 1024} MiB down", photos_n * photos_size,
+               "≥ 95% of the link"),
+        WanRow("small-up", f"{small_n} x 16 KiB up", small_n * small_size, "≤ 0.5 x rclone tuned"),
+        WanRow("small-noop", f"{small_n} x 16 KiB, in sync", 0, "≤ 0.8 x rclone tuned"),
+    ]
+    home = work / "home"
+    home.mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
+           "XDG_STATE_HOME": str(home / "state"), "XDG_CACHE_HOME": str(home / "cache"),
+           "XDG_CONFIG_HOME": str(home / "config"), "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
+           "RCLONE_CONFIG": str(work / "rclone.conf")}
+    (work / "rclone.conf").write_text("")
+    bs = str(Path(bench.sys.executable).parent / "bucket-sync")
+    load_before = os.getloadavg()
+    azurite = AzuriteServer(location=work / "azurite").start()
+    try:
+        with WanProxy(azurite.port, rtt_ms=RTT_MS, mbit_s=MBIT_S) as wan:
+            for run in range(runs):
+                for tool in TOOLS if rclone else ("bucket-sync",):
+                    container = f"wan-{run}-{tool}".replace("-tuned", "t").lower()
+                    azurite.create_container(container)
+                    url = wan.rewrite(azurite.container_sas_url(container, "racwdl", 86400))
+                    rc_env = dict(env, RCLONE_AZUREBLOB_SAS_URL=url)
+                    tuned = ("--transfers", "16", "--checkers", "16") if tool == "rclone-tuned" else ()
+
+                    def cmd(verb: str, src: str, dst: str) -> list[str]:
+                        if tool == "bucket-sync":
+                            return [bs, verb, src, dst]
+                        return [rclone, "copy", src, dst, *tuned]
+
+                    def remote(prefix: str) -> str:
+                        return url.replace("?", f"/{prefix}?", 1) if tool == "bucket-sync" else f":azureblob:{container}/{prefix}"
+
+                    the_env = env if tool == "bucket-sync" else rc_env
+                    steps = [("photos-up", cmd("upload", str(photos), remote("photos"))),
+                             ("photos-down", cmd("download", remote("photos"), str(work / f"down-{tool}-{run}"))),
+                             ("small-up", cmd("upload", str(small), remote("small"))),
+                             ("small-noop", cmd("upload", str(small), remote("small")))]
+                    for name, argv in steps:
+                        result, _, _ = bench.measure(argv, the_env, f"{tool} {name} (WAN)")
+                        next(r for r in rows if r.name == name).seconds[tool].append(result.seconds)
+                        bench.say(f"  {name:12} {tool:12} run {run + 1}: {result.seconds:6.2f} s")
+                    shutil.rmtree(work / f"down-{tool}-{run}", ignore_errors=True)
+                    azurite.container_client(container).delete_container()
+    finally:
+        azurite.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()
+    lines = [f"# bucket-sync vs rclone over a simulated WAN, {datetime.now(timezone.utc):%Y%m%d-%H%M%S} UTC", "",
+             f"devtools/wan_proxy.py: {RTT_MS:g} ms RTT, {MBIT_S:g} Mbit/s shared per direction ({link / 1e6:.0f} MB/s); "
+             f"Azurite behind it; {runs} run(s), median; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; "
+             f"bucket-sync at its defaults, rclone at its defaults and tuned (--transfers 16 --checkers 16).", "",
+             "| row | data | bucket-sync s | rclone s | rclone tuned s | of the link, bucket-sync | "
+             "bucket-sync / rclone tuned | target |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        bsm, rc, tuned = r.median("bucket-sync"), r.median("rclone"), r.median("rclone-tuned")
+        share = f"{r.nbytes / bsm / link:.0%}" if bsm and r.nbytes else "–"
+        ratio = f"{bsm / tuned:.2f}" if bsm and tuned else "–"
+        lines.append(f"| {r.name} | {r.what} | {bench.fmt(bsm)} | {bench.fmt(rc)} | {bench.fmt(tuned)} | {share} | "
+                     f"{ratio} | {r.target} |")
+    table = "\n".join(lines) + "\n"
+    print(table, end="")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "wan-latest.md").write_text(table)
+    return 0
+
+
+__all__ = ["main_wan"]
