@@ -50,6 +50,7 @@ class Run:
     seconds: float
     rss_mb: float
     cpu_s: float = 0.0  # user + system CPU of the tool's process
+    storage_cpu_s: float | None = None  # Azurite's CPU during the run
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,16 @@ class Bench:
                 raise BenchError(f"the HEAD floor found statuses {statuses} (expected 200 for every file)")
         return best
 
+    def storage_cpu(self) -> float | None:
+        """Azurite's CPU seconds so far (from /proc, Linux): its share of a run shows when a row sits at
+        the storage's own limit, whoever is the client."""
+        proc = getattr(self.azurite, "_proc", None)
+        try:
+            fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (AttributeError, OSError, ValueError, IndexError):
+            return None
+
     def md5_floor(self, row: Row) -> None:
         """What verifying costs on one core: hashlib MD5 of the row's bytes, read from the page cache
         (read once first), best of three. A download that overlaps its hash with the transfer can come
@@ -345,7 +356,11 @@ class Bench:
                         # guarantee it must not split files into streams.
                         argv = [*argv, "--multi-thread-streams", "0"]
                     try:
+                        before = self.storage_cpu()
                         run, _, _ = measure(argv, env, f"{tool} {row.name}")
+                        after = self.storage_cpu()
+                        if before is not None and after is not None:
+                            run.storage_cpu_s = after - before
                     finally:
                         if cleanup is not None:
                             shutil.rmtree(cleanup, ignore_errors=True)
@@ -463,6 +478,19 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
                          f"{fmt(vs_rc)}{'' if vs_rc is None else (' ✓' if vs_rc <= TARGET_RATIO else ' ✗')} | "
                          f"{fmt(vs_floor)}{'' if vs_floor is None or floor_target is None else (' ✓' if vs_floor <= floor_target else ' ✗')}"
                          f"{f' (target ≤ {floor_target})' if floor_target else ''} | {per_file} |")
+    shares = []
+    for r in rows:
+        if r.name.startswith("upload-"):
+            parts = []
+            for tool in ("bucket-sync", "rclone"):
+                runs = [x for x in r.runs[tool] if x.storage_cpu_s is not None and x.seconds > 0]
+                if runs:
+                    parts.append(f"{tool} {statistics.median(x.storage_cpu_s / x.seconds for x in runs):.0%}")
+            if parts:
+                shares.append(f"{r.name}: " + ", ".join(parts))
+    if shares:
+        lines += ["", "Azurite's CPU share of the run (one core = 100%: at ~100% both tools wait on the storage): "
+                  + "; ".join(shares)]
     notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
     if notes:
         lines += ["", *notes]
