@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
