@@ -9,13 +9,15 @@ pages in one run, and then parsing goes on in-process until the helper is ready.
 Nothing depends on it: a helper that cannot start, dies or answers oddly is dropped for the rest of the
 run and pages are parsed in-process again; a page the helper could not read is parsed again here, so its
 error is raised exactly as without the helper. POSIX only (forkserver: a fresh process, never a fork of
-this multi-threaded one); elsewhere, and on one CPU, pages are always parsed in-process.
+this multi-threaded one) and only in the bucket-sync command itself; elsewhere, on one CPU, and under the
+Python API, pages are always parsed in-process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from concurrent.futures import Future
 
@@ -33,8 +35,19 @@ def _parse_or_none(body: bytes) -> Page | None:
         return None
 
 
+def _main_is_ours() -> bool:
+    """Whether this process is the bucket-sync command. A new process imports the parent's __main__ again:
+    harmless for our entry points, but a user's script calling the Python API without a ``__main__`` guard
+    would run again in the helper, so there pages are parsed in-process."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and (spec.name or "").startswith("bucket_sync."):
+        return True  # python -m bucket_sync
+    return os.path.basename(getattr(main, "__file__", None) or "").startswith("bucket-sync")  # the console script
+
+
 def _available() -> bool:
-    return os.name == "posix" and (os.cpu_count() or 1) >= 2
+    return os.name == "posix" and (os.cpu_count() or 1) >= 2 and _main_is_ours()
 
 
 class ParsePool:
