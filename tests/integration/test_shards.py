@@ -5,7 +5,9 @@ shard's keys, and a sharded no-op is a no-op; --shard-by folder; locks per pair 
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -105,16 +107,20 @@ def test_locks_are_per_pair_and_shard(cli, site, make_files, tmp_path):
     names = [f"f{i}.bin" for i in range(40)]
     both = [n for n in names if Shard(1, 2).owns(n)][:3] + [n for n in names if Shard(2, 2).owns(n)][:3]
     src = make_files(tmp_path / "src", {n: 64 * 1024 for n in both})  # three for each shard
-    slow = ["mirror", str(src), url, "--bwlimit", "64K", "--concurrency", "1"]
-    holder = subprocess.Popen([str(cli.executable), *slow, "--shard", "1/2"], env=cli.env_for(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    locks = Path(cli.env_for()["XDG_STATE_HOME"]) / "bucket-sync" / "locks"
+    # The holder takes ~12 s (192 KiB at 16 KiB/s): it holds its lock through both checks below.
+    holder = subprocess.Popen([str(cli.executable), "mirror", str(src), url, "--bwlimit", "16K", "--concurrency", "1",
+                               "--shard", "1/2"], env=cli.env_for(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        import time
-        time.sleep(1.0)
-        other = cli(*slow[:3], "--shard", "2/2")  # another shard: never blocked
+        deadline = time.monotonic() + 30
+        while not list(locks.glob("*.holder")) and time.monotonic() < deadline and holder.poll() is None:
+            time.sleep(0.05)  # until the holder has its lock
+        assert list(locks.glob("*.holder")), "the holder never took its lock"
+        other = cli("mirror", str(src), url, "--shard", "2/2")  # another shard: never blocked
         assert other.returncode == 0, other
-        same = cli(*slow[:3], "--shard", "1/2")  # the same shard: the lock holds
+        same = cli("mirror", str(src), url, "--shard", "1/2")  # the same shard: the lock holds
         assert same.returncode == 5 and "shard 1/2" in same.stderr, same
+        assert holder.poll() is None, "the holder ended before the checks: they proved nothing"
     finally:
         holder.kill()
         holder.communicate()

@@ -205,7 +205,9 @@ def test_any_tree_lists_like_one_sorted_flat_listing(names, page_size, workers, 
 
 def test_hinted_folders_are_listed_before_the_level_that_names_them():
     names = [f"p/d{i}/f{j}" for i in range(6) for j in range(2)] + ["p/top.txt"]
-    service = FakeService(names, delay=0.01)
+    # Each answer takes 50 ms: long enough that, even on a loaded machine, the level's own listing is
+    # still out when the free workers have taken their hinted folders (10 ms flaked under load).
+    service = FakeService(names, delay=0.05)
     hints = [f"d{i}" for i in range(6)] + ["not-there", "nested/no"]
     keys = [b.key for b in Lister(service.fetch, workers=4).blobs("p", hints=hints)]
     assert keys == expected(names, "p")
