@@ -11,7 +11,7 @@ from ..errors import BucketSyncError, NotFoundError, UsageError
 from .interrupt import interruptible
 from ..redact import redact
 from ..sas import ContainerSas
-from ..sync.access import BY_NAME_WAYS_OUT, LIST, READ, delete_approach, download_approach
+from ..sync.access import LIST, READ, delete_approach, download_approach, names_nothing, no_blob_and_no_listing
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.keys import join_blob_name
 from ..sync.model import Op, RemoteBlob, Status, TransferResult
@@ -43,16 +43,14 @@ def list_remote(container: ContainerRef, prefix: str, *, recursive: bool) -> lis
             download_approach(access, by_name=True, mirror=False, what="ls")  # read, at least
             single = storage.get(prefix, prefix.rsplit("/", 1)[-1])
             if single is None:
-                raise NotFoundError(f"no blob named {prefix!r}, and {access.origin} allows no listing, so it cannot "
-                                    f"be listed as a folder", hint=BY_NAME_WAYS_OUT)
+                raise no_blob_and_no_listing(prefix, access, as_what="listed")
             return [ListedEntry(prefix, single)]
         download_approach(access, by_name=False, mirror=False, what="listing a folder")
         blobs = storage.list(prefix)
         if not blobs and prefix:
             single = storage.get(prefix, prefix.rsplit("/", 1)[-1]) if access.allows(READ) else None
             if single is None:
-                raise NotFoundError(f"nothing at {prefix!r}: no blob of that name and no blobs under {prefix}/",
-                                    hint="check the name (`bucket-sync ls` its folder); names are case-sensitive")
+                raise names_nothing(prefix, lead="nothing to list")
             return [ListedEntry(prefix, single)]
     finally:
         storage.close()

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from ..config import user_cache_dir
 from .interrupt import interruptible
-from ..errors import (BucketSyncError, ExitCode, NotFoundError, PermissionDeniedError, SafetyGuardError,
+from ..errors import (BucketSyncError, ExitCode, PermissionDeniedError, SafetyGuardError,
                       UnsafeBlobNameError, UsageError)
-from ..sync.access import BY_NAME_WAYS_OUT, LIST, READ, Comparison, download_approach, upload_approach
+from ..sync.access import (LIST, READ, Comparison, download_approach, names_nothing, no_blob_and_no_listing,
+                           upload_approach)
 from ..sync.diff import DiffPolicy
-from ..sync.engine import Engine, Plan, TransferSettings
+from ..sync.engine import Counted, Engine, Plan, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name, key_from_local, local_path_for
@@ -248,7 +249,7 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
         download_approach(access, by_name=False, mirror=req.mirror)
         dests = prefetch(scan_tree(local_root, filters=req.filters, on_partial=lambda key, path: partials.append((key, path)))
                          ) if os.path.isdir(local_root) else iter(())
-        listed = _Counted(storage.iter_list(req.prefix, hints=top_level_folders(local_root),
+        listed = Counted(storage.iter_list(req.prefix, hints=top_level_folders(local_root),
                                             top_folder_ok=req.filters.allows_top_folder))
         sources = (b for b in listed if req.filters.allows_entry(b))
     policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
@@ -262,8 +263,7 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
         if req.filters.shard is not None:
             listener.on_info(f"nothing to download in {req.filters.shard.describe()}")
         elif req.prefix:
-            raise NotFoundError(f"nothing to download: no blob named {req.prefix!r} and no blobs under {req.prefix}/",
-                                hint="check the name (`bucket-sync ls` its folder); names are case-sensitive")
+            raise names_nothing(req.prefix, lead="nothing to download")
         listener.on_info("nothing to download: the container holds no blobs")
     _guarded_run(req, engine, plan, tally, True,
                  prepare=lambda: None if req.settings.dry_run else os.makedirs(local_root, exist_ok=True))
@@ -290,9 +290,7 @@ def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener)
     blob = storage.get(req.prefix, req.prefix.rsplit("/", 1)[-1])
     if blob is None:
         if not access.allows(LIST):
-            raise NotFoundError(
-                f"no blob named {req.prefix!r}, and {storage.read_access().origin} allows no listing, so it cannot be "
-                f"downloaded as a folder", hint=BY_NAME_WAYS_OUT)
+            raise no_blob_and_no_listing(req.prefix, access, as_what="downloaded")
         return None
     dest = req.local[0]
     if os.path.isdir(dest) or dest.endswith(("/", os.sep)):
@@ -319,19 +317,6 @@ def _local_twins(root: str, keys: list[str]) -> list[LocalFile]:
         if stat.S_ISREG(st.st_mode):
             found.append(LocalFile(key, path, st.st_size, st.st_mtime_ns))
     return found
-
-
-class _Counted:
-    """Counts what passes (before the filters): a download that listed nothing at all found nothing."""
-
-    def __init__(self, items) -> None:
-        self._it = iter(items)
-        self.n = 0
-
-    def __iter__(self):
-        for item in self._it:
-            self.n += 1
-            yield item
 
 
 def _sweep_partials(partials: list[tuple[str, str]], filters: PathFilter) -> None:

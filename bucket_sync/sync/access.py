@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from ..errors import PermissionDeniedError
+from ..errors import NotFoundError, PermissionDeniedError
 from ..sas import describe_missing, permission_name
 
 LIST, READ, WRITE, DELETE = "l", "r", "w", "d"
@@ -93,6 +93,18 @@ WATCH_DELETE_WAYS_OUT = NO_DELETE_WAYS_OUT.replace("use --no-delete to copy with
                                                    "run watch without --delete (local deletions then stay in the bucket)")
 BY_NAME_WAYS_OUT = ("download files by name instead: `bucket-sync download REMOTE/<name> DEST`, or several with "
                     "--files-from FILE (one name per line); `bucket-sync check REMOTE` shows what the SAS allows")
+
+
+def no_blob_and_no_listing(name: str, access: Access, *, as_what: str) -> NotFoundError:
+    """A name that is no blob, on a SAS that cannot list: it may be a folder, but that cannot be seen."""
+    return NotFoundError(f"no blob named {name!r}, and {access.origin} allows no listing, so it cannot be "
+                         f"{as_what} as a folder", hint=BY_NAME_WAYS_OUT)
+
+
+def names_nothing(name: str, *, lead: str) -> NotFoundError:
+    """A name that is neither a blob nor a folder with blobs in it (exit 4, never a silent success)."""
+    return NotFoundError(f"{lead}: no blob named {name!r} and no blobs under {name}/",
+                         hint="check the name (`bucket-sync ls` its folder); names are case-sensitive")
 
 
 def upload_approach(access: Access, *, deletes: bool, overwrite: bool, what: str = "the upload") -> Approach:

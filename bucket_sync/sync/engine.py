@@ -84,8 +84,8 @@ class Engine:
     def plan(self, sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -> Plan:
         plan = Plan()
         policy = policy.with_window_at_least(self.settings.modify_window_ns)  # every caller's plans, watch's too
-        counted_dests = _Counter(dests)
-        counted_sources = _Counter(sources)
+        counted_dests = Counted(dests)
+        counted_sources = Counted(sources)
         clashes = self._case_clash_guard()
         each_unchanged = self.listener.wants_unchanged
         for action in diff(counted_sources, counted_dests, policy):
@@ -299,8 +299,9 @@ def _split_blocked(work: list[PlannedAction], deletes: list[PlannedAction]) -> t
     return ready, blocked
 
 
-class _Counter:
-    """Counts entries as the diff consumes them (the mirror guard needs the destination's size)."""
+class Counted:
+    """Counts entries as they are consumed: the mirror guard needs the destination's size, a download
+    whether its listing found anything at all."""
 
     def __init__(self, entries: Iterable[Entry]) -> None:
         self._it = iter(entries)
