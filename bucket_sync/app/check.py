@@ -14,7 +14,7 @@ from ..errors import BucketSyncError
 from ..redact import redact
 from ..sas import SasSource, permission_name
 from ..sync.access import DELETE, LIST, READ, WRITE, Access, CommandVerdict, command_verdicts
-from ..sync.storage import Storage
+from ..storage.container import Storage
 from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, access_labels
 
 LETTERS = (LIST, READ, WRITE, DELETE)

@@ -16,7 +16,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..redact import RedactingFilter
 from ..sas import SasSource
-from ..sync.storage import ContainerRef
+from ..storage.container import ContainerRef
 from ..targets import Remote, access_labels
 
 if TYPE_CHECKING:

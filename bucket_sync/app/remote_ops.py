@@ -16,7 +16,7 @@ from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.keys import join_blob_name
 from ..sync.model import Op, RemoteBlob, Status, TransferResult
 from ..sync.mtime import format_mtime
-from ..sync.storage import ContainerRef
+from ..storage.container import ContainerRef
 
 
 @dataclass(frozen=True)

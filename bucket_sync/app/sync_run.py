@@ -27,12 +27,12 @@ from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResul
 from ..sync.mtime_precision import probe as probe_precision, source_precision, window_for
 from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
-from ..sync.storage import ContainerRef, Storage
+from ..storage.container import ContainerRef, Storage
 
 
 log = logging.getLogger("bucket_sync")
 
-# Blob metadata remembered between runs (sync/metadata_cache.py): no-op runs list without it. It lives in the
+# Blob metadata remembered between runs (storage/metadata_cache.py): no-op runs list without it. It lives in the
 # cache folder: losing it costs only speed, and a container may mount the state folder alone as a volume.
 METADATA_CACHE_DIR = "listing-cache"
 

@@ -29,7 +29,7 @@ from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Op, PlannedAction, Reason, Status, TransferResult
 from ..sync.scan import Skipped, scan_tree
-from ..sync.storage import ContainerRef, Storage
+from ..storage.container import ContainerRef, Storage
 from .watch_batch import AuthPolicy, BatchWatch, QuietSkips, lookup_remote, refuse_emptying, remote_under
 from .watch_events import Backoff, ChangeQueue, Kind, Pending, Sig, Verdict, retry_delay, verdict
 from .watch_monitor import BatchReport, Scope, Trouble, WatchMonitor, WatchSnapshot

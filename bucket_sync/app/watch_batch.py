@@ -29,7 +29,7 @@ from ..sas import SasSource
 from ..sync.events import Listener, Tally
 from ..sync.keys import join_blob_name, key_from_blob_name
 from ..sync.model import RemoteBlob, Status, TransferResult
-from ..sync.storage import Storage
+from ..storage.container import Storage
 from .watch_credentials import ObservedSas
 from .watch_events import Sig
 

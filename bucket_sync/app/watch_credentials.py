@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
 from ..sas import ContainerSas, SasSource
-from ..sync.storage import ContainerRef
+from ..storage.container import ContainerRef
 from .context import Globals
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 from ..errors import UsageError
-from ..sync.storage import ContainerRef
+from ..storage.container import ContainerRef
 from .alert_payload import RunContext
 from .context import Globals
 from .notify_url import NotifyTarget

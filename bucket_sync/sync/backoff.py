@@ -2,7 +2,7 @@
 
 Exponential backoff with full jitter on 408/429/5xx and dropped connections; a Retry-After from the
 service wins (bounded, so a hostile or broken header cannot hang a run). No HTTP library here: both the
-azure-core policy (policies.py) and our plain list client (list_http.py) use it.
+azure-core policy (storage/policies.py) and our plain list client (storage/list_http.py) use it.
 """
 
 from __future__ import annotations

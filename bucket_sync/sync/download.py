@@ -24,14 +24,14 @@ from .keys import local_path_for
 from .model import RemoteBlob
 from .positional import BINARY, pread, pwrite
 from .scan import PARTIAL_SUFFIX
-from .storage import Storage
+from .remote import Remote
 
 STREAM_BUFFER = 1024 * 1024  # what one ranged GET holds at a time (the transport's read size)
 
 
 
 class Downloader:
-    def __init__(self, storage: Storage, chunk_pool: Executor, budget: ByteBudget, *,
+    def __init__(self, storage: Remote, chunk_pool: Executor, budget: ByteBudget, *,
                  chunk_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event,
                  limiter: RateLimiter | Unlimited = Unlimited()) -> None:
         self.storage = storage

@@ -28,7 +28,7 @@ from . import winnames
 from .keys import CaseClashGuard, is_case_insensitive_dir, join_blob_name
 from .model import (Action, BlobExtras, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status,
                     TransferResult)
-from .storage import Storage
+from .remote import Remote
 from .upload import Uploader, file_md5
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Plan:
 
 
 class Engine:
-    def __init__(self, storage: Storage, *, direction: Direction, prefix: str, local_root: str | None,
+    def __init__(self, storage: Remote, *, direction: Direction, prefix: str, local_root: str | None,
                  settings: TransferSettings, listener: Listener, tally: Tally,
                  stop: threading.Event | None = None) -> None:
         self.storage = storage

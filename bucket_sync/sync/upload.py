@@ -19,7 +19,7 @@ from ..errors import BucketSyncError, LocalFileError
 from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, choose_block_size
 from .model import BlobExtras, LocalFile
-from .storage import Storage
+from .remote import Remote
 
 BLOCK_ID_VERSION = "bs1"
 
@@ -61,7 +61,7 @@ def file_md5(path: str, chunk: int = 4 * 1024 * 1024) -> bytes:
 
 
 class Uploader:
-    def __init__(self, storage: Storage, block_pool: Executor, budget: ByteBudget, *,
+    def __init__(self, storage: Remote, block_pool: Executor, budget: ByteBudget, *,
                  block_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event,
                  limiter: RateLimiter | Unlimited = Unlimited(), extras: BlobExtras = BlobExtras()) -> None:
         self.storage = storage

@@ -14,7 +14,7 @@ import pytest
 import requests
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-from bucket_sync.sync.policies import RetryPolicy
+from bucket_sync.storage.policies import RetryPolicy
 from tests.support.faultproxy import FaultProxy
 from tests.support.integrity import local_tree, new_container, remote_state
 

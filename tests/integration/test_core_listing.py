@@ -11,10 +11,10 @@ from azure.storage.blob import ContentSettings
 
 from bucket_sync.platform.resolver import StaticSasSource
 from bucket_sync.sas import ContainerSas
-from bucket_sync.sync import storage as storage_module
+from bucket_sync.storage import container as storage_module
 from bucket_sync.sync.mtime import format_mtime
-from bucket_sync.sync.list_pages import next_marker, parse_page
-from bucket_sync.sync.storage import Storage
+from bucket_sync.storage.list_pages import next_marker, parse_page
+from bucket_sync.storage.container import Storage
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The metadata cache (sync/metadata_cache.py) through the real command: later runs list without metadata,
+"""The metadata cache (storage/metadata_cache.py) through the real command: later runs list without metadata,
 and still see every write another tool makes, to content or to metadata alone, in either direction."""
 
 from __future__ import annotations

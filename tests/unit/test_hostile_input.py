@@ -17,7 +17,7 @@ from bucket_sync.platform.api_errors import error_from_response
 from bucket_sync.platform.http import RETRY_AFTER_CAP_S, parse_retry_after as api_retry_after
 from bucket_sync.sas import ContainerSas, parse_sas_time
 from bucket_sync.sync.backoff import parse_retry_after as storage_retry_after
-from bucket_sync.sync.list_pages import Page, blob_from_headers, parse_page, to_remote_blob
+from bucket_sync.storage.list_pages import Page, blob_from_headers, parse_page, to_remote_blob
 from bucket_sync.targets import parse_remote
 
 # FUZZ_EXAMPLES=5000 for a longer hunt by hand; the suite's share stays a few seconds.

@@ -12,7 +12,7 @@ import pytest
 
 from bucket_sync.sas import ContainerSas, SasSource
 from bucket_sync.sync.backoff import Backoff
-from bucket_sync.sync.list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
+from bucket_sync.storage.list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
 
 
 class Script:
@@ -176,7 +176,7 @@ def test_the_system_proxy_settings_count_like_the_environment(proxy_env, monkeyp
     settings, which requests (the SDK's transport) honours too."""
     import urllib.request
 
-    from bucket_sync.sync import list_http
+    from bucket_sync.storage import list_http
 
     monkeypatch.setattr(list_http, "SYSTEM_PROXY_SETTINGS", True)
     monkeypatch.setattr(urllib.request, "getproxies", lambda: dict(system))
@@ -189,7 +189,7 @@ def test_the_system_proxy_settings_count_like_the_environment(proxy_env, monkeyp
 def test_unreadable_system_settings_leave_the_listing_to_the_sdk_transport(proxy_env, monkeypatch):
     import urllib.request
 
-    from bucket_sync.sync import list_http
+    from bucket_sync.storage import list_http
 
     def broken():
         raise OSError("the registry cannot be read")

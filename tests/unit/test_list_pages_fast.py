@@ -8,7 +8,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bucket_sync.sync.list_pages import _parse, _parse_fast, parse_page
+from bucket_sync.storage.list_pages import _parse, _parse_fast, parse_page
 from devtools.list_stub import Layout, list_page
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")), deadline=None,

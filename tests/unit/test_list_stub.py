@@ -6,7 +6,7 @@ from __future__ import annotations
 import http.client
 import threading
 
-from bucket_sync.sync.list_pages import parse_page
+from bucket_sync.storage.list_pages import parse_page
 from bucket_sync.sync.mtime import parse_mtime
 from devtools.list_stub import Layout, StubServer, list_page
 

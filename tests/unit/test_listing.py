@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bucket_sync.sync.list_pages import next_marker, parse_page
-from bucket_sync.sync.listing import Lister
-from bucket_sync.sync.metadata_cache import MetadataCache
+from bucket_sync.storage.list_pages import next_marker, parse_page
+from bucket_sync.storage.listing import Lister
+from bucket_sync.storage.metadata_cache import MetadataCache
 
 
 class FakeService:

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from bucket_sync.errors import StorageError
-from bucket_sync.sync.list_pages import parse_page
-from bucket_sync.sync.parse_pool import ParsePool
+from bucket_sync.storage.list_pages import parse_page
+from bucket_sync.storage.parse_pool import ParsePool
 from devtools.list_stub import Layout, list_page
 
 LAYOUT = Layout("tree", 20_000)

@@ -23,7 +23,7 @@ from bucket_sync.errors import UsageError  # noqa: E402
 from bucket_sync.sas import ContainerSas, SasSource  # noqa: E402
 from bucket_sync.sync.events import Summary  # noqa: E402
 from bucket_sync.sync.model import Op, Reason, Status, TransferResult  # noqa: E402
-from bucket_sync.sync.storage import ContainerRef  # noqa: E402
+from bucket_sync.storage.container import ContainerRef  # noqa: E402
 
 
 def samples(page: bytes) -> dict[tuple[str, tuple], float]:

@@ -20,8 +20,8 @@ from typing import Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
 from ..sas import SasSource
-from .backoff import RETRY_STATUSES, Backoff
-from .storage_errors import PERMISSION_MISMATCH
+from ..sync.backoff import RETRY_STATUSES, Backoff
+from .errors import PERMISSION_MISMATCH
 
 log = logging.getLogger(__name__)
 

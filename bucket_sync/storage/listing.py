@@ -32,8 +32,8 @@ from typing import Callable, Iterable, Iterator
 from ..errors import BucketSyncError
 from .list_pages import Page, next_marker, parse_page, to_remote_blob
 from .metadata_cache import MetadataCache
-from .model import RemoteBlob
-from .waiting import result
+from ..sync.model import RemoteBlob
+from ..sync.waiting import result
 
 # (prefix, marker, delimiter, with metadata) -> the XML body of one List Blobs page
 Fetch = Callable[[str | None, str | None, str | None, bool], bytes]

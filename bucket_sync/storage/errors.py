@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from ..errors import AuthError, BucketSyncError, NotFoundError, PermissionDeniedError, SasExpiredError, StorageError, TransientError
 from ..redact import redact
 from ..sas import ContainerSas, SasSource, describe_missing
-from .backoff import RETRY_STATUSES
+from ..sync.backoff import RETRY_STATUSES
 
 # Storage's error code for a SAS that is valid but lacks the permission: retrying or refreshing won't help.
 PERMISSION_MISMATCH = "AuthorizationPermissionMismatch"

@@ -23,9 +23,9 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from ..errors import StorageError
-from .keys import key_from_blob_name
-from .model import RemoteBlob
-from .mtime import datetime_to_ns, parse_mtime
+from ..sync.keys import key_from_blob_name
+from ..sync.model import RemoteBlob
+from ..sync.mtime import datetime_to_ns, parse_mtime
 
 
 @dataclass

@@ -21,11 +21,11 @@ from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 from ..errors import BucketSyncError, TransientError
 from ..sas import SasSource
 from .list_http import API_VERSION
-from .content_types import content_type_for
-from .model import BlobExtras, RemoteBlob
-from .mtime import datetime_to_ns, format_mtime, parse_mtime
+from ..sync.content_types import content_type_for
+from ..sync.model import BlobExtras, RemoteBlob
+from ..sync.mtime import datetime_to_ns, format_mtime, parse_mtime
 from .policies import RetryPolicy, SasPolicy, is_dropped_connection
-from .storage_errors import connection_error, other_error, short, status_error
+from .errors import connection_error, other_error, short, status_error
 
 
 class BlobOps:

@@ -17,8 +17,8 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.core.pipeline.policies import HTTPPolicy
 
 from ..sas import SasSource
-from .backoff import RETRY_STATUSES, Backoff
-from .storage_errors import PERMISSION_MISMATCH
+from ..sync.backoff import RETRY_STATUSES, Backoff
+from .errors import PERMISSION_MISMATCH
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 

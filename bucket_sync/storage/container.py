@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from ..errors import PermissionDeniedError
 from ..sas import SasSource
-from .access import DELETE, LIST, READ, WRITE, Access, combined
-from .backoff import Backoff
-from .keys import join_blob_name
+from ..sync.access import DELETE, LIST, READ, WRITE, Access, combined
+from ..sync.backoff import Backoff
+from ..sync.keys import join_blob_name
 from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
 from .list_pages import blob_from_headers
 from .listing import Lister
 from .metadata_cache import MetadataCache
-from .model import BlobExtras, RemoteBlob
-from .mtime import format_mtime
+from ..sync.model import BlobExtras, RemoteBlob
+from ..sync.mtime import format_mtime
 from .parse_pool import ParsePool
-from .storage_errors import PERMISSION_MISMATCH, connection_error, status_error
-from .waiting import result
+from .errors import PERMISSION_MISMATCH, connection_error, status_error
+from ..sync.waiting import result
 
 if TYPE_CHECKING:
     from .blob_ops import BlobOps
