@@ -48,6 +48,7 @@ class WanProxy:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     def __enter__(self) -> "WanProxy":
         return self.start()
@@ -67,10 +68,25 @@ class WanProxy:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            # Close the listener and cancel every relay before the loop stops: a loop stopped under live
+            # relays leaves pending tasks that print "Task was destroyed" noise into the bench's output.
+            asyncio.run_coroutine_threadsafe(self._shut(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+
+    async def _shut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.close()  # the relays see their sockets end and finish on their own
+        relays = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if relays:
+            _, stuck = await asyncio.wait(relays, timeout=2)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
 
     # -- the relay ---------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -90,8 +106,14 @@ class WanProxy:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(self._pump(client_r, up_w, self.up), self._pump(up_r, client_w, self.down),
-                             return_exceptions=True)
+        self._writers.update((client_w, up_w))
+        try:
+            await asyncio.gather(self._pump(client_r, up_w, self.up), self._pump(up_r, client_w, self.down),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # stop(): asyncio would log a cancelled connection callback as an error
+        finally:
+            self._writers.difference_update((client_w, up_w))
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link) -> None:
         """Read as bytes come; deliver each chunk when the link says, in order (a queue per connection)."""

@@ -13,6 +13,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,39 @@ MBIT_S = 400.0
 PHOTOS = (60, 4 * 1024 * 1024)
 SMALL = (1000, 16 * 1024)
 TOOLS = ("bucket-sync", "rclone", "rclone-tuned")
+FLOOR_STREAMS = 16  # bucket-sync's default --concurrency: the floor at the same number of connections
+
+
+def raw_floor(url: str, files: list[Path], method: str, streams: int = FLOOR_STREAMS) -> float:
+    """Seconds for bare Put Blob / Get Blob requests of ``files`` (http.client, ``streams`` threads, one
+    kept-alive connection each) through the proxy: what the link, the proxy and Azurite allow at that many
+    connections, with no tool's work at all. A photo row's "of the link" figure is read against it."""
+    import http.client
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    local = threading.local()
+
+    def one(path: Path) -> None:
+        conn = getattr(local, "conn", None) or http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        local.conn = conn
+        target = f"{parts.path}/raw-floor/{path.name}?{parts.query}"
+        headers = {"x-ms-version": "2021-08-06"}
+        if method == "PUT":
+            conn.request("PUT", target, body=path.read_bytes(), headers={**headers, "x-ms-blob-type": "BlockBlob"})
+        else:
+            conn.request("GET", target, headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status >= 300:
+            raise RuntimeError(f"raw {method} answered {answer.status}")
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(streams) as pool:
+        list(pool.map(one, files))
+    return time.monotonic() - started
 
 
 @dataclass
@@ -33,6 +67,7 @@ class WanRow:
     nbytes: int
     target: str
     seconds: dict[str, list[float]] = field(default_factory=lambda: {t: [] for t in TOOLS})
+    floor: list[float] = field(default_factory=list)  # the raw requests alone (photo rows)
 
     def median(self, tool: str) -> float | None:
         return statistics.median(self.seconds[tool]) if self.seconds[tool] else None
@@ -81,7 +116,13 @@ def main_wan(args, bench) -> int:
     azurite = AzuriteServer(location=work / "azurite").start()
     try:
         with WanProxy(azurite.port, rtt_ms=RTT_MS, mbit_s=MBIT_S) as wan:
+            azurite.create_container("wan-floor")
+            floor_url = wan.rewrite(azurite.container_sas_url("wan-floor", "racwdl", 86400))
             for run in range(runs):
+                for name, method in (("photos-up", "PUT"), ("photos-down", "GET")):
+                    seconds = raw_floor(floor_url, sorted(photos.iterdir()), method)
+                    next(r for r in rows if r.name == name).floor.append(seconds)
+                    bench.say(f"  {name:12} {'raw floor':12} run {run + 1}: {seconds:6.2f} s")
                 for tool in TOOLS if rclone else ("bucket-sync",):
                     container = f"wan-{run}-{tool}".replace("-tuned", "t").lower()
                     azurite.create_container(container)
@@ -116,14 +157,20 @@ def main_wan(args, bench) -> int:
              f"devtools/wan_proxy.py: {RTT_MS:g} ms RTT, {MBIT_S:g} Mbit/s shared per direction ({link / 1e6:.0f} MB/s); "
              f"Azurite behind it; {runs} run(s), median; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; "
              f"bucket-sync at its defaults, rclone at its defaults and tuned (--transfers 16 --checkers 16).", "",
-             "| row | data | bucket-sync s | rclone s | rclone tuned s | of the link, bucket-sync | "
-             "bucket-sync / rclone tuned | target |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+             f"The raw floor: bare Put Blob / Get Blob requests of the same files through the same proxy, "
+             f"{FLOOR_STREAMS} connections (http.client), so the share of the link it reaches is what the link, the "
+             f"proxy and Azurite allow before any tool's work.", "",
+             "| row | data | bucket-sync s | rclone s | rclone tuned s | raw floor s | of the link, bucket-sync | "
+             "of the link, raw floor | bucket-sync / rclone tuned | target |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
         bsm, rc, tuned = r.median("bucket-sync"), r.median("rclone"), r.median("rclone-tuned")
+        floor = statistics.median(r.floor) if r.floor else None
         share = f"{r.nbytes / bsm / link:.0%}" if bsm and r.nbytes else "–"
+        floor_share = f"{r.nbytes / floor / link:.0%}" if floor and r.nbytes else "–"
         ratio = f"{bsm / tuned:.2f}" if bsm and tuned else "–"
-        lines.append(f"| {r.name} | {r.what} | {bench.fmt(bsm)} | {bench.fmt(rc)} | {bench.fmt(tuned)} | {share} | "
-                     f"{ratio} | {r.target} |")
+        lines.append(f"| {r.name} | {r.what} | {bench.fmt(bsm)} | {bench.fmt(rc)} | {bench.fmt(tuned)} | "
+                     f"{bench.fmt(floor)} | {share} | {floor_share} | {ratio} | {r.target} |")
     table = "\n".join(lines) + "\n"
     print(table, end="")
     args.out_dir.mkdir(parents=True, exist_ok=True)
