@@ -19,12 +19,13 @@ from ..errors import (BucketSyncError, ExitCode, PermissionDeniedError, SafetyGu
 from ..sync.access import (LIST, READ, Comparison, download_approach, names_nothing, no_blob_and_no_listing,
                            upload_approach)
 from ..sync.diff import DiffPolicy
-from ..sync.engine import Counted, Engine, Plan, TransferSettings
+from ..sync.engine import Engine, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
-from ..sync.keys import join_blob_name, key_from_local, local_path_for
+from ..sync.keys import is_case_insensitive_dir, join_blob_name, key_from_local, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult
 from ..sync.mtime_precision import probe as probe_precision, source_precision, window_for
+from ..sync.plan import Counted, Plan
 from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
 from ..storage.container import ContainerRef, Storage
@@ -243,19 +244,17 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
     named = None if req.mirror else _named_blobs(req, storage, access, listener)
     if named is not None:
         local_root, sources, dests = named
+        policy = _download_policy(req, local_root)
     else:
         if os.path.exists(local_root) and not os.path.isdir(local_root):
             raise UsageError(f"{local_root} exists and is not a folder", hint="give a folder to download into")
         download_approach(access, by_name=False, mirror=req.mirror)
+        policy = _download_policy(req, local_root)  # before the scan below starts walking the folder
         dests = prefetch(scan_tree(local_root, filters=req.filters, on_partial=lambda key, path: partials.append((key, path)))
                          ) if os.path.isdir(local_root) else iter(())
         listed = Counted(storage.iter_list(req.prefix, hints=top_level_folders(local_root),
                                             top_folder_ok=req.filters.allows_top_folder))
         sources = (b for b in listed if req.filters.allows_entry(b))
-    policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
-                        overwrite=req.overwrite)
-    # What the destination keeps of the mtimes this run sets, probed once (a FAT disk rounds them to 2 s).
-    policy = policy.with_window_at_least(window_for(probe_precision(local_root)))
     engine = Engine(storage, direction=Direction.DOWN, prefix=req.prefix, local_root=local_root,
                     settings=req.settings, listener=listener, tally=tally, stop=stop)
     plan = engine.plan(sources, dests, policy)
@@ -269,6 +268,15 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
                  prepare=lambda: None if req.settings.dry_run else os.makedirs(local_root, exist_ok=True))
     if req.mirror and req.delete and not req.settings.dry_run and tally.exit_code == 0:
         _sweep_partials(partials, req.filters)
+
+
+def _download_policy(req: SyncRequest, local_root: str) -> DiffPolicy:
+    """How a download decides, with the two facts about its destination probed here, once, before its scan
+    starts (each probe writes a file there for a moment; planning itself touches nothing): whether the
+    filesystem folds case, and what it keeps of the mtimes this run sets (a FAT disk rounds them to 2 s)."""
+    policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
+                        overwrite=req.overwrite, case_insensitive=is_case_insensitive_dir(local_root))
+    return policy.with_window_at_least(window_for(probe_precision(local_root)))
 
 
 def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener):

@@ -252,11 +252,11 @@ class Watcher:
                 self.queue.touch(action.key, Sig(Kind.FILE, src.size, src.mtime_ns))  # still changing
             else:
                 work.append(action)
-        plan.work = work
+        plan = plan.keeping(work=work, deletes=[a for a in plan.deletes if a.key not in self.queue])
         batch.expected = {a.key: (a.source.path, Sig(Kind.FILE, a.size, a.source.mtime_ns)) for a in work
                           if isinstance(a.source, LocalFile)}
-        plan.deletes = [a for a in plan.deletes if a.key not in self.queue]
         refusal = refuse_emptying(self.root, plan)
+        plan = plan.keeping(deletes=()) if refusal else plan
         self._run(engine, batch, plan, delete=req.delete, scope=Scope.RECONCILE, refusal=refusal)
         for key in batch.unfinished(a.key for a in plan.work):
             self.queue.touch(key, Sig.of(self._local_path(key), follow_symlinks=req.follow_symlinks),

@@ -7,27 +7,30 @@ stop the run early instead of hammering storage with doomed requests.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FuturesTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 from ..errors import AuthError, BucketSyncError, NotFoundError
 from ..redact import redact
 from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, MiB, return_big_buffers_to_os
-from .diff import DiffPolicy, diff
+from .diff import DiffPolicy
 from .download import Downloader
 from .events import Listener, Tally
 from . import winnames
-from .keys import CaseClashGuard, is_case_insensitive_dir, join_blob_name
+from .executors import ExecutorFactory, thread_pools
+from .keys import join_blob_name
 from .model import (Action, BlobExtras, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status,
                     TransferResult)
+from .plan import Plan, plan as make_plan
 from .remote import Remote
 from .upload import Uploader, file_md5
 
@@ -50,26 +53,10 @@ class TransferSettings:
     extras: BlobExtras = BlobExtras()  # upload: --content-type, --metadata
 
 
-@dataclass
-class Plan:
-    """What a run will do. Skipped keys are counted, not kept: a no-op run holds nothing per file."""
-
-    work: list[PlannedAction] = field(default_factory=list)
-    deletes: list[PlannedAction] = field(default_factory=list)
-    rejected: list[PlannedAction] = field(default_factory=list)
-    skipped: int = 0
-    dest_count: int = 0
-    source_count: int = 0
-
-    @property
-    def work_bytes(self) -> int:
-        return sum(a.size for a in self.work)
-
-
 class Engine:
     def __init__(self, storage: Remote, *, direction: Direction, prefix: str, local_root: str | None,
                  settings: TransferSettings, listener: Listener, tally: Tally,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, executors: ExecutorFactory = thread_pools) -> None:
         self.storage = storage
         self.direction = direction
         self.prefix = prefix
@@ -78,46 +65,26 @@ class Engine:
         self.listener = listener
         self.tally = tally
         self.stop = stop or threading.Event()
+        self.executors = executors  # executors.inline runs a whole plan in the calling thread (tests)
         self.op = Op.UPLOAD if direction is Direction.UP else Op.DOWNLOAD
 
     # -- planning ----------------------------------------------------------------------------------
     def plan(self, sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -> Plan:
-        plan = Plan()
-        policy = policy.with_window_at_least(self.settings.modify_window_ns)  # every caller's plans, watch's too
-        counted_dests = Counted(dests)
-        counted_sources = Counted(sources)
-        clashes = self._case_clash_guard()
-        each_unchanged = self.listener.wants_unchanged
-        for action in diff(counted_sources, counted_dests, policy):
-            if clashes is not None and action.source is not None and action.action is not Action.REJECT:
-                other = clashes.clash(action.key)
-                if other is not None:
-                    action = PlannedAction(Action.REJECT, Reason.NAME_CLASH, action.key, action.source, action.dest,
-                                           f"name differs only in case from {other!r} and the destination folder "
-                                           f"is case-insensitive: one would overwrite the other")
-            if action.action is Action.SKIP:
-                plan.skipped += 1
-                if each_unchanged:
-                    self._emit(self.op, action, Status.SKIPPED)
-            elif action.action is Action.DELETE:
-                plan.deletes.append(action)
-            elif action.action is Action.REJECT:
-                plan.rejected.append(action)
-            else:
-                plan.work.append(action)
-        if clashes is not None and plan.deletes:
-            # 'readme.md' here and 'README.md' remote are one file on this destination: not an extra.
-            plan.deletes = [d for d in plan.deletes if not clashes.knows(d.key)]
-        plan.dest_count = counted_dests.n
-        plan.source_count = counted_sources.n
-        if not each_unchanged:
-            self.tally.add_unchanged(self.op, plan.skipped)
-        return plan
+        """plan.py's pure plan, with what every caller's plans share (watch's too): --modify-window from
+        the settings, and the unchanged files reported (each one at -v, else their count)."""
+        policy = dataclasses.replace(policy.with_window_at_least(self.settings.modify_window_ns),
+                                     keep_unchanged=self.listener.wants_unchanged)
+        made = make_plan(sources, dests, policy)
+        self.report_unchanged(made)
+        return made
 
-    def _case_clash_guard(self) -> CaseClashGuard | None:
-        if self.direction is Direction.DOWN and self.local_root is not None and is_case_insensitive_dir(self.local_root):
-            return CaseClashGuard()
-        return None
+    def report_unchanged(self, plan: Plan) -> None:
+        """Before the run (and before a mirror guard may refuse it): the summary counts them either way."""
+        if plan.unchanged:
+            for action in plan.unchanged:
+                self._emit(self.op, action, Status.SKIPPED)
+        else:
+            self.tally.add_unchanged(self.op, plan.skipped)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, plan: Plan, *, delete: bool = True) -> None:
@@ -135,8 +102,7 @@ class Engine:
         budget = ByteBudget(max(self.settings.memory_budget, 2 * (self.settings.block_size or 0)))
         # A --bwlimit wait ends at once when the run is stopped (Ctrl+C), instead of holding the exit back.
         limiter = RateLimiter(self.settings.bwlimit, sleep=self.stop.wait) if self.settings.bwlimit else Unlimited()
-        with ThreadPoolExecutor(concurrency, thread_name_prefix="file") as files, \
-                ThreadPoolExecutor(concurrency, thread_name_prefix="block") as blocks:
+        with self.executors(concurrency, "file") as files, self.executors(concurrency, "block") as blocks:
             self._uploader = Uploader(self.storage, blocks, budget, block_size=self.settings.block_size,
                                       on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter,
                                       extras=self.settings.extras)
@@ -159,7 +125,7 @@ class Engine:
                     self._submit_all(files, plan.deletes, self._delete, concurrency)
                     self._submit_all(files, blocked, self._transfer, concurrency)
 
-    def _submit_all(self, pool: ThreadPoolExecutor, actions: list[PlannedAction], fn, concurrency: int) -> None:
+    def _submit_all(self, pool: Executor, actions: list[PlannedAction], fn, concurrency: int) -> None:
         slots = threading.BoundedSemaphore(concurrency * 2)  # bounds files queued, not just running
         futures = []
         try:
@@ -297,20 +263,3 @@ def _split_blocked(work: list[PlannedAction], deletes: list[PlannedAction]) -> t
         parents = (key[:i] for i, ch in enumerate(key) if ch == "/")
         (blocked if key in doomed_folders or any(p in doomed for p in parents) else ready).append(action)
     return ready, blocked
-
-
-class Counted:
-    """Counts entries as they are consumed: the mirror guard needs the destination's size, a download
-    whether its listing found anything at all."""
-
-    def __init__(self, entries: Iterable[Entry]) -> None:
-        self._it = iter(entries)
-        self.n = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> Entry:
-        item = next(self._it)
-        self.n += 1
-        return item
