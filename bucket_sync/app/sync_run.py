@@ -23,7 +23,7 @@ from ..sync.engine import Engine, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
 from ..sync.keys import is_case_insensitive_dir, join_blob_name, key_from_local, local_path_for
-from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult
+from ..sync.model import Action, Direction, LocalFile, Status, TransferResult
 from ..sync.mtime_precision import probe as probe_precision, source_precision, window_for
 from ..sync.plan import Counted, Plan
 from ..sync.prefetch import prefetch
@@ -132,7 +132,7 @@ def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally
     def on_skip(skipped: Skipped) -> None:
         if skipped.key not in reported:
             reported.add(skipped.key)
-            listener.on_result(TransferResult(Op.UPLOAD, join_blob_name(req.prefix, skipped.key), 0, Status.SKIPPED,
+            listener.on_result(TransferResult(Action.UPLOAD, join_blob_name(req.prefix, skipped.key), 0, Status.SKIPPED,
                                               error=skipped.why))
 
     policy = DiffPolicy(transfer=Action.UPLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
@@ -227,7 +227,7 @@ def _named_files(req: SyncRequest, listener: Listener, *, report: bool) -> list[
         except (OSError, BucketSyncError) as exc:
             why = exc.message if isinstance(exc, BucketSyncError) else "no such file (--files-from)"
             if report:
-                listener.on_result(TransferResult(Op.UPLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
+                listener.on_result(TransferResult(Action.UPLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
                                                   error=f"{key}: {why}", exit_code=1))
             continue
         if stat.S_ISREG(st.st_mode) and req.filters.allows_file(key, st.st_size, st.st_mtime_ns):
@@ -290,7 +290,7 @@ def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener)
         blobs = []
         for key, blob in storage.look_up_pairs(req.prefix, sorted(set(req.files_from))):
             if blob is None:
-                listener.on_result(TransferResult(Op.DOWNLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
+                listener.on_result(TransferResult(Action.DOWNLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
                                                   error="no blob of that name (--files-from)", exit_code=int(ExitCode.NOT_FOUND)))
             elif req.filters.allows_entry(blob):
                 blobs.append(blob)

@@ -28,7 +28,7 @@ from .events import Listener, Tally
 from . import winnames
 from .executors import ExecutorFactory, thread_pools
 from .keys import join_blob_name
-from .model import (Action, BlobExtras, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status,
+from .model import (Action, BlobExtras, Direction, Entry, LocalFile, PlannedAction, Reason, RemoteBlob, Status,
                     TransferResult)
 from .plan import Plan, plan as make_plan
 from .remote import Remote
@@ -66,7 +66,7 @@ class Engine:
         self.tally = tally
         self.stop = stop or threading.Event()
         self.executors = executors  # executors.inline runs a whole plan in the calling thread (tests)
-        self.op = Op.UPLOAD if direction is Direction.UP else Op.DOWNLOAD
+        self.op = direction.transfer  # what every result of a file reports (deletes report Action.DELETE)
 
     # -- planning ----------------------------------------------------------------------------------
     def plan(self, sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -> Plan:
@@ -95,7 +95,7 @@ class Engine:
             for action in plan.work:
                 self._emit(self.op, action, Status.PLANNED)
             for action in plan.deletes if delete else ():
-                self._emit(Op.DELETE, action, Status.PLANNED)
+                self._emit(Action.DELETE, action, Status.PLANNED)
             return
         concurrency = max(1, self.settings.concurrency)
         return_big_buffers_to_os()
@@ -116,7 +116,7 @@ class Engine:
                 failed = self.tally.count(None, Status.FAILED)
                 if failed or self.tally.fatal or self.stop.is_set():
                     for action in plan.deletes:
-                        self._emit(Op.DELETE, action, Status.SKIPPED,
+                        self._emit(Action.DELETE, action, Status.SKIPPED,
                                    error=f"not deleted: {failed} transfer(s) failed, deletes wait for a clean run")
                     for action in blocked:
                         self._emit(self.op, action, Status.FAILED, exit_code=1,
@@ -159,7 +159,7 @@ class Engine:
                 if action.action is Action.COMPARE:
                     if self._same_content(action):
                         return
-                    action = PlannedAction(self.op_action, Reason.CONTENT_CHANGED, action.key, action.source, action.dest)
+                    action = PlannedAction(self.op, Reason.CONTENT_CHANGED, action.key, action.source, action.dest)
                 sent = self._move_bytes(action)
                 self._emit(self.op, action, Status.OK, bytes_sent=sent)
                 return
@@ -174,10 +174,6 @@ class Engine:
                 log.debug("unexpected error on %s", action.key, exc_info=True)
                 self._fail(self.op, action, BucketSyncError(f"{action.key}: unexpected {type(exc).__name__}: {redact(exc)}"))
                 return
-
-    @property
-    def op_action(self) -> Action:
-        return Action.UPLOAD if self.direction is Direction.UP else Action.DOWNLOAD
 
     def _move_bytes(self, action: PlannedAction) -> int:
         src = action.source
@@ -216,9 +212,9 @@ class Engine:
                 except OSError as exc:
                     raise BucketSyncError(f"{dest.key}: cannot delete: {exc.strerror or exc}") from None
                 self._prune_empty_parents(dest.path)
-            self._emit(Op.DELETE, action, Status.OK)
+            self._emit(Action.DELETE, action, Status.OK)
         except BucketSyncError as exc:
-            self._fail(Op.DELETE, action, exc)
+            self._fail(Action.DELETE, action, exc)
 
     def _prune_empty_parents(self, path: str) -> None:
         """A download mirror leaves no folder the remote no longer has: remove the folders its deletes
@@ -237,13 +233,13 @@ class Engine:
             parent = os.path.dirname(parent)
 
     # -- results ---------------------------------------------------------------------------------
-    def _fail(self, op: Op, action: PlannedAction, exc: BucketSyncError) -> None:
+    def _fail(self, op: Action, action: PlannedAction, exc: BucketSyncError) -> None:
         if isinstance(exc, (AuthError, NotFoundError)):
             self.tally.set_fatal(exc)
             self.stop.set()
         self._emit(op, action, Status.FAILED, error=redact(exc), exit_code=int(exc.exit_code))
 
-    def _emit(self, op: Op, action: PlannedAction, status: Status, *, error: str | None = None,
+    def _emit(self, op: Action, action: PlannedAction, status: Status, *, error: str | None = None,
               exit_code: int = 0, bytes_sent: int = 0) -> None:
         name = action.dest.name if isinstance(action.dest, RemoteBlob) else (
             action.source.name if isinstance(action.source, RemoteBlob) else join_blob_name(self.prefix, action.key))
