@@ -14,7 +14,7 @@ from ..sas import ContainerSas
 from ..sync.access import LIST, READ, delete_approach, download_approach, names_nothing, no_blob_and_no_listing
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.keys import join_blob_name
-from ..sync.model import Op, RemoteBlob, Status, TransferResult
+from ..sync.model import Action, RemoteBlob, Status, TransferResult
 from ..sync.mtime import format_mtime
 from ..storage.container import ContainerRef
 
@@ -104,7 +104,7 @@ def remove_remote(container: ContainerRef, prefix: str, *, recursive: bool, dry_
             if stop.is_set():
                 return
             # No reason: rm deletes what it is told to, nothing was compared.
-            result = TransferResult(Op.DELETE, blob.name, blob.size, Status.PLANNED if dry_run else Status.OK)
+            result = TransferResult(Action.DELETE, blob.name, blob.size, Status.PLANNED if dry_run else Status.OK)
             if not dry_run:
                 try:
                     storage.delete(blob.name)
@@ -112,7 +112,7 @@ def remove_remote(container: ContainerRef, prefix: str, *, recursive: bool, dry_
                     if exc.exit_code != 1:
                         tally.set_fatal(exc)
                         stop.set()
-                    result = TransferResult(Op.DELETE, blob.name, blob.size, Status.FAILED, error=redact(exc), exit_code=int(exc.exit_code))
+                    result = TransferResult(Action.DELETE, blob.name, blob.size, Status.FAILED, error=redact(exc), exit_code=int(exc.exit_code))
             listener.on_result(result)
 
         with ThreadPoolExecutor(max(1, concurrency)) as pool, interruptible(stop, tally):

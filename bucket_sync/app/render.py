@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ExitCode
 from ..sync.events import Listener, Summary
-from ..sync.model import Op, Status, TransferResult
+from ..sync.model import Action, Status, TransferResult
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -87,7 +87,7 @@ def with_time(obj: dict) -> dict:
 
 
 # "uploaded a.jpg": a table, not "+ed" with a fix-up (which also rewrote "seed 1.jpg" as "sed 1.jpg").
-PAST = {Op.UPLOAD: "uploaded", Op.DOWNLOAD: "downloaded", Op.DELETE: "deleted"}
+PAST = {Action.UPLOAD: "uploaded", Action.DOWNLOAD: "downloaded", Action.DELETE: "deleted"}
 
 
 def result_event(r: TransferResult) -> dict:

@@ -19,12 +19,13 @@ from ..errors import (BucketSyncError, ExitCode, PermissionDeniedError, SafetyGu
 from ..sync.access import (LIST, READ, Comparison, download_approach, names_nothing, no_blob_and_no_listing,
                            upload_approach)
 from ..sync.diff import DiffPolicy
-from ..sync.engine import Counted, Engine, Plan, TransferSettings
+from ..sync.engine import Engine, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
-from ..sync.keys import join_blob_name, key_from_local, local_path_for
-from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult
+from ..sync.keys import is_case_insensitive_dir, join_blob_name, key_from_local, local_path_for
+from ..sync.model import Action, Direction, LocalFile, Status, TransferResult
 from ..sync.mtime_precision import probe as probe_precision, source_precision, window_for
+from ..sync.plan import Counted, Plan
 from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
 from ..storage.container import ContainerRef, Storage
@@ -131,7 +132,7 @@ def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally
     def on_skip(skipped: Skipped) -> None:
         if skipped.key not in reported:
             reported.add(skipped.key)
-            listener.on_result(TransferResult(Op.UPLOAD, join_blob_name(req.prefix, skipped.key), 0, Status.SKIPPED,
+            listener.on_result(TransferResult(Action.UPLOAD, join_blob_name(req.prefix, skipped.key), 0, Status.SKIPPED,
                                               error=skipped.why))
 
     policy = DiffPolicy(transfer=Action.UPLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
@@ -226,7 +227,7 @@ def _named_files(req: SyncRequest, listener: Listener, *, report: bool) -> list[
         except (OSError, BucketSyncError) as exc:
             why = exc.message if isinstance(exc, BucketSyncError) else "no such file (--files-from)"
             if report:
-                listener.on_result(TransferResult(Op.UPLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
+                listener.on_result(TransferResult(Action.UPLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
                                                   error=f"{key}: {why}", exit_code=1))
             continue
         if stat.S_ISREG(st.st_mode) and req.filters.allows_file(key, st.st_size, st.st_mtime_ns):
@@ -243,19 +244,17 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
     named = None if req.mirror else _named_blobs(req, storage, access, listener)
     if named is not None:
         local_root, sources, dests = named
+        policy = _download_policy(req, local_root)
     else:
         if os.path.exists(local_root) and not os.path.isdir(local_root):
             raise UsageError(f"{local_root} exists and is not a folder", hint="give a folder to download into")
         download_approach(access, by_name=False, mirror=req.mirror)
+        policy = _download_policy(req, local_root)  # before the scan below starts walking the folder
         dests = prefetch(scan_tree(local_root, filters=req.filters, on_partial=lambda key, path: partials.append((key, path)))
                          ) if os.path.isdir(local_root) else iter(())
         listed = Counted(storage.iter_list(req.prefix, hints=top_level_folders(local_root),
                                             top_folder_ok=req.filters.allows_top_folder))
         sources = (b for b in listed if req.filters.allows_entry(b))
-    policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
-                        overwrite=req.overwrite)
-    # What the destination keeps of the mtimes this run sets, probed once (a FAT disk rounds them to 2 s).
-    policy = policy.with_window_at_least(window_for(probe_precision(local_root)))
     engine = Engine(storage, direction=Direction.DOWN, prefix=req.prefix, local_root=local_root,
                     settings=req.settings, listener=listener, tally=tally, stop=stop)
     plan = engine.plan(sources, dests, policy)
@@ -271,6 +270,15 @@ def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tal
         _sweep_partials(partials, req.filters)
 
 
+def _download_policy(req: SyncRequest, local_root: str) -> DiffPolicy:
+    """How a download decides, with the two facts about its destination probed here, once, before its scan
+    starts (each probe writes a file there for a moment; planning itself touches nothing): whether the
+    filesystem folds case, and what it keeps of the mtimes this run sets (a FAT disk rounds them to 2 s)."""
+    policy = DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=req.mirror and req.delete, checksum=req.checksum,
+                        overwrite=req.overwrite, case_insensitive=is_case_insensitive_dir(local_root))
+    return policy.with_window_at_least(window_for(probe_precision(local_root)))
+
+
 def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener):
     """(local root, sources, dests) when the download is by name: --files-from, or a REMOTE that names a
     blob (which wins over a folder of the same name, as for rclone); None for a folder download."""
@@ -282,7 +290,7 @@ def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener)
         blobs = []
         for key, blob in storage.look_up_pairs(req.prefix, sorted(set(req.files_from))):
             if blob is None:
-                listener.on_result(TransferResult(Op.DOWNLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
+                listener.on_result(TransferResult(Action.DOWNLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,
                                                   error="no blob of that name (--files-from)", exit_code=int(ExitCode.NOT_FOUND)))
             elif req.filters.allows_entry(blob):
                 blobs.append(blob)

@@ -27,7 +27,7 @@ from ..sync.engine import Engine, Plan, TransferSettings
 from ..sync.events import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name, local_path_for
-from ..sync.model import Action, Direction, LocalFile, Op, PlannedAction, Reason, Status, TransferResult
+from ..sync.model import Action, Direction, LocalFile, PlannedAction, Reason, Status, TransferResult
 from ..sync.scan import Skipped, scan_tree
 from ..storage.container import ContainerRef, Storage
 from .watch_batch import AuthPolicy, BatchWatch, QuietSkips, lookup_remote, refuse_emptying, remote_under
@@ -215,7 +215,7 @@ class Watcher:
         batch = self.batch
         in_flight = max(0, self.in_flight - (batch.results if batch is not None else 0))
         return WatchSnapshot(mode=self.mode, queued=len(self.queue), in_flight=in_flight,
-                             uploaded=t.count(Op.UPLOAD, Status.OK), deleted=t.count(Op.DELETE, Status.OK),
+                             uploaded=t.count(Action.UPLOAD, Status.OK), deleted=t.count(Action.DELETE, Status.OK),
                              failed=t.count(None, Status.FAILED), queued_since=self.queue.busy_since)
 
     # -- full reconcile -----------------------------------------------------------------------------
@@ -252,11 +252,11 @@ class Watcher:
                 self.queue.touch(action.key, Sig(Kind.FILE, src.size, src.mtime_ns))  # still changing
             else:
                 work.append(action)
-        plan.work = work
+        plan = plan.keeping(work=work, deletes=[a for a in plan.deletes if a.key not in self.queue])
         batch.expected = {a.key: (a.source.path, Sig(Kind.FILE, a.size, a.source.mtime_ns)) for a in work
                           if isinstance(a.source, LocalFile)}
-        plan.deletes = [a for a in plan.deletes if a.key not in self.queue]
         refusal = refuse_emptying(self.root, plan)
+        plan = plan.keeping(deletes=()) if refusal else plan
         self._run(engine, batch, plan, delete=req.delete, scope=Scope.RECONCILE, refusal=refusal)
         for key in batch.unfinished(a.key for a in plan.work):
             self.queue.touch(key, Sig.of(self._local_path(key), follow_symlinks=req.follow_symlinks),
@@ -264,7 +264,7 @@ class Watcher:
         batch.raise_if_unreachable(self.storage, plan.work)
 
     def _report_skip(self, skipped: Skipped) -> None:
-        self.listener.on_result(TransferResult(Op.UPLOAD, join_blob_name(self.req.prefix, skipped.key), 0,
+        self.listener.on_result(TransferResult(Action.UPLOAD, join_blob_name(self.req.prefix, skipped.key), 0,
                                                Status.SKIPPED, error=skipped.why))
 
     # -- changed paths ------------------------------------------------------------------------------

@@ -122,13 +122,12 @@ class BatchWatch(Listener):
 def refuse_emptying(root: str, plan) -> str | None:
     """With --delete, a reconcile that finds LOCAL_DIR empty deletes nothing: an empty LOCAL_DIR is far
     more often an unmounted disk or share than a wish to empty the bucket. Returns the refusal (also
-    logged as a warning, and sent with --notify-url), after taking the deletes out of ``plan``."""
+    logged as a warning, and sent with --notify-url); the caller then runs ``plan`` without its deletes."""
     if not (plan.deletes and plan.source_count == 0):
         return None
     refusal = (f"{root} is empty: not deleting the {len(plan.deletes)} blob(s) under the remote "
                f"(delete files one by one, or use mirror --force, to empty it)")
     log.warning("%s", refusal)
-    plan.deletes = []
     return refusal
 
 

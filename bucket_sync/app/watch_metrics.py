@@ -25,13 +25,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 
 from .. import __version__
-from ..sync.model import Op, Reason, Status, TransferResult
+from ..sync.model import Action, Reason, Status, TransferResult
 from .watch_credentials import CredentialWatch
 from .watch_health import WatchHealth
 from .watch_monitor import BatchReport, Scope, Trouble, TroubleKind, View, WatchMonitor
 
 NS = "bucket_sync_watch"
-OPS = (Op.UPLOAD, Op.DELETE)
+OPS = (Action.UPLOAD, Action.DELETE)
 FAILURE_KINDS = ("auth", "not_found", "rejected", "transfer")
 HEALTH_STATES = ("starting", "ok", "outage", "auth", "not_found", "behind", "stopping")
 OBSERVER_MODES = ("native", "polling")
@@ -98,7 +98,7 @@ class WatchMetrics(WatchMonitor):
         op = result.op.value
         if result.status is Status.OK:
             self.files.labels(op=op).inc()
-            self.bytes.labels(op=op).inc(result.bytes_sent if result.op is Op.UPLOAD else result.bytes)
+            self.bytes.labels(op=op).inc(result.bytes_sent if result.op is Action.UPLOAD else result.bytes)
         elif result.status is Status.FAILED:
             self.failures.labels(op=op, kind=failure_kind(result)).inc()
 

@@ -29,6 +29,10 @@ class DiffPolicy:
     # Mtimes closer than this are equal (rclone's modify window): the coarser precision of the two sides
     # (a FAT disk keeps 2 s, exFAT and HFS+ 1 s: mtime_precision.py), or --modify-window, whichever is larger.
     modify_window_ns: int = FINE_WINDOW_NS
+    # The destination folder folds case (keys.is_case_insensitive_dir, probed before its scan starts): the
+    # planner refuses a second key that would land on the same file. Downloads only; plan.py applies it.
+    case_insensitive: bool = False
+    keep_unchanged: bool = False  # the plan keeps each unchanged pair (-v reports them), not just their count
 
     def with_window_at_least(self, window_ns: int | None) -> "DiffPolicy":
         if window_ns is None or window_ns <= self.modify_window_ns:

@@ -7,27 +7,30 @@ stop the run early instead of hammering storage with doomed requests.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FuturesTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 from ..errors import AuthError, BucketSyncError, NotFoundError
 from ..redact import redact
 from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, MiB, return_big_buffers_to_os
-from .diff import DiffPolicy, diff
+from .diff import DiffPolicy
 from .download import Downloader
 from .events import Listener, Tally
 from . import winnames
-from .keys import CaseClashGuard, is_case_insensitive_dir, join_blob_name
-from .model import (Action, BlobExtras, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status,
+from .executors import ExecutorFactory, thread_pools
+from .keys import join_blob_name
+from .model import (Action, BlobExtras, Direction, Entry, LocalFile, PlannedAction, Reason, RemoteBlob, Status,
                     TransferResult)
+from .plan import Plan, plan as make_plan
 from .remote import Remote
 from .upload import Uploader, file_md5
 
@@ -50,26 +53,10 @@ class TransferSettings:
     extras: BlobExtras = BlobExtras()  # upload: --content-type, --metadata
 
 
-@dataclass
-class Plan:
-    """What a run will do. Skipped keys are counted, not kept: a no-op run holds nothing per file."""
-
-    work: list[PlannedAction] = field(default_factory=list)
-    deletes: list[PlannedAction] = field(default_factory=list)
-    rejected: list[PlannedAction] = field(default_factory=list)
-    skipped: int = 0
-    dest_count: int = 0
-    source_count: int = 0
-
-    @property
-    def work_bytes(self) -> int:
-        return sum(a.size for a in self.work)
-
-
 class Engine:
     def __init__(self, storage: Remote, *, direction: Direction, prefix: str, local_root: str | None,
                  settings: TransferSettings, listener: Listener, tally: Tally,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, executors: ExecutorFactory = thread_pools) -> None:
         self.storage = storage
         self.direction = direction
         self.prefix = prefix
@@ -78,46 +65,26 @@ class Engine:
         self.listener = listener
         self.tally = tally
         self.stop = stop or threading.Event()
-        self.op = Op.UPLOAD if direction is Direction.UP else Op.DOWNLOAD
+        self.executors = executors  # executors.inline runs a whole plan in the calling thread (tests)
+        self.op = direction.transfer  # what every result of a file reports (deletes report Action.DELETE)
 
     # -- planning ----------------------------------------------------------------------------------
     def plan(self, sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -> Plan:
-        plan = Plan()
-        policy = policy.with_window_at_least(self.settings.modify_window_ns)  # every caller's plans, watch's too
-        counted_dests = Counted(dests)
-        counted_sources = Counted(sources)
-        clashes = self._case_clash_guard()
-        each_unchanged = self.listener.wants_unchanged
-        for action in diff(counted_sources, counted_dests, policy):
-            if clashes is not None and action.source is not None and action.action is not Action.REJECT:
-                other = clashes.clash(action.key)
-                if other is not None:
-                    action = PlannedAction(Action.REJECT, Reason.NAME_CLASH, action.key, action.source, action.dest,
-                                           f"name differs only in case from {other!r} and the destination folder "
-                                           f"is case-insensitive: one would overwrite the other")
-            if action.action is Action.SKIP:
-                plan.skipped += 1
-                if each_unchanged:
-                    self._emit(self.op, action, Status.SKIPPED)
-            elif action.action is Action.DELETE:
-                plan.deletes.append(action)
-            elif action.action is Action.REJECT:
-                plan.rejected.append(action)
-            else:
-                plan.work.append(action)
-        if clashes is not None and plan.deletes:
-            # 'readme.md' here and 'README.md' remote are one file on this destination: not an extra.
-            plan.deletes = [d for d in plan.deletes if not clashes.knows(d.key)]
-        plan.dest_count = counted_dests.n
-        plan.source_count = counted_sources.n
-        if not each_unchanged:
-            self.tally.add_unchanged(self.op, plan.skipped)
-        return plan
+        """plan.py's pure plan, with what every caller's plans share (watch's too): --modify-window from
+        the settings, and the unchanged files reported (each one at -v, else their count)."""
+        policy = dataclasses.replace(policy.with_window_at_least(self.settings.modify_window_ns),
+                                     keep_unchanged=self.listener.wants_unchanged)
+        made = make_plan(sources, dests, policy)
+        self.report_unchanged(made)
+        return made
 
-    def _case_clash_guard(self) -> CaseClashGuard | None:
-        if self.direction is Direction.DOWN and self.local_root is not None and is_case_insensitive_dir(self.local_root):
-            return CaseClashGuard()
-        return None
+    def report_unchanged(self, plan: Plan) -> None:
+        """Before the run (and before a mirror guard may refuse it): the summary counts them either way."""
+        if plan.unchanged:
+            for action in plan.unchanged:
+                self._emit(self.op, action, Status.SKIPPED)
+        else:
+            self.tally.add_unchanged(self.op, plan.skipped)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, plan: Plan, *, delete: bool = True) -> None:
@@ -128,15 +95,14 @@ class Engine:
             for action in plan.work:
                 self._emit(self.op, action, Status.PLANNED)
             for action in plan.deletes if delete else ():
-                self._emit(Op.DELETE, action, Status.PLANNED)
+                self._emit(Action.DELETE, action, Status.PLANNED)
             return
         concurrency = max(1, self.settings.concurrency)
         return_big_buffers_to_os()
         budget = ByteBudget(max(self.settings.memory_budget, 2 * (self.settings.block_size or 0)))
         # A --bwlimit wait ends at once when the run is stopped (Ctrl+C), instead of holding the exit back.
         limiter = RateLimiter(self.settings.bwlimit, sleep=self.stop.wait) if self.settings.bwlimit else Unlimited()
-        with ThreadPoolExecutor(concurrency, thread_name_prefix="file") as files, \
-                ThreadPoolExecutor(concurrency, thread_name_prefix="block") as blocks:
+        with self.executors(concurrency, "file") as files, self.executors(concurrency, "block") as blocks:
             self._uploader = Uploader(self.storage, blocks, budget, block_size=self.settings.block_size,
                                       on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter,
                                       extras=self.settings.extras)
@@ -150,7 +116,7 @@ class Engine:
                 failed = self.tally.count(None, Status.FAILED)
                 if failed or self.tally.fatal or self.stop.is_set():
                     for action in plan.deletes:
-                        self._emit(Op.DELETE, action, Status.SKIPPED,
+                        self._emit(Action.DELETE, action, Status.SKIPPED,
                                    error=f"not deleted: {failed} transfer(s) failed, deletes wait for a clean run")
                     for action in blocked:
                         self._emit(self.op, action, Status.FAILED, exit_code=1,
@@ -159,7 +125,7 @@ class Engine:
                     self._submit_all(files, plan.deletes, self._delete, concurrency)
                     self._submit_all(files, blocked, self._transfer, concurrency)
 
-    def _submit_all(self, pool: ThreadPoolExecutor, actions: list[PlannedAction], fn, concurrency: int) -> None:
+    def _submit_all(self, pool: Executor, actions: list[PlannedAction], fn, concurrency: int) -> None:
         slots = threading.BoundedSemaphore(concurrency * 2)  # bounds files queued, not just running
         futures = []
         try:
@@ -193,7 +159,7 @@ class Engine:
                 if action.action is Action.COMPARE:
                     if self._same_content(action):
                         return
-                    action = PlannedAction(self.op_action, Reason.CONTENT_CHANGED, action.key, action.source, action.dest)
+                    action = PlannedAction(self.op, Reason.CONTENT_CHANGED, action.key, action.source, action.dest)
                 sent = self._move_bytes(action)
                 self._emit(self.op, action, Status.OK, bytes_sent=sent)
                 return
@@ -208,10 +174,6 @@ class Engine:
                 log.debug("unexpected error on %s", action.key, exc_info=True)
                 self._fail(self.op, action, BucketSyncError(f"{action.key}: unexpected {type(exc).__name__}: {redact(exc)}"))
                 return
-
-    @property
-    def op_action(self) -> Action:
-        return Action.UPLOAD if self.direction is Direction.UP else Action.DOWNLOAD
 
     def _move_bytes(self, action: PlannedAction) -> int:
         src = action.source
@@ -250,9 +212,9 @@ class Engine:
                 except OSError as exc:
                     raise BucketSyncError(f"{dest.key}: cannot delete: {exc.strerror or exc}") from None
                 self._prune_empty_parents(dest.path)
-            self._emit(Op.DELETE, action, Status.OK)
+            self._emit(Action.DELETE, action, Status.OK)
         except BucketSyncError as exc:
-            self._fail(Op.DELETE, action, exc)
+            self._fail(Action.DELETE, action, exc)
 
     def _prune_empty_parents(self, path: str) -> None:
         """A download mirror leaves no folder the remote no longer has: remove the folders its deletes
@@ -271,13 +233,13 @@ class Engine:
             parent = os.path.dirname(parent)
 
     # -- results ---------------------------------------------------------------------------------
-    def _fail(self, op: Op, action: PlannedAction, exc: BucketSyncError) -> None:
+    def _fail(self, op: Action, action: PlannedAction, exc: BucketSyncError) -> None:
         if isinstance(exc, (AuthError, NotFoundError)):
             self.tally.set_fatal(exc)
             self.stop.set()
         self._emit(op, action, Status.FAILED, error=redact(exc), exit_code=int(exc.exit_code))
 
-    def _emit(self, op: Op, action: PlannedAction, status: Status, *, error: str | None = None,
+    def _emit(self, op: Action, action: PlannedAction, status: Status, *, error: str | None = None,
               exit_code: int = 0, bytes_sent: int = 0) -> None:
         name = action.dest.name if isinstance(action.dest, RemoteBlob) else (
             action.source.name if isinstance(action.source, RemoteBlob) else join_blob_name(self.prefix, action.key))
@@ -297,20 +259,3 @@ def _split_blocked(work: list[PlannedAction], deletes: list[PlannedAction]) -> t
         parents = (key[:i] for i, ch in enumerate(key) if ch == "/")
         (blocked if key in doomed_folders or any(p in doomed for p in parents) else ready).append(action)
     return ready, blocked
-
-
-class Counted:
-    """Counts entries as they are consumed: the mirror guard needs the destination's size, a download
-    whether its listing found anything at all."""
-
-    def __init__(self, entries: Iterable[Entry]) -> None:
-        self._it = iter(entries)
-        self.n = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> Entry:
-        item = next(self._it)
-        self.n += 1
-        return item

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import BucketSyncError, ExitCode
-from .model import Op, Status, TransferResult
+from .model import RESULT_ACTIONS, Action, Status, TransferResult
 
 
 class Listener:
@@ -79,7 +79,7 @@ class Tally(Listener):
         self._lock = threading.Lock()
         self._clock = clock
         self.started = clock()
-        self.counts = {(op, st): 0 for op in Op for st in Status}
+        self.counts = {(op, st): 0 for op in RESULT_ACTIONS for st in Status}
         self.bytes = 0  # bytes that crossed the wire
         self.worst_failure = 0
         self.fatal: BucketSyncError | None = None
@@ -93,7 +93,7 @@ class Tally(Listener):
             if result.status is Status.FAILED:
                 self.worst_failure = max(self.worst_failure, result.exit_code or ExitCode.FAILED)
 
-    def add_unchanged(self, op: Op, n: int) -> None:
+    def add_unchanged(self, op: Action, n: int) -> None:
         with self._lock:
             self.counts[(op, Status.SKIPPED)] += n
 
@@ -106,7 +106,7 @@ class Tally(Listener):
             if self.fatal is None:
                 self.fatal = error
 
-    def count(self, op: Op | None, status: Status) -> int:
+    def count(self, op: Action | None, status: Status) -> int:
         return sum(n for (o, s), n in self.counts.items() if s is status and (op is None or o is op))
 
     @property
@@ -123,9 +123,9 @@ class Tally(Listener):
     def summary(self, op: str) -> Summary:
         return Summary(
             op=op,
-            uploaded=self.count(Op.UPLOAD, Status.OK),
-            downloaded=self.count(Op.DOWNLOAD, Status.OK),
-            deleted=self.count(Op.DELETE, Status.OK),
+            uploaded=self.count(Action.UPLOAD, Status.OK),
+            downloaded=self.count(Action.DOWNLOAD, Status.OK),
+            deleted=self.count(Action.DELETE, Status.OK),
             skipped=self.count(None, Status.SKIPPED),
             failed=self.count(None, Status.FAILED),
             bytes=self.bytes,

@@ -38,17 +38,37 @@ class BlobExtras:
 
 
 class Direction(Enum):
+    """Which side is the source: a fact of the run (which side is scanned, which listed, where a file lands);
+    the verbs are Action's."""
+
     UP = "up"  # local is the source, the container the destination
     DOWN = "down"
 
+    @property
+    def transfer(self) -> "Action":
+        """What moves a file this way."""
+        return Action.UPLOAD if self is Direction.UP else Action.DOWNLOAD
+
 
 class Action(Enum):
+    """What the plan decides for a key; a result reports one of RESULT_ACTIONS (the JSON ``op`` field
+    carries its value: upload, download, delete)."""
+
     UPLOAD = "upload"
     DOWNLOAD = "download"
     DELETE = "delete"  # delete the destination entry (remote blob, or local file on a download mirror)
     COMPARE = "compare"  # sizes equal, mtimes differ: compare MD5, then transfer or only fix the mtime
     SKIP = "skip"
     REJECT = "reject"  # cannot be done safely (unsafe blob name, name clash): reported as failed
+
+
+# What a result can report as done, failed, skipped or planned: a compare ends as a transfer or a skip of
+# one, a rejected key as a failed transfer, so the three verbs are enough.
+RESULT_ACTIONS = (Action.UPLOAD, Action.DOWNLOAD, Action.DELETE)
+
+# The third enum this replaced: its members were these three actions, with the same values. Kept as a name
+# only, for code written against it on branches not merged yet; new code says Action.
+Op = Action
 
 
 class Reason(Enum):
@@ -80,14 +100,6 @@ class PlannedAction:
         return entry.size if entry is not None else 0
 
 
-class Op(Enum):
-    """The operation a result reports, as the JSON ``op`` field names it."""
-
-    UPLOAD = "upload"
-    DOWNLOAD = "download"
-    DELETE = "delete"
-
-
 class Status(Enum):
     OK = "ok"
     FAILED = "failed"
@@ -97,7 +109,7 @@ class Status(Enum):
 
 @dataclass(frozen=True)
 class TransferResult:
-    op: Op
+    op: Action  # one of RESULT_ACTIONS
     key: str  # the blob name
     bytes: int
     status: Status
@@ -105,3 +117,7 @@ class TransferResult:
     error: str | None = None
     exit_code: int = 0  # for failures: the exit code the error maps to (1, 3 or 4)
     bytes_sent: int = 0  # bytes that actually crossed the wire (resumed uploads send fewer)
+
+    def __post_init__(self) -> None:
+        if self.op not in RESULT_ACTIONS:
+            raise ValueError(f"a result reports upload, download or delete, not {self.op.value}")

@@ -181,7 +181,7 @@ def test_planning_counts_unchanged_files_without_keeping_them():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert plan.skipped == n and plan.work == [] and plan.deletes == []
+    assert plan.skipped == n and not plan.work and not plan.deletes
     assert (plan.source_count, plan.dest_count) == (n, n)
     assert tally.summary("mirror").skipped == n
     assert peak < 2 * 1024 * 1024, f"planning {n} unchanged files peaked at {peak} bytes"

@@ -12,12 +12,12 @@ import pytest
 from bucket_sync.app import interrupt
 from bucket_sync.errors import AuthError, ExitCode
 from bucket_sync.sync.events import Tally
-from bucket_sync.sync.model import Op, Status, TransferResult
+from bucket_sync.sync.model import Action, Status, TransferResult
 
 
 def test_an_interrupted_run_stops_its_work_and_says_130():
     stop, tally = threading.Event(), Tally()
-    tally.on_result(TransferResult(Op.UPLOAD, "a", 1, Status.FAILED, exit_code=1))
+    tally.on_result(TransferResult(Action.UPLOAD, "a", 1, Status.FAILED, exit_code=1))
     tally.set_fatal(AuthError("SAS expired"))
     with interrupt.interruptible(stop, tally):
         raise KeyboardInterrupt

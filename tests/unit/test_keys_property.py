@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bucket_sync.errors import UnsafeBlobNameError
-from bucket_sync.sync import engine as engine_module
 from bucket_sync.sync.diff import DiffPolicy, diff
 from bucket_sync.sync.engine import Engine, TransferSettings
 from bucket_sync.sync.events import Listener, Tally
@@ -152,12 +151,12 @@ class _Nothing(Listener):
 
 def plan_download(keys: list[str], case_insensitive: bool, monkeypatch, tmp_path, local: list[str] = (),
                   mirror: bool = False):
-    monkeypatch.setattr(engine_module, "is_case_insensitive_dir", lambda path: case_insensitive)
     engine = Engine(storage=None, direction=Direction.DOWN, prefix="", local_root=str(tmp_path),  # type: ignore[arg-type]
                     settings=TransferSettings(), listener=_Nothing(), tally=Tally(), stop=threading.Event())
     blobs = sorted((RemoteBlob(key=k, name=k, size=3, mtime_ns=0, md5=None) for k in keys), key=lambda b: b.key)
     files = sorted((LocalFile(key=k, path=str(tmp_path / k), size=3, mtime_ns=0) for k in local), key=lambda f: f.key)
-    return engine.plan(blobs, files, DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=mirror))
+    return engine.plan(blobs, files, DiffPolicy(transfer=Action.DOWNLOAD, delete_extras=mirror,
+                                                case_insensitive=case_insensitive))
 
 
 @pytest.mark.parametrize("remote, local", [("README.md", "readme.md"), ("readme.md", "README.md")])

@@ -14,7 +14,7 @@ from bucket_sync.app.notify_url import AlertQueue, WebhookPoster, parse_notify_u
 from bucket_sync.errors import ExitCode, UsageError
 from bucket_sync.redact import redact, register_secret
 from bucket_sync.sync.events import Summary
-from bucket_sync.sync.model import Op, Status, TransferResult
+from bucket_sync.sync.model import Action, Status, TransferResult
 from tests.support.webhook import Webhook
 
 
@@ -54,9 +54,9 @@ def test_payload_is_the_summary_plus_context_and_never_a_secret():
     register_secret("tok-0123456789abcdef")
     samples = FailureSamples(limit=2)
     for i in range(5):
-        samples.on_result(TransferResult(Op.UPLOAD, f"cap/f{i}.jpg", 1, Status.FAILED,
+        samples.on_result(TransferResult(Action.UPLOAD, f"cap/f{i}.jpg", 1, Status.FAILED,
                                          error=f"refused with sig=abcdef{i} and token tok-0123456789abcdef"))
-    samples.on_result(TransferResult(Op.UPLOAD, "cap/ok.jpg", 1, Status.OK))
+    samples.on_result(TransferResult(Action.UPLOAD, "cap/ok.jpg", 1, Status.OK))
     failures, omitted = samples.take()
     ctx = RunContext.of("mirror", "/srv/cap", "https://acct.blob.core.windows.net/c?sv=1&sig=SECRETSIG")
     p = alert_payload(ctx, summary(failed=5, uploaded=3, exit_code=1), why=Why.FAILED, scope="run",

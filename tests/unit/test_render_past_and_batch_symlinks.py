@@ -10,13 +10,13 @@ from bucket_sync.app.render import HumanRenderer
 from bucket_sync.app.watch_batch import BatchWatch
 from bucket_sync.app.watch_events import Sig
 from bucket_sync.sync.events import Listener
-from bucket_sync.sync.model import Op, Status, TransferResult
+from bucket_sync.sync.model import RESULT_ACTIONS, Status, TransferResult
 
 
 def test_verbose_lines_keep_the_file_name_as_it_is():
     err = io.StringIO()
     renderer = HumanRenderer(verbose=1, progress=False, out=io.StringIO(), err=err)
-    for op in Op:
+    for op in RESULT_ACTIONS:
         renderer.on_result(TransferResult(op, "p/seed 1.jpg", 3, Status.OK))
     assert err.getvalue().splitlines() == ["uploaded p/seed 1.jpg", "downloaded p/seed 1.jpg", "deleted p/seed 1.jpg"]
 

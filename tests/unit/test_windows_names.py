@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bucket_sync.errors import UnsafeBlobNameError, UsageError
-from bucket_sync.sync import engine as engine_module
 from bucket_sync.sync import keys, winnames
 from bucket_sync.sync.diff import DiffPolicy
 from bucket_sync.sync.engine import Engine, TransferSettings
@@ -141,11 +140,10 @@ class _Nothing(Listener):
 
 
 def test_the_case_clash_guard_compares_what_is_written(windows_names, monkeypatch, tmp_path):
-    monkeypatch.setattr(engine_module, "is_case_insensitive_dir", lambda path: True)
     engine = Engine(storage=None, direction=Direction.DOWN, prefix="", local_root=str(tmp_path),  # type: ignore[arg-type]
                     settings=TransferSettings(), listener=_Nothing(), tally=Tally(), stop=threading.Event())
     blobs = [RemoteBlob(key=k, name=k, size=1, mtime_ns=0, md5=None) for k in sorted(["CON.txt", "con.txt", "a:b"])]
-    plan = engine.plan(iter(blobs), iter([]), DiffPolicy(transfer=Action.DOWNLOAD))
+    plan = engine.plan(iter(blobs), iter([]), DiffPolicy(transfer=Action.DOWNLOAD, case_insensitive=True))
     assert sorted(a.key for a in plan.work) == ["CON.txt", "a:b"]
     assert [(a.key, a.reason) for a in plan.rejected] == [("con.txt", Reason.NAME_CLASH)]
 

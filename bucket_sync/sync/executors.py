@@ -1,0 +1,45 @@
+"""Where the engine's work runs: an executor factory, injected (s3transfer's way), so tests can run a whole
+plan single-threaded and deterministic, and the real runs get bounded thread pools.
+
+A factory is called as ``factory(workers, name)`` once per pool (files, blocks) and per run; the engine
+shuts each executor down (``with``) when the run ends.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Callable
+
+ExecutorFactory = Callable[[int, str], Executor]
+
+
+def thread_pools(workers: int, name: str) -> Executor:
+    """The default: ``workers`` threads named after the pool."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name)
+
+
+class InlineExecutor(Executor):
+    """Runs each task when it is submitted, in the submitting thread, and hands back a finished future.
+
+    Nothing runs in parallel: a file's blocks go one after another and the files in plan order. Ctrl+C
+    (and SystemExit) propagate at once instead of being stored in the future, as they would in a pool's
+    worker, where the main thread sees them instead."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            value = fn(*args, **kwargs)
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+        return future
+
+
+def inline(_workers: int, _name: str) -> Executor:
+    """The single-threaded factory (tests, debugging)."""
+    return InlineExecutor()
+
+
+__all__ = ["ExecutorFactory", "InlineExecutor", "inline", "thread_pools"]
