@@ -20,7 +20,7 @@ from ..sync.access import (LIST, READ, Comparison, download_approach, names_noth
                            upload_approach)
 from ..sync.diff import DiffPolicy
 from ..sync.engine import Counted, Engine, Plan, TransferSettings
-from ..sync.events import FanOut, Listener, Summary, Tally
+from ..sync.listener import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name, key_from_local, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Op, Status, TransferResult

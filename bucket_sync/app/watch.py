@@ -24,14 +24,14 @@ from ..redact import redact
 from ..sync.access import LIST, Approach, Comparison, upload_approach
 from ..sync.diff import DiffPolicy
 from ..sync.engine import Engine, Plan, TransferSettings
-from ..sync.events import FanOut, Listener, Summary, Tally
+from ..sync.listener import FanOut, Listener, Summary, Tally
 from ..sync.filters import PathFilter
 from ..sync.keys import join_blob_name, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Op, PlannedAction, Reason, Status, TransferResult
 from ..sync.scan import Skipped, scan_tree
 from ..storage.container import ContainerRef, Storage
 from .watch_batch import AuthPolicy, BatchWatch, QuietSkips, lookup_remote, refuse_emptying, remote_under
-from .watch_events import Backoff, ChangeQueue, Kind, Pending, Sig, Verdict, retry_delay, verdict
+from .watch_queue import Backoff, ChangeQueue, Kind, Pending, Sig, Verdict, retry_delay, verdict
 from .watch_monitor import BatchReport, Scope, Trouble, WatchMonitor, WatchSnapshot
 from .watch_observer import QueueingHandler, healthy, start_observer, stop_quietly
 

@@ -26,12 +26,12 @@ from ..errors import BucketSyncError, ExitCode, NoCredentialsError, PermissionDe
 from ..platform.resolver import StaticSasSource
 from ..redact import redact
 from ..sas import SasSource
-from ..sync.events import Listener, Tally
+from ..sync.listener import Listener, Tally
 from ..sync.keys import join_blob_name, key_from_blob_name
 from ..sync.model import RemoteBlob, Status, TransferResult
 from ..storage.container import Storage
 from .watch_credentials import ObservedSas
-from .watch_events import Sig
+from .watch_queue import Sig
 
 log = logging.getLogger("bucket_sync.watch")
 

@@ -30,7 +30,7 @@ from watchdog.observers.polling import PollingObserver
 from ..sync.filters import PathFilter
 from ..sync.keys import key_from_local
 from ..sync.scan import PARTIAL_SUFFIX
-from .watch_events import ChangeQueue, Sig
+from .watch_queue import ChangeQueue, Sig
 
 log = logging.getLogger("bucket_sync.watch")
 

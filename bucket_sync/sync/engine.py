@@ -23,7 +23,7 @@ from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, MiB, return_big_buffers_to_os
 from .diff import DiffPolicy, diff
 from .download import Downloader
-from .events import Listener, Tally
+from .listener import Listener, Tally
 from . import winnames
 from .keys import CaseClashGuard, is_case_insensitive_dir, join_blob_name
 from .model import (Action, BlobExtras, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status,

@@ -14,7 +14,7 @@ from bucket_sync.errors import UsageError
 from bucket_sync.sync import mtime_precision
 from bucket_sync.sync.diff import FINE_WINDOW_NS, DiffPolicy, decide_pair, mtimes_equal
 from bucket_sync.sync.engine import Engine, TransferSettings
-from bucket_sync.sync.events import Listener, Tally
+from bucket_sync.sync.listener import Listener, Tally
 from bucket_sync.sync.model import Action, Direction, LocalFile, Reason, RemoteBlob
 
 S = 1_000_000_000

@@ -9,12 +9,12 @@ import time
 import pytest
 
 from bucket_sync.app.watch_batch import AuthPolicy, BatchWatch, common_folder
-from bucket_sync.app.watch_events import Backoff, ChangeQueue, Kind, Sig, Verdict, retry_delay, verdict
+from bucket_sync.app.watch_queue import Backoff, ChangeQueue, Kind, Sig, Verdict, retry_delay, verdict
 from bucket_sync.app.watch_observer import QueueingHandler, start_observer
 from bucket_sync.errors import AuthError, PermissionDeniedError, TransientError
 from bucket_sync.platform.resolver import StaticSasSource
 from bucket_sync.sas import ContainerSas
-from bucket_sync.sync.events import Listener
+from bucket_sync.sync.listener import Listener
 from bucket_sync.sync.filters import PathFilter
 from bucket_sync.sync.model import Op, Status, TransferResult
 
@@ -333,7 +333,7 @@ def test_healthy_notices_a_dead_emitter():
 STUCK_WATCHER = r"""
 import sys, threading, time
 from bucket_sync.app.watch import serve
-from bucket_sync.sync.events import Tally
+from bucket_sync.sync.listener import Tally
 
 class Stuck:  # a transfer hung on a dead connection: run() ignores stop()
     def __init__(self):

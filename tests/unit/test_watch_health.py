@@ -11,11 +11,11 @@ import uuid
 import pytest
 
 from bucket_sync.app.systemd_notify import from_environment, watchdog_interval
-from bucket_sync.app.watch_events import ChangeQueue, Kind, Sig
+from bucket_sync.app.watch_queue import ChangeQueue, Kind, Sig
 from bucket_sync.app.watch_health import HealthRules, WatchHealth
 from bucket_sync.app.watch_monitor import BatchReport, Monitors, Scope, Trouble, TroubleKind, WatchMonitor, WatchSnapshot
 from bucket_sync.app.watch_systemd import WatchSystemd
-from bucket_sync.sync.events import Summary
+from bucket_sync.sync.listener import Summary
 from bucket_sync.sync.model import Op, Status, TransferResult
 from tests.support.fake_clock import FakeClock
 

@@ -21,7 +21,7 @@ from bucket_sync.app.watch_metrics import WatchMetrics  # noqa: E402
 from bucket_sync.app.watch_monitor import BatchReport, Scope, Trouble, TroubleKind, WatchSnapshot  # noqa: E402
 from bucket_sync.errors import UsageError  # noqa: E402
 from bucket_sync.sas import ContainerSas, SasSource  # noqa: E402
-from bucket_sync.sync.events import Summary  # noqa: E402
+from bucket_sync.sync.listener import Summary  # noqa: E402
 from bucket_sync.sync.model import Op, Reason, Status, TransferResult  # noqa: E402
 from bucket_sync.storage.container import ContainerRef  # noqa: E402
 
@@ -214,7 +214,7 @@ def test_without_metrics_nothing_of_it_is_imported():
         "from bucket_sync.app.notify_url import parse_notify_url\n"
         "from bucket_sync.app.run_alerts import RunAlerts\n"
         "from bucket_sync.app.watch_service import ServiceOptions, WatchService\n"
-        "from bucket_sync.sync.events import Summary\n"
+        "from bucket_sync.sync.listener import Summary\n"
         "WatchService(ServiceOptions(), rescan_s=600, ctx=RunContext('watch', '/w', 'r'), env={}).close()\n"
         "alerts = RunAlerts(parse_notify_url('https://example.com/hook'), RunContext('mirror', '/w', 'r'))\n"
         "alerts.run_ended(Summary('mirror', 0, 0, 0, 3, 0, 0, 0.1, 0))\n"

@@ -1,4 +1,4 @@
-"""Watch mode's pure half: filesystem events become debounced, stability-checked work.
+"""Watch mode's pending-change queue: filesystem events become debounced, stability-checked work.
 
 Events are hints (watchdog's own advice): a path that saw an event is re-checked once it has been quiet
 for the debounce window, and only the state found then counts. A file is *ready* when its size and mtime
