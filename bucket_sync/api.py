@@ -37,7 +37,7 @@ from .app.render import result_event, with_time
 from .app.sync_run import SyncRequest, parse_max_delete, run_sync
 from .config import Config
 from .errors import UsageError
-from .sync.engine import TransferSettings
+from .sync.settings import TransferSettings
 from .sync.listener import Listener, Summary
 from .sync.filters import PathFilter
 from .sync.model import Direction, TransferResult

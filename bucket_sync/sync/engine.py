@@ -20,15 +20,16 @@ from typing import Iterable
 from ..errors import AuthError, BucketSyncError, NotFoundError
 from ..redact import redact
 from .bandwidth import RateLimiter, Unlimited
-from .budget import ByteBudget, MiB, return_big_buffers_to_os
+from .budget import ByteBudget, return_big_buffers_to_os
 from .diff import DiffPolicy, diff
 from .download import Downloader
 from .listener import Listener, Tally
 from . import winnames
 from .keys import CaseClashGuard, is_case_insensitive_dir, join_blob_name
-from .model import (Action, BlobExtras, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status,
+from .model import (Action, Direction, Entry, LocalFile, Op, PlannedAction, Reason, RemoteBlob, Status,
                     TransferResult)
 from .remote import Remote
+from .settings import TransferSettings
 from .upload import Uploader, file_md5
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,6 @@ log = logging.getLogger(__name__)
 # The main thread waits in slices: on Windows a lock wait without a timeout cannot be interrupted, so Ctrl+C
 # would only be seen once every transfer had finished.
 WAKE_S = 0.5
-
-
-@dataclass(frozen=True)
-class TransferSettings:
-    concurrency: int = 16
-    block_size: int | None = None  # None: chosen from the file size
-    memory_budget: int = 64 * MiB  # bytes buffered across everything in flight (keeps peak RSS < 150 MB)
-    file_attempts: int = 3  # whole-file attempts on transient errors, on top of per-request retries
-    dry_run: bool = False
-    bwlimit: int | None = None  # bytes per second across the whole run
-    modify_window_ns: int | None = None  # --modify-window: mtimes closer than this are equal
-    extras: BlobExtras = BlobExtras()  # upload: --content-type, --metadata
 
 
 @dataclass

@@ -55,3 +55,9 @@ def test_the_checker_sees_relative_imports() -> None:
     found = imported_modules(PACKAGE / "sync" / "engine.py")
     assert "bucket_sync.sync.model" in found and "bucket_sync.sync.remote" in found
     assert "bucket_sync.storage.container" in imported_modules(PACKAGE / "app" / "sync_run.py")
+
+
+@pytest.mark.parametrize("path", modules_of("cli"), ids=lambda p: p.name)
+def test_the_cli_builds_settings_without_importing_the_engine(path: Path) -> None:
+    """The CLI parses options into sync/settings.py's TransferSettings; running plans is the app's business."""
+    assert "bucket_sync.sync.engine" not in imported_modules(path), f"{path.name} imports bucket_sync.sync.engine"
