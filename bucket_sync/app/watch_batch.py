@@ -23,9 +23,8 @@ import threading
 from typing import Iterable
 
 from ..errors import BucketSyncError, ExitCode, NoCredentialsError, PermissionDeniedError, TransientError
-from ..platform.resolver import StaticSasSource
 from ..redact import redact
-from ..sas import SasSource
+from ..sas import SasSource, StaticSasSource
 from ..sync.listener import Listener, Tally
 from ..sync.keys import join_blob_name, key_from_blob_name
 from ..sync.model import RemoteBlob, Status, TransferResult

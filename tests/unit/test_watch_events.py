@@ -12,8 +12,7 @@ from bucket_sync.app.watch_batch import AuthPolicy, BatchWatch, common_folder
 from bucket_sync.app.watch_queue import Backoff, ChangeQueue, Kind, Sig, Verdict, retry_delay, verdict
 from bucket_sync.app.watch_observer import QueueingHandler, start_observer
 from bucket_sync.errors import AuthError, PermissionDeniedError, TransientError
-from bucket_sync.platform.resolver import StaticSasSource
-from bucket_sync.sas import ContainerSas
+from bucket_sync.sas import ContainerSas, StaticSasSource
 from bucket_sync.sync.listener import Listener
 from bucket_sync.sync.filters import PathFilter
 from bucket_sync.sync.model import Op, Status, TransferResult

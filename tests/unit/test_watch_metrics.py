@@ -230,7 +230,7 @@ def test_an_observed_sas_url_is_still_one_that_cannot_be_renewed():
     """--metrics wraps the SAS source: a refused SAS URL given directly must still end the watcher (exit 3)."""
     from bucket_sync.app.watch_batch import AuthPolicy
     from bucket_sync.errors import AuthError
-    from bucket_sync.platform.resolver import StaticSasSource
+    from bucket_sync.sas import StaticSasSource
 
     sas = ContainerSas.from_url("https://acct.blob.core.windows.net/c?sp=rw&sig=abcdefgh")
     observed = CredentialWatch().container(ContainerRef(StaticSasSource(sas))).source
