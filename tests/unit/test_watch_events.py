@@ -8,8 +8,11 @@ import time
 
 import pytest
 
-from bucket_sync.app.watch_batch import AuthPolicy, BatchWatch, common_folder
-from bucket_sync.app.watch_queue import Backoff, ChangeQueue, Kind, Sig, Verdict, retry_delay, verdict
+from bucket_sync.app.watch_auth import AuthPolicy
+from bucket_sync.app.watch_batch import BatchWatch
+from bucket_sync.app.watch_lookup import common_folder
+from bucket_sync.app.watch_loop import Backoff
+from bucket_sync.app.watch_queue import ChangeQueue, Kind, Sig, Verdict, retry_delay, verdict
 from bucket_sync.app.watch_observer import QueueingHandler, start_observer
 from bucket_sync.errors import AuthError, PermissionDeniedError, TransientError
 from bucket_sync.sas import ContainerSas, StaticSasSource

@@ -228,7 +228,7 @@ def test_without_metrics_nothing_of_it_is_imported():
 
 def test_an_observed_sas_url_is_still_one_that_cannot_be_renewed():
     """--metrics wraps the SAS source: a refused SAS URL given directly must still end the watcher (exit 3)."""
-    from bucket_sync.app.watch_batch import AuthPolicy
+    from bucket_sync.app.watch_auth import AuthPolicy
     from bucket_sync.errors import AuthError
     from bucket_sync.sas import StaticSasSource
 
