@@ -8,7 +8,7 @@
         ...
 
 Each function takes the same REMOTE forms as the CLI (itwin://, reality-data://, a SAS URL, a named remote
-from the config file) and returns the run's :class:`~bucket_sync.sync.events.Summary` (``uploaded``,
+from the config file) and returns the run's :class:`~bucket_sync.sync.listener.Summary` (``uploaded``,
 ``downloaded``, ``deleted``, ``skipped``, ``failed``, ``bytes``, ``seconds``, ``exit_code``): a run in which
 some files failed returns, with ``exit_code`` 1. What stops a run raises the classes of
 :mod:`bucket_sync.errors` (a bad REMOTE raises UsageError, missing credentials NoCredentialsError, a SAS
@@ -37,8 +37,8 @@ from .app.render import result_event, with_time
 from .app.sync_run import SyncRequest, parse_max_delete, run_sync
 from .config import Config
 from .errors import UsageError
-from .sync.engine import TransferSettings
-from .sync.events import Listener, Summary
+from .sync.settings import TransferSettings
+from .sync.listener import Listener, Summary
 from .sync.filters import PathFilter
 from .sync.model import Direction, TransferResult
 from .targets import looks_remote, parse_remote

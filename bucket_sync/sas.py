@@ -1,7 +1,8 @@
 """SAS container URLs: split into the container address and the token, read expiry and permissions.
 
-The core only ever handles a :class:`ContainerSas`; where it came from (the iTwin bucket API, a reality
-data access call, or the command line) is the resolver's business.
+The core only ever handles a :class:`ContainerSas`, asked of a :class:`SasSource`. A SAS URL given on the
+command line is a :class:`StaticSasSource`, used as is; one from the iTwin bucket API or a reality data
+access call is platform/resolver.py's business.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from .errors import UsageError
+from .errors import SasExpiredError, UsageError
 from .redact import REDACTED, redact, register_secret
 
 _PERMISSION_NAMES = {
@@ -112,11 +114,16 @@ class ContainerSas:
         return "".join(c for c in letters if c not in self.permissions)
 
 
+def format_utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def describe_missing(letters: str) -> str:
     return ", ".join(permission_name(c) for c in letters)
 
 
-__all__ = ["ContainerSas", "describe_missing", "is_loopback_host", "parse_sas_time", "REDACTED"]
+__all__ = ["ContainerSas", "SasSource", "StaticSasSource", "describe_missing", "format_utc", "is_loopback_host",
+           "parse_sas_time", "REDACTED"]
 
 
 class SasSource:
@@ -132,3 +139,22 @@ class SasSource:
 
     def refresh(self, stale: ContainerSas) -> ContainerSas:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+class StaticSasSource(SasSource):
+    """A SAS URL given directly: used as is, never refreshed."""
+
+    def __init__(self, sas: ContainerSas, *, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._sas = sas
+        self._now = now
+
+    def current(self) -> ContainerSas:
+        if self._sas.expires_at is not None and self._sas.expires_at <= self._now():
+            raise SasExpiredError(
+                f"the SAS URL expired at {format_utc(self._sas.expires_at)}; get a new one",
+                hint="or use itwin:// or reality-data://, for which bucket-sync fetches and refreshes the SAS itself",
+            )
+        return self._sas
+
+    def refresh(self, stale: ContainerSas) -> ContainerSas:
+        return self._sas  # nothing newer to be had: the caller reports storage's 403

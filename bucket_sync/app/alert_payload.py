@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import ExitCode
 from ..redact import redact
-from ..sync.events import Listener, Summary
+from ..sync.listener import Listener, Summary
 from ..sync.model import Status, TransferResult
 from .render import rfc3339_now
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import ExitCode
-from ..sync.events import Tally
+from ..sync.listener import Tally
 
 log = logging.getLogger("bucket_sync")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from ..errors import ApiError, BucketSyncError, UsageError
 from ..platform.reality_data import FLAT_TYPES, RealityData, RealityDataFields
 from ..redact import redact
-from ..sync.engine import TransferSettings
-from ..sync.events import Listener, Summary
+from ..sync.settings import TransferSettings
+from ..sync.listener import Listener, Summary
 from ..sync.filters import PathFilter
 from ..sync.model import Direction
 from ..targets import RealityDataTarget

@@ -12,7 +12,7 @@ from .interrupt import interruptible
 from ..redact import redact
 from ..sas import ContainerSas
 from ..sync.access import LIST, READ, delete_approach, download_approach, names_nothing, no_blob_and_no_listing
-from ..sync.events import FanOut, Listener, Summary, Tally
+from ..sync.listener import FanOut, Listener, Summary, Tally
 from ..sync.keys import join_blob_name
 from ..sync.model import Action, RemoteBlob, Status, TransferResult
 from ..sync.mtime import format_mtime

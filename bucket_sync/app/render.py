@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ExitCode
-from ..sync.events import Listener, Summary
+from ..sync.listener import Listener, Summary
 from ..sync.model import Action, Status, TransferResult
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import dataclasses
 
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
-from ..sync.events import Summary
+from ..sync.listener import Summary
 from .alert_payload import FailureSamples, RunContext, alert_payload, why_alert
 from .notify_url import AlertQueue, NotifyTarget, WebhookPoster
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 from ..errors import UsageError
 from ..redact import RedactingFilter
-from ..sync.events import FanOut, Listener, Summary
+from ..sync.listener import FanOut, Listener, Summary
 from ..sync.model import Status, TransferResult
 
 RESULTS_LOGGER = "bucket_sync.results"  # per-file lines: the log file only, never the console

@@ -19,8 +19,9 @@ from ..errors import (BucketSyncError, ExitCode, PermissionDeniedError, SafetyGu
 from ..sync.access import (LIST, READ, Comparison, download_approach, names_nothing, no_blob_and_no_listing,
                            upload_approach)
 from ..sync.diff import DiffPolicy
-from ..sync.engine import Engine, TransferSettings
-from ..sync.events import FanOut, Listener, Summary, Tally
+from ..sync.engine import Engine
+from ..sync.listener import FanOut, Listener, Summary, Tally
+from ..sync.settings import TransferSettings
 from ..sync.filters import PathFilter
 from ..sync.keys import is_case_insensitive_dir, join_blob_name, key_from_local, local_path_for
 from ..sync.model import Action, Direction, LocalFile, Status, TransferResult

@@ -7,7 +7,7 @@ of failing batches is one message, with the counts added); see notify_url.py.
 
 from __future__ import annotations
 
-from ..sync.events import Summary
+from ..sync.listener import Summary
 from ..sync.model import TransferResult
 from .alert_payload import FailureSamples, RunContext, Why, alert_payload, merge_alerts, why_alert
 from .notify_url import AlertQueue, NotifyTarget, WebhookPoster

@@ -1,41 +1,35 @@
-"""Watch mode's batches: what one engine run finished, whether storage was reachable, remote look-ups,
-and which authorization failures end the watcher.
+"""Watch mode's batches: the storage they go to, how the remote is compared, one engine run per batch, and
+what each run finished.
 
-Decisions (README.md, "Watch mode"):
-- A batch in which nothing succeeded and several files failed in a row is taken for a storage outage: it
-  is stopped early, one cheap request probes storage, and if that fails too every file goes back to the
-  queue (no attempt counted) and the watcher backs off (1 s doubling to 30 s). Storage being down never
-  ends the watcher.
-- Authorization: a missing permission, missing credentials, or a SAS URL given directly that storage
-  refuses (it cannot be refreshed) end the watcher with exit 3 at once: retrying cannot fix them. Other
-  authorization or not-found errors from a target whose SAS is fetched from the API (a token or SAS that
-  could not be renewed, a 401 from the API) are retried with backoff and end the watcher with their exit
-  code (3 or 4) only after they persisted for ``GIVE_UP_S`` without one success. Before the first
-  reconcile has succeeded, they end it at once: a misconfigured unit should fail visibly, not loop.
+Decision (README.md, "Watch mode"): a batch in which nothing succeeded and several files failed in a row
+is taken for a storage outage: it is stopped early, one cheap request probes storage, and if that fails
+too every file goes back to the queue (no attempt counted) and the watcher backs off (1 s doubling to
+30 s). Storage being down never ends the watcher.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import threading
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from ..errors import BucketSyncError, ExitCode, NoCredentialsError, PermissionDeniedError, TransientError
-from ..platform.resolver import StaticSasSource
-from ..redact import redact
-from ..sas import SasSource
-from ..sync.events import Listener, Tally
+from ..errors import TransientError
+from ..sync.access import Approach, Comparison, upload_approach
+from ..sync.engine import Engine
+from ..sync.plan import Plan
 from ..sync.keys import join_blob_name, key_from_blob_name
-from ..sync.model import RemoteBlob, Status, TransferResult
-from ..storage.container import Storage
-from .watch_credentials import ObservedSas
-from .watch_events import Sig
+from ..sync.listener import FanOut, Listener, Tally
+from ..sync.model import Direction, Status, TransferResult
+from ..storage.container import ContainerRef, Storage
+from .watch_monitor import BatchReport, Scope, WatchMonitor
+from .watch_queue import Sig
+
+if TYPE_CHECKING:
+    from .watch import WatchRequest
 
 log = logging.getLogger("bucket_sync.watch")
 
-LOOKUP_ONE_BY_ONE = 32  # up to this many keys: one request each; more: one listing of their common folder
+REQUEST_ATTEMPTS = 4  # per storage request (backoff 0.5, 1, 2 s with jitter)
 
 
 class BatchWatch(Listener):
@@ -44,7 +38,7 @@ class BatchWatch(Listener):
     def __init__(self, prefix: str, listener: Listener, *, outage_after: int,
                  expected: dict[str, tuple[str, Sig]] | None = None, follow_symlinks: bool = False) -> None:
         self.prefix = prefix
-        self.follow_symlinks = follow_symlinks  # judge a file as the rest of watch does (watch.py, watch_observer.py)
+        self.follow_symlinks = follow_symlinks  # judge a file as the rest of watch does (watch_changes.py, watch_observer.py)
         self.expected = expected or {}  # key -> (path, what it looked like when judged ready)
         self.listener = listener
         self.outage_after = outage_after
@@ -119,120 +113,76 @@ class BatchWatch(Listener):
             raise self.outage_error()
 
 
-def refuse_emptying(root: str, plan) -> str | None:
-    """With --delete, a reconcile that finds LOCAL_DIR empty deletes nothing: an empty LOCAL_DIR is far
-    more often an unmounted disk or share than a wish to empty the bucket. Returns the refusal (also
-    logged as a warning, and sent with --notify-url); the caller then runs ``plan`` without its deletes."""
-    if not (plan.deletes and plan.source_count == 0):
-        return None
-    refusal = (f"{root} is empty: not deleting the {len(plan.deletes)} blob(s) under the remote "
-               f"(delete files one by one, or use mirror --force, to empty it)")
-    log.warning("%s", refusal)
-    return refusal
+class BatchRunner:
+    """The storage every batch goes to (opened once, for the whole run), how the remote is compared
+    (decided once storage answers), and the batch in flight (what the status line counts)."""
 
+    def __init__(self, req: WatchRequest, container: ContainerRef, listener: Listener, monitors: WatchMonitor,
+                 stopping: threading.Event) -> None:
+        self.req = req
+        self.container = container
+        self.listener = listener
+        self.monitors = monitors
+        self.stopping = stopping
+        self.storage: Storage | None = None
+        self.approach: Approach | None = None
+        self.batch: BatchWatch | None = None
+        self.in_flight = 0
 
-class AuthPolicy:
-    """Which authorization and not-found errors the watcher outlives (module docstring)."""
+    def open(self) -> None:
+        if self.storage is None:  # fetching the first SAS can fail too (no network at boot)
+            self.storage = self.container.open(concurrency=self.req.settings.concurrency,
+                                               retry_attempts=REQUEST_ATTEMPTS, cancel=self.stopping)
+        if self.approach is None:
+            self.decide()
 
-    GIVE_UP_S = 600.0
+    def decide(self) -> None:
+        """How to compare, before anything is sent: --delete on a SAS that cannot delete (or list) ends
+        the watcher here (exit 3). Called again when storage refuses a listing the SAS did not rule out."""
+        self.approach = None
+        self.approach = upload_approach(self.storage.access(), deletes=self.req.delete, overwrite=False, what="watch")
+        if self.approach.notice:
+            self.listener.on_info(self.approach.notice)
 
-    def __init__(self, source: SasSource, clock) -> None:
-        while isinstance(source, ObservedSas):  # --metrics only observes the SAS: judge what it wraps
-            source = source.inner
-        self.source = source
-        self.clock = clock
-        self.started = False
-        self.first_failure: float | None = None
+    def can_list(self) -> bool:
+        return self.approach is not None and self.approach.comparison is Comparison.LISTING
 
-    def succeeded(self) -> None:
-        self.started = True
-        self.first_failure = None
+    def new_batch(self, listener: Listener, expected: dict | None = None) -> BatchWatch:
+        batch = BatchWatch(self.req.prefix, listener, outage_after=max(4, min(16, self.req.settings.concurrency)),
+                           expected=expected, follow_symlinks=self.req.follow_symlinks)
+        if self.stopping.is_set():
+            batch.stop.set()
+        return batch
 
-    def survivable(self, exc: BucketSyncError) -> bool:
-        if exc.exit_code not in (ExitCode.AUTH, ExitCode.NOT_FOUND):
-            return exc.exit_code != ExitCode.USAGE  # storage and network trouble: back off and retry
-        if not self.started or isinstance(exc, (PermissionDeniedError, NoCredentialsError)) \
-                or isinstance(self.source, StaticSasSource):
-            return False
-        now = self.clock()
-        if self.first_failure is None:
-            self.first_failure = now
-        if now - self.first_failure >= self.GIVE_UP_S:
-            return False
-        log.warning("%s; retrying (the watcher exits with code %d if this lasts %.0f minutes)",
-                    redact(exc.message), int(exc.exit_code), self.GIVE_UP_S / 60)
-        return True
+    def engine(self, batch: BatchWatch) -> Engine:
+        # A tally per batch: the engine holds deletes back after any failure in *its* tally, and one old
+        # failure must not block every later delete of a run that lasts for days.
+        return Engine(self.storage, direction=Direction.UP, prefix=self.req.prefix, local_root=None,
+                      settings=self.req.settings, listener=FanOut(batch.tally, batch), tally=batch.tally,
+                      stop=batch.stop)
 
+    def run(self, engine: Engine, batch: BatchWatch, plan: Plan, *, delete: bool, scope: Scope,
+            refusal: str | None = None) -> None:
+        self.batch = batch
+        self.in_flight = len(plan.work) + (len(plan.deletes) if delete else 0)
+        try:
+            engine.run(plan, delete=delete)
+        finally:
+            self.batch = None
+            self.in_flight = 0
+        self.monitors.on_batch(BatchReport(scope, batch.reported.summary("watch"), refusal))
 
-def _rekey(prefix: str, blobs: Iterable[RemoteBlob]) -> list[RemoteBlob]:
-    out = []
-    for b in blobs:
-        key = key_from_blob_name(prefix, b.name)
-        if key:
-            out.append(dataclasses.replace(b, key=key))
-    return out
+    def in_flight_now(self) -> int:
+        """Planned in the running batch and not yet finished (safe to read from any thread, unlocked)."""
+        batch = self.batch
+        return max(0, self.in_flight - (batch.results if batch is not None else 0))
 
+    def stop(self) -> None:
+        """Cancel the batch in flight (it ends within the grace); later batches start stopped."""
+        batch = self.batch
+        if batch is not None:
+            batch.stop.set()
 
-def common_folder(keys: list[str]) -> str:
-    parents = [k.rsplit("/", 1)[0] if "/" in k else "" for k in keys]
-    if any(p == "" for p in parents):
-        return ""
-    return os.path.commonpath(parents).replace(os.sep, "/")
-
-
-def lookup_remote(storage: Storage, prefix: str, keys: list[str], *, can_list: bool = True) -> list[RemoteBlob]:
-    """The remote side of ``keys``, sorted by key (what the diff walks against the local files): looked up
-    one by one (concurrently) when they are few or the SAS cannot list, else one listing of their folder."""
-    wanted = set(keys)
-    if len(keys) <= LOOKUP_ONE_BY_ONE or not can_list:
-        blobs = list(storage.look_up_each(prefix, keys))
-    else:
-        folder = common_folder(keys)
-        listed = _rekey(prefix, storage.list(join_blob_name(prefix, folder) if folder else prefix))
-        blobs = [b for b in listed if b.key in wanted]
-    return sorted({b.key: b for b in blobs}.values(), key=lambda b: b.key)
-
-
-def remote_under(storage: Storage, prefix: str, gone: list[tuple[str, bool]]) -> list[RemoteBlob]:
-    """Blobs at each gone key, and under it when it was a folder (a whole folder deleted or moved away)."""
-    keys = [k for k, _ in gone]
-    wanted = set(keys)
-    blobs: list[RemoteBlob] = []
-    if len(gone) <= LOOKUP_ONE_BY_ONE:
-        for key, _was_dir in gone:
-            blob = storage.get(join_blob_name(prefix, key), key)
-            if blob is not None:
-                blobs.append(blob)
-            # Listed even when the event did not say "folder": a missed hint must not leave blobs behind.
-            blobs.extend(_rekey(prefix, storage.list(join_blob_name(prefix, key))))
-    else:
-        folder = common_folder(keys)
-        for b in _rekey(prefix, storage.list(join_blob_name(prefix, folder) if folder else prefix)):
-            parts = b.key.split("/")
-            if any("/".join(parts[:i]) in wanted for i in range(1, len(parts) + 1)):
-                blobs.append(b)
-    return sorted({b.key: b for b in blobs}.values(), key=lambda b: b.key)
-
-
-class QuietSkips(Listener):
-    """Rescans re-find every unchanged file: neither print nor count thousands of skips every time."""
-
-    def __init__(self, inner: Listener) -> None:
-        self.inner = inner
-
-    def on_plan(self, files: int, total_bytes: int) -> None:
-        self.inner.on_plan(files, total_bytes)
-
-    def on_bytes(self, n: int) -> None:
-        self.inner.on_bytes(n)
-
-    def on_result(self, result: TransferResult) -> None:
-        if result.status is Status.SKIPPED and not result.error:
-            return
-        self.inner.on_result(result)
-
-    def on_notice(self, key: str, message: str) -> None:
-        self.inner.on_notice(key, message)
-
-    def on_info(self, message: str) -> None:
-        self.inner.on_info(message)
+    def close(self) -> None:
+        if self.storage is not None:
+            self.storage.close()

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..sync.events import Summary
+from ..sync.listener import Summary
 from ..sync.model import TransferResult
 from .watch_monitor import BatchReport, Scope, Trouble, View, WatchMonitor
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
-from ..sync.events import Listener, Summary
+from ..sync.listener import Listener, Summary
 from ..sync.model import TransferResult
 
 log = logging.getLogger("bucket_sync.watch")

@@ -1,4 +1,4 @@
-"""Watch mode's eyes: watchdog events turned into ChangeQueue entries, and the observer with its fallback.
+"""Watch mode's eyes: watchdog events turned into ChangeQueue entries, and the observer: started, revived, stopped.
 
 Native watching (inotify on Linux) can fail to start: the per-user watch or instance limit is reached, or
 the folder is on a network share that sends no events. Then a polling observer (a snapshot diff every
@@ -30,7 +30,7 @@ from watchdog.observers.polling import PollingObserver
 from ..sync.filters import PathFilter
 from ..sync.keys import key_from_local
 from ..sync.scan import PARTIAL_SUFFIX
-from .watch_events import ChangeQueue, Sig
+from .watch_queue import ChangeQueue, Sig
 
 log = logging.getLogger("bucket_sync.watch")
 
@@ -121,3 +121,44 @@ def stop_quietly(observer) -> None:
         observer.stop()
     except Exception:  # it never really started: nothing to clean up
         pass
+
+
+class FolderObserver:
+    """The observer over LOCAL_DIR for the whole run: started before the first reconcile (whatever changes
+    during that scan is queued, not lost), restarted when it dies, stopped at the end."""
+
+    def __init__(self, root: str, handler: QueueingHandler, *, polling: bool, poll_interval_s: float) -> None:
+        self.root = root
+        self.handler = handler
+        self.polling = polling
+        self.poll_interval_s = poll_interval_s
+        self.observer = None
+        self.mode = ""  # "native" or "polling": what the status line and /metrics show
+        self._root_missing = False
+
+    def start(self) -> None:
+        self.observer, self.mode = start_observer(self.root, self.handler, polling=self.polling,
+                                                  poll_interval_s=self.poll_interval_s)
+
+    def revive(self) -> bool:
+        """Restart a watcher that died (inotify limit hit while adding a new folder, LOCAL_DIR deleted and
+        created again); start_observer falls back to polling if native watching cannot start. True when
+        restarted: events may have been missed."""
+        if healthy(self.observer):
+            return False
+        if not os.path.isdir(self.root):
+            if not self._root_missing:
+                log.warning("%s is missing; waiting for it to come back (nothing is deleted meanwhile)", self.root)
+            self._root_missing = True
+            return False
+        self._root_missing = False
+        log.warning("the file watcher stopped; restarting it and rescanning")
+        stop_quietly(self.observer)
+        self.observer, self.mode = start_observer(self.root, self.handler,
+                                                  polling=self.polling or self.mode == "polling",
+                                                  poll_interval_s=self.poll_interval_s)
+        return True
+
+    def stop(self) -> None:
+        self.observer.stop()
+        self.observer.join(timeout=2)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 
-from ..sync.events import Summary
+from ..sync.listener import Summary
 from .systemd_notify import SystemdNotifier
 from .watch_health import HealthVerdict, WatchHealth
 from .watch_monitor import Trouble, View, WatchMonitor

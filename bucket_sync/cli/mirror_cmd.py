@@ -19,7 +19,7 @@ from ..app.run_alerts import RunAlerts
 from ..app.sync_run import SyncRequest, parse_max_delete, run_sync
 from ..config import Config
 from ..errors import BucketSyncError, ConfigError, UsageError
-from ..sync.events import FanOut, Tally
+from ..sync.listener import FanOut, Tally
 from ..sync.model import Direction
 from ..targets import looks_remote, parse_remote
 from .notify_options import make_notify_target, notify_options

@@ -15,11 +15,11 @@ from ..app.run_log import ResultLog, Stats, WithExtras, stats_line
 from ..config import Config
 from ..errors import UsageError
 from ..sync.budget import MAX_BLOCK_SIZE, MiB
-from .durations import parse_duration_ns
-from ..sync.engine import TransferSettings
 from ..sync.filters import PathFilter
-from ..sync.shard import parse_shard
 from ..sync.model import BlobExtras
+from ..sync.settings import TransferSettings
+from ..sync.shard import parse_shard
+from .durations import parse_duration_ns
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}

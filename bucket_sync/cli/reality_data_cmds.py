@@ -120,7 +120,7 @@ def create(ctx: click.Context, itwin: str, name: str, rd_type: str, upload_dir: 
     `bucket-sync upload LOCAL_DIR reality-data://<id>` finishes it and clears the flag.
     """
     from ..app.reality_data_ops import CaptureUpload, create_reality_data
-    from ..sync.engine import TransferSettings
+    from ..sync.settings import TransferSettings
 
     g = make_globals(ctx, kw)
     itwin_id = require_guid(itwin, "iTwin id")

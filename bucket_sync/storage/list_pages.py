@@ -91,7 +91,9 @@ _AZURE_BLOB = re.compile(
     r"<Last-Modified>([^<&]*)</Last-Modified><Etag>([^<&]*)</Etag><Content-Length>(\d+)</Content-Length>"
     r"(?:<(?!Content-MD5\b)([A-Za-z][\w.:-]*)(?: ?/>|>[^<&]*</\6>))*"
     r"(?:<Content-MD5>([A-Za-z0-9+/]{22}==)</Content-MD5>|<Content-MD5 ?/>)?"
-    r"(?:" + _LEAF.replace("\\1", "\\8") + r")*</Properties>"
+    # ...and no Content-MD5 after it: one the group above refused (not 16 bytes of base64) must not slip
+    # through as an ordinary property; the general reader then decides (and ElementTree refuses it).
+    r"(?:" + _LEAF.replace("<(", "<(?!Content-MD5\\b)(", 1).replace("\\1", "\\8") + r")*</Properties>"
     r"(?:<Metadata>(?:<mtime>([^<&]+)</mtime>)?((?:" + _LEAF.replace("\\1", "\\11") + r")*)</Metadata>|<Metadata ?/>)?"
     r"(?:<OrMetadata ?/>)?</Blob>")
 _PREFIX = re.compile(r"<BlobPrefix>" + _NAME + r"</BlobPrefix>")

@@ -15,23 +15,23 @@ import threading
 import time
 from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FuturesTimeout
-from dataclasses import dataclass
 from typing import Iterable
 
 from ..errors import AuthError, BucketSyncError, NotFoundError
 from ..redact import redact
 from .bandwidth import RateLimiter, Unlimited
-from .budget import ByteBudget, MiB, return_big_buffers_to_os
+from .budget import ByteBudget, return_big_buffers_to_os
 from .diff import DiffPolicy
 from .download import Downloader
-from .events import Listener, Tally
+from .listener import Listener, Tally
 from . import winnames
 from .executors import ExecutorFactory, thread_pools
 from .keys import join_blob_name
-from .model import (Action, BlobExtras, Direction, Entry, LocalFile, PlannedAction, Reason, RemoteBlob, Status,
+from .model import (Action, Direction, Entry, LocalFile, PlannedAction, Reason, RemoteBlob, Status,
                     TransferResult)
 from .plan import Plan, plan as make_plan
 from .remote import Remote
+from .settings import TransferSettings
 from .upload import Uploader, file_md5
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,6 @@ log = logging.getLogger(__name__)
 WAKE_S = 0.5
 
 
-@dataclass(frozen=True)
-class TransferSettings:
-    concurrency: int = 16
-    block_size: int | None = None  # None: chosen from the file size
-    memory_budget: int = 64 * MiB  # bytes buffered across everything in flight (keeps peak RSS < 150 MB)
-    file_attempts: int = 3  # whole-file attempts on transient errors, on top of per-request retries
-    dry_run: bool = False
-    bwlimit: int | None = None  # bytes per second across the whole run
-    modify_window_ns: int | None = None  # --modify-window: mtimes closer than this are equal
-    extras: BlobExtras = BlobExtras()  # upload: --content-type, --metadata
 
 
 class Engine:

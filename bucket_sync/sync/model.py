@@ -66,10 +66,6 @@ class Action(Enum):
 # one, a rejected key as a failed transfer, so the three verbs are enough.
 RESULT_ACTIONS = (Action.UPLOAD, Action.DOWNLOAD, Action.DELETE)
 
-# The third enum this replaced: its members were these three actions, with the same values. Kept as a name
-# only, for code written against it on branches not merged yet; new code says Action.
-Op = Action
-
 
 class Reason(Enum):
     NEW = "new"

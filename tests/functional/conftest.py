@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bucket_sync.sync.engine import Engine, TransferSettings
-from bucket_sync.sync.events import FanOut, Listener, Tally
+from bucket_sync.sync.engine import Engine
+from bucket_sync.sync.settings import TransferSettings
+from bucket_sync.sync.listener import FanOut, Listener, Tally
 from bucket_sync.sync.executors import inline
 from bucket_sync.sync.model import Direction, Status, TransferResult
 from tests.support.memory_remote import MemoryRemote

@@ -11,7 +11,7 @@ import pytest
 from bucket_sync.app.sync_run import SyncRequest, check_mirror_guards, run_sync
 from bucket_sync.errors import SafetyGuardError
 from bucket_sync.sync.diff import DiffPolicy
-from bucket_sync.sync.engine import TransferSettings
+from bucket_sync.sync.settings import TransferSettings
 from bucket_sync.sync.keys import CASE_PROBE_PREFIX
 from bucket_sync.sync.model import Action, Direction, Status
 from bucket_sync.sync.mtime_precision import PROBE_PREFIX as MTIME_PROBE_PREFIX

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from bucket_sync.errors import BucketSyncError, StorageError, TransientError
-from bucket_sync.platform.resolver import StaticSasSource
+from bucket_sync.sas import StaticSasSource
 from bucket_sync.sas import ContainerSas
 from bucket_sync.storage.container import Storage
 from bucket_sync.sync.model import BlobExtras

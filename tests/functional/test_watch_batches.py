@@ -10,10 +10,9 @@ import os
 import pytest
 
 from bucket_sync.app.watch import WatchRequest, Watcher
-from bucket_sync.app.watch_events import Sig
-from bucket_sync.platform.resolver import StaticSasSource
-from bucket_sync.sas import ContainerSas
-from bucket_sync.sync.engine import TransferSettings
+from bucket_sync.app.watch_queue import Sig
+from bucket_sync.sas import ContainerSas, StaticSasSource
+from bucket_sync.sync.settings import TransferSettings
 from bucket_sync.sync.model import Action, Status
 from tests.functional.conftest import T, Recorder
 
@@ -46,8 +45,8 @@ def watcher(tmp_path, remote):
         req = WatchRequest(local_dir=str(tmp_path / "w"), prefix="p", settings=TransferSettings(), delete=delete,
                            debounce_s=1.0)
         w = Watcher(req, Ref(remote), recorder, status=lambda _event: None, clock=clock)
-        w.storage = remote
-        w._decide()
+        w.runner.storage = remote
+        w.runner.decide()
         return w, recorder, clock
 
     return make
@@ -61,7 +60,7 @@ def seed(remote, names: list[str]) -> None:
 def step(w: Watcher, clock: Clock, seconds: float = 2.0) -> None:
     """What the loop does once the debounce window has passed."""
     clock.now += seconds
-    w._handle(w.queue.take_due())
+    w.loop.changes.handle(w.queue.take_due())
 
 
 def test_the_first_reconcile_uploads_settled_files_deletes_extras_and_queues_changing_ones(tmp_path, tree, remote, watcher):
@@ -70,7 +69,7 @@ def test_the_first_reconcile_uploads_settled_files_deletes_extras_and_queues_cha
     os.utime(root / "busy.txt")  # modified just now: inside the debounce window
     seed(remote, ["p/extra.txt"])
     w, recorder, clock = watcher()
-    w._reconcile(initial=True)
+    w.loop.reconciler.reconcile(initial=True)
     assert remote.names() == ["p/a.txt", "p/sub/b.txt"]
     assert "busy.txt" in w.queue
     assert sorted((r.op.value, r.key) for r in recorder.results if r.status is Status.OK) == [
@@ -83,7 +82,7 @@ def test_the_first_reconcile_uploads_settled_files_deletes_extras_and_queues_cha
 def test_a_batch_of_changes_uploads_only_what_changed(tmp_path, tree, remote, watcher):
     root = tree(tmp_path / "w", {"a.txt": b"a", "b.txt": b"b"}, mtime_ns=OLD)
     w, recorder, clock = watcher()
-    w._reconcile(initial=True)
+    w.loop.reconciler.reconcile(initial=True)
     remote.calls.clear()
     tree(root, {"a.txt": b"a, edited"}, mtime_ns=T)
     w.queue.touch("a.txt", Sig.of(str(root / "a.txt")))
@@ -96,7 +95,7 @@ def test_a_batch_of_changes_uploads_only_what_changed(tmp_path, tree, remote, wa
 def test_a_batch_of_deletions_removes_the_blobs_of_files_gone(tmp_path, tree, remote, watcher):
     root = tree(tmp_path / "w", {"a.txt": b"a", "d/x.txt": b"x", "d/y.txt": b"y"}, mtime_ns=OLD)
     w, recorder, clock = watcher()
-    w._reconcile(initial=True)
+    w.loop.reconciler.reconcile(initial=True)
     for rel in ("a.txt", "d/x.txt", "d/y.txt"):
         os.remove(root / rel)
     os.rmdir(root / "d")
@@ -111,7 +110,7 @@ def test_a_batch_of_deletions_removes_the_blobs_of_files_gone(tmp_path, tree, re
 def test_without_delete_a_file_gone_stays_in_the_bucket(tmp_path, tree, remote, watcher):
     root = tree(tmp_path / "w", {"a.txt": b"a"}, mtime_ns=OLD)
     w, _, clock = watcher(delete=False)
-    w._reconcile(initial=True)
+    w.loop.reconciler.reconcile(initial=True)
     os.remove(root / "a.txt")
     w.queue.touch("a.txt", Sig.of(str(root / "a.txt")))
     step(w, clock)
@@ -122,6 +121,6 @@ def test_an_empty_folder_does_not_empty_the_bucket(tmp_path, remote, watcher):
     (tmp_path / "w").mkdir()
     seed(remote, ["p/a.txt", "p/b.txt"])
     w, recorder, _ = watcher()
-    w._reconcile(initial=True)
+    w.loop.reconciler.reconcile(initial=True)
     assert remote.names() == ["p/a.txt", "p/b.txt"] and remote.calls["delete"] == 0
     assert not recorder.results

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from azure.storage.blob import ContentSettings
 
-from bucket_sync.platform.resolver import StaticSasSource
+from bucket_sync.sas import StaticSasSource
 from bucket_sync.sas import ContainerSas
 from bucket_sync.storage import container as storage_module
 from bucket_sync.sync.mtime import format_mtime

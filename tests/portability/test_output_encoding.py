@@ -10,7 +10,7 @@ import json
 import pytest
 
 from bucket_sync.app.render import HumanRenderer, JsonRenderer
-from bucket_sync.sync.events import Summary
+from bucket_sync.sync.listener import Summary
 
 NAMES = {"測量.jpg": b"survey", "café/résumé.txt": b"cv", "plain.txt": b"ascii"}
 CP1252 = {"PYTHONIOENCODING": "cp1252"}

@@ -8,7 +8,8 @@ from hypothesis import given, strategies as st
 from bucket_sync.app.sync_run import SyncRequest, check_mirror_guards, parse_max_delete
 from bucket_sync.errors import ExitCode, SafetyGuardError, UsageError
 from bucket_sync.sync.diff import DiffPolicy, diff, mtimes_equal
-from bucket_sync.sync.engine import Plan, TransferSettings
+from bucket_sync.sync.plan import Plan
+from bucket_sync.sync.settings import TransferSettings
 from bucket_sync.sync.model import Action, Direction, LocalFile, PlannedAction, Reason, RemoteBlob
 
 S = 1_000_000_000
@@ -169,7 +170,7 @@ def test_planning_counts_unchanged_files_without_keeping_them():
     import tracemalloc
 
     from bucket_sync.sync.engine import Engine
-    from bucket_sync.sync.events import Listener, Tally
+    from bucket_sync.sync.listener import Listener, Tally
 
     n = 20_000  # kept, they would take ~10 MB
     tally = Tally()

@@ -11,7 +11,7 @@ import pytest
 
 from bucket_sync.app import interrupt
 from bucket_sync.errors import AuthError, ExitCode
-from bucket_sync.sync.events import Tally
+from bucket_sync.sync.listener import Tally
 from bucket_sync.sync.model import Action, Status, TransferResult
 
 

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from bucket_sync.errors import UnsafeBlobNameError
 from bucket_sync.sync.diff import DiffPolicy, diff
-from bucket_sync.sync.engine import Engine, TransferSettings
-from bucket_sync.sync.events import Listener, Tally
+from bucket_sync.sync.engine import Engine
+from bucket_sync.sync.settings import TransferSettings
+from bucket_sync.sync.listener import Listener, Tally
 from bucket_sync.sync.keys import (
     MAX_BLOB_NAME,
     CaseClashGuard,

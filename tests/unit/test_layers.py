@@ -55,3 +55,18 @@ def test_the_checker_sees_relative_imports() -> None:
     found = imported_modules(PACKAGE / "sync" / "engine.py")
     assert "bucket_sync.sync.model" in found and "bucket_sync.sync.remote" in found
     assert "bucket_sync.storage.container" in imported_modules(PACKAGE / "app" / "sync_run.py")
+
+
+@pytest.mark.parametrize("path", modules_of("cli"), ids=lambda p: p.name)
+def test_the_cli_builds_settings_without_importing_the_engine(path: Path) -> None:
+    """The CLI parses options into sync/settings.py's TransferSettings; running plans is the app's business."""
+    assert "bucket_sync.sync.engine" not in imported_modules(path), f"{path.name} imports bucket_sync.sync.engine"
+
+
+@pytest.mark.parametrize("path", [p for p in sorted((PACKAGE / "app").glob("watch*.py")) if p.name != "watch_credentials.py"],
+                         ids=lambda p: p.name)
+def test_the_watcher_knows_nothing_of_the_platform_api(path: Path) -> None:
+    """Whether a SAS can be renewed is the SAS source's to say (bucket_sync/sas.py); only the credential
+    observer for --metrics names the platform's token type."""
+    bad = {m for m in imported_modules(path) if m.startswith("bucket_sync.platform")}
+    assert not bad, f"{path.name} imports {sorted(bad)}"

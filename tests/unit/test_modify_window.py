@@ -13,8 +13,9 @@ from bucket_sync.cli.durations import parse_duration_ns
 from bucket_sync.errors import UsageError
 from bucket_sync.sync import mtime_precision
 from bucket_sync.sync.diff import FINE_WINDOW_NS, DiffPolicy, decide_pair, mtimes_equal
-from bucket_sync.sync.engine import Engine, TransferSettings
-from bucket_sync.sync.events import Listener, Tally
+from bucket_sync.sync.engine import Engine
+from bucket_sync.sync.settings import TransferSettings
+from bucket_sync.sync.listener import Listener, Tally
 from bucket_sync.sync.model import Action, Direction, LocalFile, Reason, RemoteBlob
 
 S = 1_000_000_000

@@ -13,7 +13,7 @@ from bucket_sync.app.alert_payload import FailureSamples, RunContext, Why, alert
 from bucket_sync.app.notify_url import AlertQueue, WebhookPoster, parse_notify_url
 from bucket_sync.errors import ExitCode, UsageError
 from bucket_sync.redact import redact, register_secret
-from bucket_sync.sync.events import Summary
+from bucket_sync.sync.listener import Summary
 from bucket_sync.sync.model import Action, Status, TransferResult
 from tests.support.webhook import Webhook
 

@@ -11,7 +11,8 @@ from urllib.parse import quote
 import pytest
 
 from bucket_sync.errors import ApiError, ExitCode, SasExpiredError
-from bucket_sync.platform.resolver import ApiSasSource, StaticSasSource, resolve_sas_source
+from bucket_sync.platform.resolver import ApiSasSource, resolve_sas_source
+from bucket_sync.sas import StaticSasSource
 from bucket_sync.sas import ContainerSas
 from bucket_sync.targets import parse_remote
 from tests.support.counting import returning

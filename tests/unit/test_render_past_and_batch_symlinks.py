@@ -8,8 +8,8 @@ import os
 
 from bucket_sync.app.render import HumanRenderer
 from bucket_sync.app.watch_batch import BatchWatch
-from bucket_sync.app.watch_events import Sig
-from bucket_sync.sync.events import Listener
+from bucket_sync.app.watch_queue import Sig
+from bucket_sync.sync.listener import Listener
 from bucket_sync.sync.model import RESULT_ACTIONS, Status, TransferResult
 
 

@@ -8,15 +8,17 @@ import time
 
 import pytest
 
-from bucket_sync.app.watch_batch import AuthPolicy, BatchWatch, common_folder
-from bucket_sync.app.watch_events import Backoff, ChangeQueue, Kind, Sig, Verdict, retry_delay, verdict
+from bucket_sync.app.watch_auth import AuthPolicy
+from bucket_sync.app.watch_batch import BatchWatch
+from bucket_sync.app.watch_lookup import common_folder
+from bucket_sync.app.watch_loop import Backoff
+from bucket_sync.app.watch_queue import ChangeQueue, Kind, Sig, Verdict, retry_delay, verdict
 from bucket_sync.app.watch_observer import QueueingHandler, start_observer
 from bucket_sync.errors import AuthError, PermissionDeniedError, TransientError
-from bucket_sync.platform.resolver import StaticSasSource
-from bucket_sync.sas import ContainerSas
-from bucket_sync.sync.events import Listener
+from bucket_sync.sas import ContainerSas, StaticSasSource
+from bucket_sync.sync.listener import Listener
 from bucket_sync.sync.filters import PathFilter
-from bucket_sync.sync.model import Op, Status, TransferResult
+from bucket_sync.sync.model import Action, Status, TransferResult
 
 
 class Clock:
@@ -176,7 +178,7 @@ class Collect(Listener):
 
 
 def result(key: str, status: Status) -> TransferResult:
-    return TransferResult(Op.UPLOAD, key, 1, status)
+    return TransferResult(Action.UPLOAD, key, 1, status)
 
 
 def test_batch_stops_early_when_everything_fails_in_a_row():
@@ -333,7 +335,7 @@ def test_healthy_notices_a_dead_emitter():
 STUCK_WATCHER = r"""
 import sys, threading, time
 from bucket_sync.app.watch import serve
-from bucket_sync.sync.events import Tally
+from bucket_sync.sync.listener import Tally
 
 class Stuck:  # a transfer hung on a dead connection: run() ignores stop()
     def __init__(self):

@@ -11,12 +11,12 @@ import uuid
 import pytest
 
 from bucket_sync.app.systemd_notify import from_environment, watchdog_interval
-from bucket_sync.app.watch_events import ChangeQueue, Kind, Sig
+from bucket_sync.app.watch_queue import ChangeQueue, Kind, Sig
 from bucket_sync.app.watch_health import HealthRules, WatchHealth
 from bucket_sync.app.watch_monitor import BatchReport, Monitors, Scope, Trouble, TroubleKind, WatchMonitor, WatchSnapshot
 from bucket_sync.app.watch_systemd import WatchSystemd
-from bucket_sync.sync.events import Summary
-from bucket_sync.sync.model import Op, Status, TransferResult
+from bucket_sync.sync.listener import Summary
+from bucket_sync.sync.model import Action, Status, TransferResult
 from tests.support.fake_clock import FakeClock
 
 RESCAN = 600.0
@@ -102,7 +102,7 @@ def test_a_long_transfer_that_moves_bytes_is_not_behind(setup):
     assert health.verdict().healthy
     clock.sleep(3 * RESCAN + 1)  # the link stalls
     assert health.verdict().state == "behind"
-    health.on_result(TransferResult(Op.UPLOAD, "w/big.bin", 1, Status.FAILED, error="timed out"))
+    health.on_result(TransferResult(Action.UPLOAD, "w/big.bin", 1, Status.FAILED, error="timed out"))
     assert health.verdict().healthy, "a failed file is progress: it is reported and retried"
 
 
@@ -140,7 +140,7 @@ def test_a_broken_monitor_never_reaches_the_watcher():
 
     monitors = Monitors(Broken(), Fine())
     monitors.on_batch(BatchReport(Scope.CHANGES, summary()))
-    monitors.on_result(TransferResult(Op.UPLOAD, "k", 1, Status.OK))
+    monitors.on_result(TransferResult(Action.UPLOAD, "k", 1, Status.OK))
     assert len(seen) == 1
 
 

@@ -21,8 +21,8 @@ from bucket_sync.app.watch_metrics import WatchMetrics  # noqa: E402
 from bucket_sync.app.watch_monitor import BatchReport, Scope, Trouble, TroubleKind, WatchSnapshot  # noqa: E402
 from bucket_sync.errors import UsageError  # noqa: E402
 from bucket_sync.sas import ContainerSas, SasSource  # noqa: E402
-from bucket_sync.sync.events import Summary  # noqa: E402
-from bucket_sync.sync.model import Op, Reason, Status, TransferResult  # noqa: E402
+from bucket_sync.sync.listener import Summary  # noqa: E402
+from bucket_sync.sync.model import Action, Reason, Status, TransferResult  # noqa: E402
 from bucket_sync.storage.container import ContainerRef  # noqa: E402
 
 
@@ -84,13 +84,13 @@ def test_counters_follow_events_and_labels_name_no_file():
     for m in (health, metrics):
         m.on_start(lambda: snap("polling", queued=4))
     secret_name = "customer-survey/秘密-site-A.las"
-    for r in [TransferResult(Op.UPLOAD, secret_name, 1000, Status.OK, bytes_sent=1000),
-              TransferResult(Op.UPLOAD, "b.jpg", 10, Status.OK, bytes_sent=10),
-              TransferResult(Op.DELETE, "old.jpg", 77, Status.OK),
-              TransferResult(Op.UPLOAD, "x.jpg", 5, Status.FAILED, error=f"{secret_name}: storage said no", exit_code=1),
-              TransferResult(Op.UPLOAD, "../evil", 5, Status.FAILED, reason=Reason.UNSAFE_NAME, exit_code=1),
-              TransferResult(Op.UPLOAD, "y.jpg", 5, Status.FAILED, exit_code=3),
-              TransferResult(Op.UPLOAD, "z.jpg", 5, Status.SKIPPED)]:
+    for r in [TransferResult(Action.UPLOAD, secret_name, 1000, Status.OK, bytes_sent=1000),
+              TransferResult(Action.UPLOAD, "b.jpg", 10, Status.OK, bytes_sent=10),
+              TransferResult(Action.DELETE, "old.jpg", 77, Status.OK),
+              TransferResult(Action.UPLOAD, "x.jpg", 5, Status.FAILED, error=f"{secret_name}: storage said no", exit_code=1),
+              TransferResult(Action.UPLOAD, "../evil", 5, Status.FAILED, reason=Reason.UNSAFE_NAME, exit_code=1),
+              TransferResult(Action.UPLOAD, "y.jpg", 5, Status.FAILED, exit_code=3),
+              TransferResult(Action.UPLOAD, "z.jpg", 5, Status.SKIPPED)]:
         metrics.on_result(r)
         health.on_result(r)
     metrics.on_batch(BatchReport(Scope.RECONCILE, Summary("watch", 0, 0, 0, 0, 0, 0, 0, 0)))
@@ -214,7 +214,7 @@ def test_without_metrics_nothing_of_it_is_imported():
         "from bucket_sync.app.notify_url import parse_notify_url\n"
         "from bucket_sync.app.run_alerts import RunAlerts\n"
         "from bucket_sync.app.watch_service import ServiceOptions, WatchService\n"
-        "from bucket_sync.sync.events import Summary\n"
+        "from bucket_sync.sync.listener import Summary\n"
         "WatchService(ServiceOptions(), rescan_s=600, ctx=RunContext('watch', '/w', 'r'), env={}).close()\n"
         "alerts = RunAlerts(parse_notify_url('https://example.com/hook'), RunContext('mirror', '/w', 'r'))\n"
         "alerts.run_ended(Summary('mirror', 0, 0, 0, 3, 0, 0, 0.1, 0))\n"
@@ -228,9 +228,9 @@ def test_without_metrics_nothing_of_it_is_imported():
 
 def test_an_observed_sas_url_is_still_one_that_cannot_be_renewed():
     """--metrics wraps the SAS source: a refused SAS URL given directly must still end the watcher (exit 3)."""
-    from bucket_sync.app.watch_batch import AuthPolicy
+    from bucket_sync.app.watch_auth import AuthPolicy
     from bucket_sync.errors import AuthError
-    from bucket_sync.platform.resolver import StaticSasSource
+    from bucket_sync.sas import StaticSasSource
 
     sas = ContainerSas.from_url("https://acct.blob.core.windows.net/c?sp=rw&sig=abcdefgh")
     observed = CredentialWatch().container(ContainerRef(StaticSasSource(sas))).source

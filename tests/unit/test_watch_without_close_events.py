@@ -8,7 +8,7 @@ import os
 
 from watchdog.events import FileCreatedEvent, FileModifiedEvent
 
-from bucket_sync.app.watch_events import ChangeQueue, Sig, Verdict, verdict
+from bucket_sync.app.watch_queue import ChangeQueue, Sig, Verdict, verdict
 from bucket_sync.app.watch_observer import QueueingHandler
 from bucket_sync.sync.filters import PathFilter
 

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from bucket_sync.errors import UnsafeBlobNameError, UsageError
 from bucket_sync.sync import keys, winnames
 from bucket_sync.sync.diff import DiffPolicy
-from bucket_sync.sync.engine import Engine, TransferSettings
-from bucket_sync.sync.events import Listener, Tally
+from bucket_sync.sync.engine import Engine
+from bucket_sync.sync.settings import TransferSettings
+from bucket_sync.sync.listener import Listener, Tally
 from bucket_sync.sync.model import Action, Direction, Reason, RemoteBlob
 from bucket_sync.sync.scan import Skipped, scan_tree
 from bucket_sync.sync.winnames import QUOTE, decode_name, encode_name, extended_path, windows_problem

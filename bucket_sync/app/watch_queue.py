@@ -1,4 +1,4 @@
-"""Watch mode's pure half: filesystem events become debounced, stability-checked work.
+"""Watch mode's pending-change queue: filesystem events become debounced, stability-checked work.
 
 Events are hints (watchdog's own advice): a path that saw an event is re-checked once it has been quiet
 for the debounce window, and only the state found then counts. A file is *ready* when its size and mtime
@@ -194,27 +194,3 @@ class ChangeQueue:
 def retry_delay(attempts: int, *, base_s: float = 1.0, max_s: float = 30.0) -> float:
     """Backoff for a failed upload or an unreachable storage: 1, 2, 4 ... seconds, capped."""
     return min(max_s, base_s * (2 ** max(0, attempts - 1)))
-
-
-class Backoff:
-    """Storage-wide backoff: consecutive failed batches push the next attempt back; a success resets."""
-
-    def __init__(self, clock, *, base_s: float = 1.0, max_s: float = 30.0) -> None:
-        self._clock = clock
-        self.base_s = base_s
-        self.max_s = max_s
-        self.failures = 0
-        self.until = 0.0
-
-    def failed(self) -> float:
-        self.failures += 1
-        delay = retry_delay(self.failures, base_s=self.base_s, max_s=self.max_s)
-        self.until = self._clock() + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.until = 0.0
-
-    def waiting(self) -> bool:
-        return self._clock() < self.until

@@ -1,4 +1,5 @@
-"""Results flow to listeners: counting (Tally) is one listener, each renderer is another."""
+"""The Listener protocol the engine reports to, and the listeners every run has: FanOut and the Tally (counting
+results into the run's Summary and exit code) are listeners, each renderer is another."""
 
 from __future__ import annotations
 
