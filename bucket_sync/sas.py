@@ -124,8 +124,11 @@ class SasSource:
 
     ``current()`` returns a SAS that is not about to expire (refreshing first when needed);
     ``refresh(stale)`` is called after storage answered 403 with ``stale``: it returns a newer SAS, or
-    ``stale`` itself when no newer one can be had (a SAS URL given directly). Thread-safe.
+    ``stale`` itself when no newer one can be had (a SAS URL given directly: ``renewable`` is False).
+    Thread-safe.
     """
+
+    renewable = True
 
     def current(self) -> ContainerSas:  # pragma: no cover - interface
         raise NotImplementedError

@@ -22,14 +22,14 @@ import os
 import threading
 from typing import Iterable
 
-from ..errors import BucketSyncError, ExitCode, NoCredentialsError, PermissionDeniedError, TransientError
-from ..platform.resolver import StaticSasSource
+from ..errors import BucketSyncError, ExitCode, TransientError
 from ..redact import redact
 from ..sas import SasSource
 from ..sync.events import Listener, Tally
 from ..sync.keys import join_blob_name, key_from_blob_name
 from ..sync.model import RemoteBlob, Status, TransferResult
 from ..storage.container import Storage
+from ..storage.errors import retry_may_cure
 from .watch_credentials import ObservedSas
 from .watch_events import Sig
 
@@ -152,8 +152,7 @@ class AuthPolicy:
     def survivable(self, exc: BucketSyncError) -> bool:
         if exc.exit_code not in (ExitCode.AUTH, ExitCode.NOT_FOUND):
             return exc.exit_code != ExitCode.USAGE  # storage and network trouble: back off and retry
-        if not self.started or isinstance(exc, (PermissionDeniedError, NoCredentialsError)) \
-                or isinstance(self.source, StaticSasSource):
+        if not self.started or not retry_may_cure(exc, self.source):
             return False
         now = self.clock()
         if self.first_failure is None:

@@ -13,8 +13,10 @@ import heapq
 import os
 import stat
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+
+from ..retry import WATCH_OUTAGE
 
 
 class Kind(Enum):
@@ -191,24 +193,23 @@ class ChangeQueue:
         return None
 
 
-def retry_delay(attempts: int, *, base_s: float = 1.0, max_s: float = 30.0) -> float:
-    """Backoff for a failed upload or an unreachable storage: 1, 2, 4 ... seconds, capped."""
-    return min(max_s, base_s * (2 ** max(0, attempts - 1)))
+def retry_delay(attempts: int) -> float:
+    """Backoff for a failed upload or an unreachable storage: 1, 2, 4 ... seconds, capped (retry.WATCH_OUTAGE)."""
+    return WATCH_OUTAGE.step(attempts)
 
 
 class Backoff:
     """Storage-wide backoff: consecutive failed batches push the next attempt back; a success resets."""
 
-    def __init__(self, clock, *, base_s: float = 1.0, max_s: float = 30.0) -> None:
+    def __init__(self, clock, *, base_s: float = WATCH_OUTAGE.base_s, max_s: float = WATCH_OUTAGE.cap_s) -> None:
         self._clock = clock
-        self.base_s = base_s
-        self.max_s = max_s
+        self._policy = replace(WATCH_OUTAGE, base_s=base_s, cap_s=max_s)
         self.failures = 0
         self.until = 0.0
 
     def failed(self) -> float:
         self.failures += 1
-        delay = retry_delay(self.failures, base_s=self.base_s, max_s=self.max_s)
+        delay = self._policy.step(self.failures)
         self.until = self._clock() + delay
         return delay
 

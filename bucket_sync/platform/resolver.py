@@ -64,6 +64,8 @@ def _format_time(moment: datetime) -> str:
 class StaticSasSource(SasSource):
     """A SAS URL given directly: used as is, never refreshed."""
 
+    renewable = False
+
     def __init__(self, sas: ContainerSas, *, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self._sas = sas
         self._now = now
