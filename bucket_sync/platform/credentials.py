@@ -11,9 +11,7 @@ chooses its credentials (the cache key names them) but never uses them.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING
 from ..errors import NoCredentialsError
 from ..redact import register_secret
 from .ims import SCOPE, TokenGrant, request_token
+from .jwt_claims import token_expiry
 from .urls import require_secure_url
 
 if TYPE_CHECKING:
@@ -92,7 +91,7 @@ class StaticToken(TokenProvider):
         self._token = token.strip()
         self._source = source
         register_secret(self._token)
-        self._expires_at = _jwt_expiry(self._token)
+        self._expires_at = token_expiry(self._token)
 
     def token(self) -> str:
         return self._token
@@ -274,16 +273,6 @@ def _config_value(auth: Mapping[str, object], key: str) -> str:
 
 def _short(client_id: str) -> str:
     return client_id if len(client_id) <= 12 else client_id[:8] + "…"
-
-
-def _jwt_expiry(token: str) -> datetime | None:
-    """The ``exp`` claim of a JWT, read without verifying it (for display only); None if not a JWT."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return datetime.fromtimestamp(float(claims["exp"]), timezone.utc)
-    except (IndexError, ValueError, KeyError, TypeError, OverflowError, OSError):
-        return None
 
 
 def __getattr__(name: str) -> object:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..errors import SasExpiredError, UsageError
 from ..sas import ContainerSas, SasSource
 from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, SasUrlTarget
+from ..timefmt import readable_utc
 from .sas_cache import CachedSas, SasCache, SasCacheSlot
 
 if TYPE_CHECKING:  # api imports httpx: only a fetch needs it
@@ -57,10 +58,6 @@ def is_fresh(cached: CachedSas, now: float) -> bool:
     return now < refresh_due_at(cached.fetched_at, expires)
 
 
-def _format_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 class StaticSasSource(SasSource):
     """A SAS URL given directly: used as is, never refreshed."""
 
@@ -73,7 +70,7 @@ class StaticSasSource(SasSource):
     def current(self) -> ContainerSas:
         if self._sas.expires_at is not None and self._sas.expires_at <= self._now():
             raise SasExpiredError(
-                f"the SAS URL expired at {_format_time(self._sas.expires_at)}; get a new one",
+                f"the SAS URL expired at {readable_utc(self._sas.expires_at)}; get a new one",
                 hint="or use itwin:// or reality-data://, for which bucket-sync fetches and refreshes the SAS itself",
             )
         return self._sas
@@ -144,7 +141,7 @@ class ApiSasSource(SasSource):
             return
         self._install(cached.sas, fetched_at=cached.fetched_at)
         self._from_cache = True
-        until = _format_time(cached.sas.expires_at) if cached.sas.expires_at else "unknown (no se=)"
+        until = readable_utc(cached.sas.expires_at) if cached.sas.expires_at else "unknown (no se=)"
         log.debug("using the cached SAS for %s, valid until %s", self._what, until)
 
     def _usable(self, now: float) -> bool:
@@ -183,7 +180,7 @@ class ApiSasSource(SasSource):
             self._install(sas, fetched_at=fetched_at)
             self._from_cache = self._cache_unread = False  # newer than anything in the cache
             self._finish(error=None)
-        until = _format_time(sas.expires_at) if sas.expires_at else "unknown (no se=)"
+        until = readable_utc(sas.expires_at) if sas.expires_at else "unknown (no se=)"
         log.log(logging.DEBUG if first else logging.INFO, "%s SAS for %s, valid until %s",
                 "got" if first else "refreshed", self._what, until)
         return sas
@@ -199,7 +196,7 @@ class ApiSasSource(SasSource):
         lifetime = expires - fetched_at
         if lifetime <= 0:
             log.warning("the SAS for %s expired at %s, before it arrived: check the system clock",
-                        self._what, _format_time(sas.expires_at))
+                        self._what, readable_utc(sas.expires_at))
         # Never due again at once, or a bad clock would turn every call into a fetch.
         self._min_interval = min(_MIN_REFETCH_INTERVAL_S, lifetime / 10) if lifetime > 0 else _MIN_REFETCH_INTERVAL_S
         self._refresh_at = max(refresh_due_at(fetched_at, expires), self._clock() + self._min_interval)

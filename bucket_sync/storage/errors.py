@@ -15,6 +15,7 @@ from ..errors import (AuthError, BucketSyncError, NoCredentialsError, NotFoundEr
 from ..redact import redact
 from ..retry import RETRY_STATUSES
 from ..sas import ContainerSas, SasSource, describe_missing
+from ..timefmt import readable_utc
 
 # Storage's error code for a SAS that is valid but lacks the permission: retrying or refreshing won't help.
 PERMISSION_MISMATCH = "AuthorizationPermissionMismatch"
@@ -90,7 +91,7 @@ def _forbidden(op: str, at: str, code: str, source: SasSource) -> AuthError:
             permission=lacking[:1] or None,
         )
     if sas and sas.expires_at and sas.expires_at <= datetime.now(timezone.utc):
-        return SasExpiredError(f"{at}: the SAS expired at {sas.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+        return SasExpiredError(f"{at}: the SAS expired at {readable_utc(sas.expires_at)}",
                                hint="get a new SAS URL")
     return AuthError(f"{at}: storage refused the SAS (403 {code})".rstrip(),
                      hint="the SAS is invalid, expired or revoked; get a new one")
