@@ -1,6 +1,6 @@
 """Where access tokens for the iTwin Platform API come from, and how they are renewed.
 
-Three sources, first found wins (CONTRACT.md, "Credentials"): a static ``ITWIN_ACCESS_TOKEN``; client
+Three sources, first found wins (README.md, "Credentials and sign-in"): a static ``ITWIN_ACCESS_TOKEN``; client
 credentials (a service app) renewed before ``expires_in`` runs out; a cached interactive sign-in (plugged in
 through ``cached_login_loader``, implemented with ``auth login``). :class:`BearerAuth` (bearer.py) puts the
 token on requests and, after a 401, renews it and resends once: httpx's auth flow is built for exactly that.
@@ -27,7 +27,6 @@ from .jwt_claims import token_expiry
 from .urls import require_secure_url
 
 if TYPE_CHECKING:
-    from .bearer import BearerAuth
     from .http import ApiTransport
 
 log = logging.getLogger(__name__)
@@ -228,7 +227,8 @@ def choose_credentials(
     cached_login_loader: CachedLoginLoader | None = None,
     transport: ApiTransport | None = None,
 ) -> TokenProvider:
-    """The first credential source found, in CONTRACT.md's order; NoCredentialsError when none is.
+    """The first credential source found, in the order of README.md, "Credentials and sign-in";
+    NoCredentialsError when none is.
 
     ``config_auth`` is the config file's ``[auth]`` table (``client_id``, ``client_secret``); a key given
     in the environment wins over the file. ``cached_login_loader`` returns the ``auth login`` session, or
@@ -273,12 +273,3 @@ def _config_value(auth: Mapping[str, object], key: str) -> str:
 
 def _short(client_id: str) -> str:
     return client_id if len(client_id) <= 12 else client_id[:8] + "…"
-
-
-def __getattr__(name: str) -> object:
-    # BearerAuth moved to bearer.py (it needs httpx); still importable from here.
-    if name == "BearerAuth":
-        from .bearer import BearerAuth
-
-        return BearerAuth
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,6 @@ from ..errors import ApiError, TransientError, UsageError
 from ..redact import redact
 from ..retry import PLATFORM_API, PLATFORM_THROTTLED
 from .api_errors import error_from_response
-from .urls import require_secure_url  # noqa: F401  (re-exported: it lived here first)
 
 log = logging.getLogger(__name__)
 

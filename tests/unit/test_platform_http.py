@@ -15,8 +15,8 @@ from bucket_sync.platform.http import (
     USER_AGENT,
     error_from_response,
     request_with_retries,
-    require_secure_url,
 )
+from bucket_sync.platform.urls import require_secure_url
 from bucket_sync.retry import HINT_WITHIN_BUDGET
 from bucket_sync.redact import register_secret
 from tests.support.fake_clock import FakeClock
