@@ -117,6 +117,17 @@ WEBHOOK = RetryPolicy("webhook", base_s=1.0, cap_s=60.0, jitter=(1.0, 1.25), att
                       retry_after=HINT_WITHIN_ATTEMPTS)
 
 
+# A credential renewed early (an access token, a SAS) whose renewal failed still works: it is kept, and the
+# renewal tried again this soon, and at the latest halfway to its expiry, so several tries come before it.
+# One rule for both (the token's used to wait 30 s and the SAS's 15 s, for no reason either could name).
+RENEWAL_RETRY_S = 15.0
+
+
+def renewal_retry_in(left_s: float) -> float:
+    """Seconds until the next try after a failed early renewal of a credential still valid for ``left_s``."""
+    return min(RENEWAL_RETRY_S, left_s / 2)
+
+
 class Backoff:
     """One request's retries under ``policy``: whether another attempt may follow, and the (cancellable)
     wait before it. ``attempts`` overrides the policy's (watch and check give up sooner)."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import NoCredentialsError
 from ..redact import register_secret
+from ..retry import renewal_retry_in
 from .ims import SCOPE, TokenGrant, request_token
 from .jwt_claims import token_expiry
 from .urls import require_secure_url
@@ -36,8 +37,6 @@ APP_EMAIL_DOMAIN = "apps.imsoidc.bentley.com"
 _ASSUMED_LIFETIME_S = 3600.0
 # Bentley's clients renew 1 to 5 minutes early; a tenth of the lifetime keeps short test tokens usable.
 _MAX_RENEW_MARGIN_S = 300.0
-# After a failed early renewal, keep the still-valid token and try again this soon (at most).
-_RENEW_RETRY_S = 30.0
 
 NO_CREDENTIALS_MESSAGE = (
     "no credentials for the iTwin Platform API: set ITWIN_ACCESS_TOKEN; or set ITWIN_CLIENT_ID and "
@@ -147,7 +146,7 @@ class RenewingTokenProvider(TokenProvider):
                 if self._token is None or now >= self._expires:
                     raise
                 # Early renewal failed but the token still works: keep going, try again soon.
-                self._renew_at = now + min(_RENEW_RETRY_S, (self._expires - now) / 2)
+                self._renew_at = now + renewal_retry_in(self._expires - now)
                 log.warning("could not renew the access token yet, still valid for %.0f s: %s", self._expires - now, exc)
                 return self._token
             register_secret(grant.access_token)

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..errors import SasExpiredError, UsageError
+from ..retry import renewal_retry_in
 from ..sas import ContainerSas, SasSource
 from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, SasUrlTarget
 from ..timefmt import readable_utc
@@ -39,8 +40,6 @@ _NO_EXPIRY_REFRESH_S = 3000.0
 # A 403 with a SAS fetched moments ago is not about expiry (a missing permission, clock skew): fetching
 # again would only spend the API's rate limit, once per failing file.
 _MIN_REFETCH_INTERVAL_S = 5.0
-# After a failed early refresh, keep the still-valid SAS and try again this soon (at most).
-_RETRY_AFTER_FAILURE_S = 15.0
 
 
 def refresh_due_at(fetched_at: float, expires_at: float | None) -> float:
@@ -168,7 +167,7 @@ class ApiSasSource(SasSource):
                 if keep_valid_on_failure and isinstance(exc, Exception) and self._usable(now):
                     expires = self._sas.expires_at
                     left = expires.timestamp() - now if expires else float("inf")
-                    self._refresh_at = now + min(_RETRY_AFTER_FAILURE_S, left / 2)
+                    self._refresh_at = now + renewal_retry_in(left)
                     log.warning("could not refresh the SAS for %s yet, the current one still works: %s", self._what, exc)
                     return self._sas
             raise

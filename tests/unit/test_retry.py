@@ -12,7 +12,7 @@ import pytest
 from bucket_sync.errors import AuthError, NoCredentialsError, PermissionDeniedError, SasExpiredError
 from bucket_sync.platform.resolver import ApiSasSource, StaticSasSource
 from bucket_sync.retry import (FILE, HINT_WITHIN_ATTEMPTS, HINT_WITHIN_BUDGET, PLATFORM_API, PLATFORM_THROTTLED,
-                               STORAGE, WATCH_OUTAGE, WEBHOOK, Backoff)
+                               STORAGE, WATCH_OUTAGE, WEBHOOK, Backoff, renewal_retry_in)
 from bucket_sync.sas import ContainerSas
 from bucket_sync.storage.errors import PERMISSION_MISMATCH, lacks_permission, refresh_may_cure, retry_may_cure
 
@@ -93,6 +93,10 @@ def test_a_backoff_counts_attempts_and_stops_when_cancelled():
     cancel = threading.Event()
     cancel.set()
     assert not Backoff(cancel=cancel).may_retry(1)
+
+
+def test_a_failed_early_renewal_is_tried_again_within_15_s_and_before_half_the_time_left():
+    assert renewal_retry_in(300) == 15 and renewal_retry_in(10) == 5 and renewal_retry_in(float("inf")) == 15
 
 
 # -- what a 403 from storage means: decided in storage/errors.py, for every path ------------------------
