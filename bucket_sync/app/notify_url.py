@@ -4,7 +4,7 @@
 - A webhook URL is a secret (Slack's and Teams' carry their token in the path or a ``sig=``): it is
   registered with the redactor, and messages name only its scheme and host.
 - Delivery never blocks a transfer: :class:`AlertQueue` hands payloads to a thread of its own. A failed
-  POST (no answer, 408, 429, 5xx) is retried with exponential backoff and jitter, honouring Retry-After (retry.WEBHOOK);
+  POST (no answer, 408, 429, 5xx) is retried with exponential backoff and jitter, honouring Retry-After;
   another 4xx is final. Redirects are not followed (a 302 would turn the POST into a GET elsewhere).
 - Alerts wait at least a gap between deliveries (watch: a minute); what arrives meanwhile is merged into
   one, and the gap doubles, to an hour, for as long as alerts keep coming (an outage must not post every

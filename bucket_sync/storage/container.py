@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from ..errors import PermissionDeniedError
+from ..retry import Backoff
 from ..sas import SasSource
 from ..sync.access import DELETE, LIST, READ, WRITE, Access, combined
-from ..retry import Backoff
 from ..sync.keys import join_blob_name
 from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
 from .list_pages import blob_from_headers

@@ -19,8 +19,8 @@ import threading
 from typing import Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
-from ..sas import SasSource
 from ..retry import RETRY_STATUSES, Backoff
+from ..sas import SasSource
 from .errors import refresh_may_cure
 
 log = logging.getLogger(__name__)

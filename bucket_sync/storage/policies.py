@@ -16,8 +16,8 @@ from typing import Callable
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import HTTPPolicy
 
-from ..sas import SasSource
 from ..retry import RETRY_STATUSES, STORAGE, Backoff
+from ..sas import SasSource
 from .errors import refresh_may_cure
 
 READ_METHODS = frozenset({"GET", "HEAD"})
