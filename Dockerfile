@@ -6,7 +6,7 @@
 #       -e ITWIN_CLIENT_ID -e ITWIN_CLIENT_SECRET bucket-sync mirror /data itwin://<iTwinId>/captures
 FROM python:3.12-slim AS wheel
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY bucket_sync ./bucket_sync
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 

@@ -1,6 +1,6 @@
 """The one exception tree of bucket-sync.
 
-Every error knows the exit code it maps to (CONTRACT.md, "Exit codes") and whether retrying the same
+Every error knows the exit code it maps to (README.md, "Exit codes") and whether retrying the same
 operation could succeed. Foreign exceptions (azure, httpx, OSError) are translated into these where they
 enter the program, so the CLI needs only one ``except BucketSyncError``.
 """

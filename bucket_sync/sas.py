@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from .errors import SasExpiredError, UsageError
 from .redact import REDACTED, redact, register_secret
+from .timefmt import readable_utc
 
 _PERMISSION_NAMES = {
     "r": "read (r)",
@@ -114,15 +115,11 @@ class ContainerSas:
         return "".join(c for c in letters if c not in self.permissions)
 
 
-def format_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def describe_missing(letters: str) -> str:
     return ", ".join(permission_name(c) for c in letters)
 
 
-__all__ = ["ContainerSas", "SasSource", "StaticSasSource", "describe_missing", "format_utc", "is_loopback_host",
+__all__ = ["ContainerSas", "SasSource", "StaticSasSource", "describe_missing", "is_loopback_host",
            "parse_sas_time", "REDACTED"]
 
 
@@ -131,8 +128,11 @@ class SasSource:
 
     ``current()`` returns a SAS that is not about to expire (refreshing first when needed);
     ``refresh(stale)`` is called after storage answered 403 with ``stale``: it returns a newer SAS, or
-    ``stale`` itself when no newer one can be had (a SAS URL given directly). Thread-safe.
+    ``stale`` itself when no newer one can be had (a SAS URL given directly: ``renewable`` is False).
+    Thread-safe.
     """
+
+    renewable = True
 
     def current(self) -> ContainerSas:  # pragma: no cover - interface
         raise NotImplementedError
@@ -144,6 +144,8 @@ class SasSource:
 class StaticSasSource(SasSource):
     """A SAS URL given directly: used as is, never refreshed."""
 
+    renewable = False
+
     def __init__(self, sas: ContainerSas, *, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self._sas = sas
         self._now = now
@@ -151,7 +153,7 @@ class StaticSasSource(SasSource):
     def current(self) -> ContainerSas:
         if self._sas.expires_at is not None and self._sas.expires_at <= self._now():
             raise SasExpiredError(
-                f"the SAS URL expired at {format_utc(self._sas.expires_at)}; get a new one",
+                f"the SAS URL expired at {readable_utc(self._sas.expires_at)}; get a new one",
                 hint="or use itwin:// or reality-data://, for which bucket-sync fetches and refreshes the SAS itself",
             )
         return self._sas

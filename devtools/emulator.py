@@ -2,7 +2,7 @@
 
 One HTTP server on 127.0.0.1 answers both as ``{api}`` (``ITWIN_API_URL``) and as ``{ims}``
 (``ITWIN_IMS_URL``), with the paths, JSON shapes and error bodies of the real services
-(see /work/shared/REFERENCE.md and the seed pages). The SAS URLs it hands out are real Azurite container
+(as the iTwin Platform and IMS documentation describe them). The SAS URLs it hands out are real Azurite container
 SAS, so a client that works here works against Azure storage the same way.
 
     with AzuriteServer() as azurite, PlatformEmulator(azurite) as emu:

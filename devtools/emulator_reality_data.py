@@ -2,7 +2,7 @@
 are checked (422 ``InvalidRealityDataRequest`` with ``details[].target``), their representations
 (``Prefer: return=minimal`` or ``return=representation``) and list paging (``$top``, ``continuationToken``).
 
-Checked against /work/shared/REFERENCE.md ("Reality data itself"). Where the docs are silent (the default
+Checked against the Reality Management API documentation (developer.bentley.com). Where the docs are silent (the default
 page size, what a delete of a reality data shared with several iTwins answers), the choice is noted.
 """
 

@@ -352,7 +352,7 @@ class Bench:
                     argv, cleanup = self.row_command(row.name, tool, i, t)
                     env = self.bs_env if tool == "bucket-sync" else t.rc_env
                     if tool == "rclone-verified":
-                        # rclone checks MD5 only on single-stream downloads (REFERENCE.md): at bucket-sync's
+                        # rclone checks MD5 only on single-stream downloads (its azureblob docs): at bucket-sync's
                         # guarantee it must not split files into streams.
                         argv = [*argv, "--multi-thread-streams", "0"]
                     try:

@@ -3,8 +3,8 @@ shared per direction), where latency and concurrency decide, not the loopback's 
 
 Rows (both tools through the same proxied SAS URL): upload and download of 60 x 4 MiB ("photos"), upload of
 1,000 x 16 KiB, and the no-op of the same upload. bucket-sync at its defaults against rclone at its defaults
-and tuned (--transfers 16 --checkers 16). Targets (issue 15): photos at 95% or more of the link rate both
-ways; small files at most 0.5 x rclone tuned; the no-op at most 0.8 x.
+and tuned (--transfers 16 --checkers 16). Targets (README.md, "Performance"): photos at 95% or more of the link
+rate both ways; small files at most 0.5 x rclone tuned; the no-op at most 0.8 x.
 """
 
 from __future__ import annotations

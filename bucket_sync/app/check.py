@@ -16,6 +16,7 @@ from ..sas import SasSource, permission_name
 from ..sync.access import DELETE, LIST, READ, WRITE, Access, CommandVerdict, command_verdicts
 from ..storage.container import Storage
 from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, access_labels
+from ..timefmt import rfc3339
 
 LETTERS = (LIST, READ, WRITE, DELETE)
 
@@ -30,7 +31,7 @@ class SasReport:
     def as_dict(self, now: datetime) -> dict:
         left = (self.expires - now).total_seconds() if self.expires else None
         return {"role": self.role, "permissions": self.permissions, "error": self.error,
-                "expires": self.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if self.expires else None,
+                "expires": rfc3339(self.expires) if self.expires else None,
                 "seconds_left": round(left) if left is not None else None}
 
 

@@ -3,7 +3,7 @@
 Ctrl+C raises KeyboardInterrupt in the main thread, wherever it waits. A run catches it (:func:`interruptible`):
 its stop event is set, so the engine starts nothing new, uploads and downloads end at their next block, and
 backoff and --bwlimit waits end at once; the pair lock is released by its ``with`` as the run unwinds; the
-summary (JSON too) is printed as for any run, and the exit code is 130 (CONTRACT.md). Watch keeps its own
+summary (JSON too) is printed as for any run, and the exit code is 130 (README.md, "Exit codes"). Watch keeps its own
 handlers (app/watch.py): a clean stop there is exit 0.
 
 Ctrl+Break would end a Windows process on the spot, with no summary and no cleanup: it is routed to whatever

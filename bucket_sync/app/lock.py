@@ -21,6 +21,7 @@ from typing import Iterator
 
 from ..config import ensure_private_dir, user_state_dir
 from ..errors import LockHeldError
+from ..private_files import private_lock
 
 
 def lock_path(local_dir: str, remote_id: str, state_dir: Path | None = None) -> Path:
@@ -39,14 +40,13 @@ def pair_lock(local_dir: str, remote_id: str, *, wait_s: float = 0.0, command: s
     """Hold the pair's lock for the ``with`` body; LockHeldError (exit 5) if another run holds it
     after ``wait_s`` seconds; UsageError (exit 2) if the state folder cannot be written. ``remote_id``
     must not contain a secret (use the target's describe())."""
-    from filelock import FileLock, Timeout  # only mirror and watch lock: other commands skip the import
+    from filelock import Timeout  # only mirror and watch lock: other commands skip the import
 
     path = lock_path(local_dir, remote_id, state_dir)
     # The state folder also holds the saved sign-in: whoever creates it first makes it private.
     ensure_private_dir(path.parent.parent)
     ensure_private_dir(path.parent)
-    # thread_local=False: the lock belongs to the run, whichever thread ends it.
-    lock = FileLock(str(path), mode=0o600, thread_local=False)
+    lock = private_lock(path)  # the run's, whichever thread ends it
     try:
         lock.acquire(timeout=max(0.0, wait_s), poll_interval=poll_s)
     except Timeout:

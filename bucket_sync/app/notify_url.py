@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -26,12 +25,11 @@ from urllib.parse import urlsplit
 from .. import __version__
 from ..errors import UsageError
 from ..redact import redact, register_secret
+from ..retry import WEBHOOK
 
 log = logging.getLogger("bucket_sync")
 
-ATTEMPTS = 5  # first try and 4 retries: 1, 2, 4, 8 s apart (plus jitter)
 TIMEOUT_S = 10.0
-MAX_RETRY_AFTER_S = 60.0
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -74,12 +72,11 @@ def redact_payload(value: object) -> object:
 class WebhookPoster:
     """One delivery, retried; ``wait(seconds)`` sleeps between attempts and returns True to give up."""
 
-    def __init__(self, target: NotifyTarget, *, attempts: int = ATTEMPTS, timeout_s: float = TIMEOUT_S,
-                 base_delay_s: float = 1.0, wait: Callable[[float], bool] | None = None) -> None:
+    def __init__(self, target: NotifyTarget, *, attempts: int = WEBHOOK.attempts or 1, timeout_s: float = TIMEOUT_S,
+                 wait: Callable[[float], bool] | None = None) -> None:
         self.target = target
         self.attempts = attempts
         self.timeout_s = timeout_s
-        self.base_delay_s = base_delay_s
         self.cancel = threading.Event()
         self._wait = wait or self.cancel.wait
         self._opener = None
@@ -102,14 +99,14 @@ class WebhookPoster:
                     return False
             if attempt == self.attempts:
                 break
-            delay = retry_after if retry_after is not None else self.base_delay_s * 2 ** (attempt - 1)
-            if self._wait(delay * random.uniform(1.0, 1.25)):
+            if self._wait(WEBHOOK.wait(attempt, retry_after)):
                 break
         log.warning("could not deliver the alert to %s after %d attempt(s) (%s)", self.target.describe(),
                     attempt, last)
         return False
 
-    def _post(self, body: bytes) -> tuple[int, float | None]:
+    def _post(self, body: bytes) -> tuple[int, str | None]:
+        """The answer's status, and its Retry-After header."""
         import urllib.error
         import urllib.request  # only when an alert is sent: a clean cron run never imports it
 
@@ -127,14 +124,7 @@ class WebhookPoster:
                 return answer.status, None
         except urllib.error.HTTPError as exc:
             with exc:
-                return exc.code, _retry_after(exc.headers.get("Retry-After"))
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return min(MAX_RETRY_AFTER_S, max(0.0, float(value))) if value else None
-    except ValueError:
-        return None  # an HTTP date: rare from webhooks; the backoff does
+                return exc.code, exc.headers.get("Retry-After")
 
 
 class AlertQueue:

@@ -22,7 +22,7 @@ def as_event(rd: RealityData) -> dict[str, Any]:
 
 
 def json_line(obj: Mapping[str, Any]) -> str:
-    """One JSON line, with the time it happened (CONTRACT.md: every event carries ``time``, RFC 3339 UTC).
+    """One JSON line, with the time it happened (README.md, "Output": every event carries ``time``, RFC 3339 UTC).
     ASCII escapes: any console or pipe can carry the line, and every JSON reader decodes it."""
     return json.dumps(with_time(dict(obj)))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from ..errors import BucketSyncError, NotFoundError, UsageError
 from .interrupt import interruptible
@@ -17,6 +16,7 @@ from ..sync.keys import join_blob_name
 from ..sync.model import Action, RemoteBlob, Status, TransferResult
 from ..sync.mtime import format_mtime
 from ..storage.container import ContainerRef
+from ..timefmt import rfc3339
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def format_long(entry: ListedEntry) -> str:
     if entry.blob is None:
         return f"{'DIR':>14}  {'':20}  {'':32}  {entry.name}"
     b = entry.blob
-    mtime = datetime.fromtimestamp(b.mtime_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    mtime = rfc3339(b.mtime_ns / 1e9)
     md5 = b.md5.hex() if b.md5 else "-"
     return f"{b.size:>14}  {mtime:20}  {md5:32}  {entry.name}"
 
@@ -127,7 +127,7 @@ def describe_url(sas: ContainerSas, *, show_secret: bool) -> dict:
     return {
         "event": "url",
         "url": sas.url if show_secret else sas.redacted_url,
-        "expires": sas.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if sas.expires_at else None,
+        "expires": rfc3339(sas.expires_at) if sas.expires_at else None,
         "permissions": sas.permissions or None,
     }
 

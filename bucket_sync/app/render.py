@@ -82,7 +82,7 @@ def rfc3339_now() -> str:
 
 
 def with_time(obj: dict) -> dict:
-    """Every JSON event carries the time it happened (CONTRACT.md, Output)."""
+    """Every JSON event carries the time it happened (README.md, "Output")."""
     return obj if "time" in obj else {**obj, "time": rfc3339_now()}
 
 
@@ -109,7 +109,7 @@ def human_bytes(n: float) -> str:
 
 
 class JsonRenderer(Listener):
-    """stdout carries only JSON objects, one per line (CONTRACT.md, Output)."""
+    """stdout carries only JSON objects, one per line (README.md, "Output")."""
 
     def __init__(self, out: TextIO | None = None, *, verbose: int = 0) -> None:
         self.out = out or sys.stdout

@@ -119,7 +119,7 @@ class Watcher:
             summary = dataclasses.replace(summary, exit_code=int(fatal.exit_code))
             self.monitors.on_stop(summary, redact(fatal.message))
             return summary
-        summary = dataclasses.replace(summary, exit_code=0)  # a clean stop is success (CONTRACT.md)
+        summary = dataclasses.replace(summary, exit_code=0)  # a clean stop is success (README.md, "Exit codes")
         self.monitors.on_stop(summary, None)
         return summary
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import BucketSyncError, ExitCode, NoCredentialsError, PermissionDeniedError
+from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
-from ..sas import SasSource, StaticSasSource
+from ..sas import SasSource
+from ..storage.errors import retry_may_cure
 from .watch_credentials import ObservedSas
 
 log = logging.getLogger("bucket_sync.watch")
@@ -40,8 +41,7 @@ class AuthPolicy:
     def survivable(self, exc: BucketSyncError) -> bool:
         if exc.exit_code not in (ExitCode.AUTH, ExitCode.NOT_FOUND):
             return exc.exit_code != ExitCode.USAGE  # storage and network trouble: back off and retry
-        if not self.started or isinstance(exc, (PermissionDeniedError, NoCredentialsError)) \
-                or isinstance(self.source, StaticSasSource):
+        if not self.started or not retry_may_cure(exc, self.source):
             return False
         now = self.clock()
         if self.first_failure is None:

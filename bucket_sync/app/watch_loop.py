@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Callable
 
 from ..errors import BucketSyncError
 from ..redact import redact
+from ..retry import WATCH_OUTAGE
 from .watch_auth import AuthPolicy
 from .watch_batch import BatchRunner
 from .watch_changes import ChangeHandler
 from .watch_monitor import Scope, Trouble, WatchMonitor
 from .watch_observer import FolderObserver
-from .watch_queue import ChangeQueue, retry_delay
+from .watch_queue import ChangeQueue
 from .watch_reconcile import Reconciler
 
 log = logging.getLogger("bucket_sync.watch")
@@ -30,16 +32,15 @@ BATCH_LIMIT = 1000  # paths re-checked per batch: bounds memory and keeps status
 class Backoff:
     """Storage-wide backoff: consecutive failed batches push the next attempt back; a success resets."""
 
-    def __init__(self, clock, *, base_s: float = 1.0, max_s: float = 30.0) -> None:
+    def __init__(self, clock, *, base_s: float = WATCH_OUTAGE.base_s, max_s: float = WATCH_OUTAGE.cap_s) -> None:
         self._clock = clock
-        self.base_s = base_s
-        self.max_s = max_s
+        self._policy = replace(WATCH_OUTAGE, base_s=base_s, cap_s=max_s)
         self.failures = 0
         self.until = 0.0
 
     def failed(self) -> float:
         self.failures += 1
-        delay = retry_delay(self.failures, base_s=self.base_s, max_s=self.max_s)
+        delay = self._policy.step(self.failures)
         self.until = self._clock() + delay
         return delay
 

@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass
 from enum import Enum
 
+from ..retry import WATCH_OUTAGE
+
 
 class Kind(Enum):
     FILE = "file"
@@ -191,6 +193,6 @@ class ChangeQueue:
         return None
 
 
-def retry_delay(attempts: int, *, base_s: float = 1.0, max_s: float = 30.0) -> float:
-    """Backoff for a failed upload or an unreachable storage: 1, 2, 4 ... seconds, capped."""
-    return min(max_s, base_s * (2 ** max(0, attempts - 1)))
+def retry_delay(attempts: int) -> float:
+    """Backoff for a failed upload or an unreachable storage: 1, 2, 4 ... seconds, capped (retry.WATCH_OUTAGE)."""
+    return WATCH_OUTAGE.step(attempts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json as jsonlib
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 
 import click
@@ -20,13 +20,15 @@ from ..platform.login import (
     interactive_login,
     login_scope,
     redirect_uri,
-    token_claims,
 )
 from ..app.render import with_time
-from ..platform.login_store import (CachedLogin, delete_login, describe_store, format_epoch, login_path, read_login,
+from ..platform.jwt_claims import token_claims
+from ..platform.login_store import (CachedLogin, delete_login, describe_store, login_path, read_login,
                                     save_login)
 from ..platform.sas_cache import clear_cache
 from ..redact import redact
+from ..timefmt import rfc3339
+from .error_output import echo_error
 from .options import common_options, make_globals
 
 LOGIN_CLIENT_ID_ENV = "ITWIN_LOGIN_CLIENT_ID"
@@ -58,9 +60,7 @@ def _emit(g: Globals, obj: dict, human: str | None, *, err: bool = False) -> Non
 
 def _fail(g: Globals, obj: dict, exc: BucketSyncError) -> int:
     """Report ``exc`` on stderr and, with --json, as the outcome object; return its exit code."""
-    click.echo(f"error: {redact(exc.message)}", err=True)
-    if exc.hint:
-        click.echo(f"  hint: {redact(exc.hint)}", err=True)
+    echo_error(exc.message, exc.hint)
     if g.json:
         click.echo(jsonlib.dumps(with_time({**obj, "error": redact(exc.message), "exit_code": int(exc.exit_code)})))
     return int(exc.exit_code)
@@ -125,7 +125,7 @@ def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, 
     except OSError as exc:
         raise LocalFileError(f"signed in, but could not save the sign-in to {path}: {exc.strerror}",
                              hint="check that the folder is writable (BUCKET_SYNC_STATE_DIR), then sign in again") from None
-    expires = format_epoch(saved.access_expires)
+    expires = rfc3339(saved.access_expires)
     obj = {"event": "login", "account": saved.account, "expires": expires, "path": str(path), "store": store,
            "exit_code": 0}
     _emit(g, obj, f"signed in as {saved.account or 'an unnamed account'}; the sign-in is saved in the {store}")
@@ -152,7 +152,7 @@ def status(ctx: click.Context, **kw) -> int:
             provider = g.credentials()
         except NoCredentialsError as exc:
             _emit(g, {**obj, "exit_code": int(exc.exit_code)}, "credentials: none")
-            click.echo(f"error: {redact(exc.message)}", err=True)
+            echo_error(exc.message)  # the status line above says the rest
             return int(exc.exit_code)
         obj["source"] = source_of(provider).value
         obj["description"] = provider.describe()
@@ -193,9 +193,9 @@ def logout(ctx: click.Context, **kw) -> int:
 def _expiry(claims: dict, provider: TokenProvider) -> str | None:
     exp = claims.get("exp")
     if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        return format_epoch(float(exp))
+        return rfc3339(float(exp))
     known = provider.expires_at
-    return known.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(known, datetime) else None
+    return rfc3339(known) if isinstance(known, datetime) else None
 
 
 def _shadowing_source(g: Globals) -> str | None:

@@ -18,6 +18,7 @@ from ..config import load_config
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
 from ..targets import set_named_remotes
+from .error_output import echo_error
 
 log = logging.getLogger("bucket_sync")
 
@@ -100,9 +101,7 @@ def _command_name(args: list[str]) -> str:
 def report_error(exc: BucketSyncError, *, json_mode: bool, command: str) -> None:
     message = redact(exc.message)
     hint = redact(exc.hint) if exc.hint else None
-    click.echo(f"error: {message}", err=True)
-    if hint:
-        click.echo(f"  hint: {hint}", err=True)
+    echo_error(message, hint)
     # The log file (--log-file) keeps the error too; the console has just shown it.
     logging.getLogger(RESULTS_LOGGER).error("error: %s%s", message, f" (hint: {hint})" if hint else "")
     if json_mode:
@@ -155,8 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # before a run had its summary to print (resolving, signing in, ls...)
         code = report_interrupted(json_mode=json_mode, command=command)
     except Exception as exc:  # a bug: say so plainly, never a raw traceback (it could carry a URL)
-        click.echo(f"error: unexpected {type(exc).__name__}: {redact(exc)}", err=True)
-        click.echo("  hint: run again with -vv for details, and report it", err=True)
+        echo_error(f"unexpected {type(exc).__name__}: {redact(exc)}", "run again with -vv for details, and report it")
         log.debug("traceback", exc_info=True)
         code = ExitCode.FAILED
     if int(code) == interrupt.INTERRUPTED:

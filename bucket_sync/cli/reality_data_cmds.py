@@ -13,6 +13,7 @@ from ..platform.api import MoveOutcome
 from ..platform.reality_data import MAX_TOP, Acquisition, RealityData, RealityDataFields
 from ..redact import redact
 from ..targets import require_guid
+from .error_output import echo_error
 from .options import common_options, make_filter, make_globals, make_renderer, parse_rate, parse_size
 
 _FLAG = click.Choice(["true", "false"], case_sensitive=False)
@@ -49,9 +50,7 @@ def move(ctx: click.Context, reality_data_id: str, to_itwin: str, **kw) -> int:
         with g.api() as api:
             result = api.move_reality_data(rd_id, itwin_id)
     except BucketSyncError as exc:
-        click.echo(f"error: {redact(exc.message)}", err=True)
-        if exc.hint:
-            click.echo(f"  hint: {redact(exc.hint)}", err=True)
+        echo_error(exc.message, exc.hint)
         if g.json:
             click.echo(json_line({**outcome, "status": "failed", "error": redact(exc.message),
                                   "exit_code": int(exc.exit_code)}))

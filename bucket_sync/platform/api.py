@@ -22,7 +22,8 @@ from ..redact import register_secret
 from .api_errors import invite_note, snippet
 from .bearer import BearerAuth
 from .credentials import TokenProvider
-from .http import DEFAULT_MAX_WAIT_S, ApiTransport, require_secure_url
+from .http import DEFAULT_MAX_WAIT_S, ApiTransport
+from .urls import require_secure_url
 
 if TYPE_CHECKING:
     from .reality_data import RealityDataClient

@@ -1,6 +1,6 @@
 """Where access tokens for the iTwin Platform API come from, and how they are renewed.
 
-Three sources, first found wins (CONTRACT.md, "Credentials"): a static ``ITWIN_ACCESS_TOKEN``; client
+Three sources, first found wins (README.md, "Credentials and sign-in"): a static ``ITWIN_ACCESS_TOKEN``; client
 credentials (a service app) renewed before ``expires_in`` runs out; a cached interactive sign-in (plugged in
 through ``cached_login_loader``, implemented with ``auth login``). :class:`BearerAuth` (bearer.py) puts the
 token on requests and, after a 401, renews it and resends once: httpx's auth flow is built for exactly that.
@@ -11,9 +11,7 @@ chooses its credentials (the cache key names them) but never uses them.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -24,11 +22,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import NoCredentialsError
 from ..redact import register_secret
+from ..retry import renewal_retry_in
 from .ims import SCOPE, TokenGrant, request_token
+from .jwt_claims import token_expiry
 from .urls import require_secure_url
 
 if TYPE_CHECKING:
-    from .bearer import BearerAuth
     from .http import ApiTransport
 
 log = logging.getLogger(__name__)
@@ -38,8 +37,6 @@ APP_EMAIL_DOMAIN = "apps.imsoidc.bentley.com"
 _ASSUMED_LIFETIME_S = 3600.0
 # Bentley's clients renew 1 to 5 minutes early; a tenth of the lifetime keeps short test tokens usable.
 _MAX_RENEW_MARGIN_S = 300.0
-# After a failed early renewal, keep the still-valid token and try again this soon (at most).
-_RENEW_RETRY_S = 30.0
 
 NO_CREDENTIALS_MESSAGE = (
     "no credentials for the iTwin Platform API: set ITWIN_ACCESS_TOKEN; or set ITWIN_CLIENT_ID and "
@@ -92,7 +89,7 @@ class StaticToken(TokenProvider):
         self._token = token.strip()
         self._source = source
         register_secret(self._token)
-        self._expires_at = _jwt_expiry(self._token)
+        self._expires_at = token_expiry(self._token)
 
     def token(self) -> str:
         return self._token
@@ -149,7 +146,7 @@ class RenewingTokenProvider(TokenProvider):
                 if self._token is None or now >= self._expires:
                     raise
                 # Early renewal failed but the token still works: keep going, try again soon.
-                self._renew_at = now + min(_RENEW_RETRY_S, (self._expires - now) / 2)
+                self._renew_at = now + renewal_retry_in(self._expires - now)
                 log.warning("could not renew the access token yet, still valid for %.0f s: %s", self._expires - now, exc)
                 return self._token
             register_secret(grant.access_token)
@@ -229,7 +226,8 @@ def choose_credentials(
     cached_login_loader: CachedLoginLoader | None = None,
     transport: ApiTransport | None = None,
 ) -> TokenProvider:
-    """The first credential source found, in CONTRACT.md's order; NoCredentialsError when none is.
+    """The first credential source found, in the order of README.md, "Credentials and sign-in";
+    NoCredentialsError when none is.
 
     ``config_auth`` is the config file's ``[auth]`` table (``client_id``, ``client_secret``); a key given
     in the environment wins over the file. ``cached_login_loader`` returns the ``auth login`` session, or
@@ -274,22 +272,3 @@ def _config_value(auth: Mapping[str, object], key: str) -> str:
 
 def _short(client_id: str) -> str:
     return client_id if len(client_id) <= 12 else client_id[:8] + "…"
-
-
-def _jwt_expiry(token: str) -> datetime | None:
-    """The ``exp`` claim of a JWT, read without verifying it (for display only); None if not a JWT."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return datetime.fromtimestamp(float(claims["exp"]), timezone.utc)
-    except (IndexError, ValueError, KeyError, TypeError, OverflowError, OSError):
-        return None
-
-
-def __getattr__(name: str) -> object:
-    # BearerAuth moved to bearer.py (it needs httpx); still importable from here.
-    if name == "BearerAuth":
-        from .bearer import BearerAuth
-
-        return BearerAuth
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,10 @@
 """The one place that talks HTTP to the iTwin Platform API and IMS.
 
-Retries live here so every call gets the same rules: 429 and 503 wait for ``Retry-After`` within a bounded
-total wait; dropped connections and 500/502/504 are retried a few times with exponential backoff and
-jitter. httpx exceptions are translated here: nothing httpx-specific escapes this module (apart from the
-``httpx.Client`` and ``httpx.Response`` objects themselves). ``sleep`` and the clocks are injected so tests
+Retries live here so every call gets the same rules (the schedules are retry.py's PLATFORM_API and
+PLATFORM_THROTTLED): 429 and 503 wait for ``Retry-After`` within a bounded total wait; dropped connections
+and 500/502/504 are retried a few times with exponential backoff and jitter. httpx exceptions are
+translated here: nothing httpx-specific escapes this module (apart from the ``httpx.Client`` and
+``httpx.Response`` objects themselves). ``sleep`` and the clocks are injected so tests
 run instantly.
 """
 
@@ -21,23 +22,15 @@ import httpx
 from .. import __version__
 from ..errors import ApiError, TransientError, UsageError
 from ..redact import redact
+from ..retry import PLATFORM_API, PLATFORM_THROTTLED
 from .api_errors import error_from_response
-from .urls import require_secure_url  # noqa: F401  (re-exported: it lived here first)
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"bucket-sync/{__version__}"
 
 DEFAULT_MAX_WAIT_S = 300.0
-DEFAULT_MAX_RETRIES = 4
-# A Retry-After beyond this is a misbehaving proxy, not a plan: wait this long and ask again.
-RETRY_AFTER_CAP_S = 120.0
-# For a negative, garbage or past Retry-After; also the floor, so repeated "0" cannot hammer the API.
-RETRY_AFTER_DEFAULT_S = 1.0
-_BACKOFF_BASE_S = 0.5
-_BACKOFF_CAP_S = 30.0
-_THROTTLE_BASE_S = 2.0
-_THROTTLE_CAP_S = 60.0
+DEFAULT_MAX_RETRIES = (PLATFORM_API.attempts or 1) - 1
 
 # The most any API or IMS answer may hold; more is refused without being read into memory.
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -49,33 +42,6 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 def make_client(*, timeout: float = 30.0) -> httpx.Client:
     """An httpx client with our User-Agent and timeouts (connect fast, allow a slow answer)."""
     return httpx.Client(headers={"User-Agent": USER_AGENT}, timeout=httpx.Timeout(timeout, connect=10.0))
-
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds to wait per a ``Retry-After`` header (delta-seconds or HTTP date); None when absent.
-
-    ``now`` is the epoch time the header's date is relative to. The result is clamped to
-    [RETRY_AFTER_DEFAULT_S, RETRY_AFTER_CAP_S].
-    """
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return RETRY_AFTER_DEFAULT_S
-    if seconds != seconds or seconds <= 0:  # NaN, negative, or a date already past
-        return RETRY_AFTER_DEFAULT_S
-    return max(RETRY_AFTER_DEFAULT_S, min(seconds, RETRY_AFTER_CAP_S))
-
-
-def backoff(attempt: int, *, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with "equal jitter": between half and all of min(cap, base * 2^(attempt-1))."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return ceiling / 2 + rng() * ceiling / 2
 
 
 def request_with_retries(
@@ -119,7 +85,7 @@ def request_with_retries(
             raise UsageError(f"could not {what}: unsupported URL scheme", hint="use https://") from exc
         except httpx.TransportError as exc:
             failures += 1
-            wait = backoff(failures, base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S, rng=rng)
+            wait = PLATFORM_API.backoff(failures, rng)
             retry = idempotent or isinstance(exc, _NOT_SENT)
             if retry and failures <= max_retries and budget_allows(wait):
                 log.info("%s: %s, retrying in %.1f s", what, type(exc).__name__, wait)
@@ -142,13 +108,12 @@ def request_with_retries(
         if status in (429, 503):
             # The server refused before doing anything, so even PATCH/POST may be repeated.
             throttles += 1
-            wait = parse_retry_after(resp.headers.get("retry-after"), now=_server_now(resp, wall_clock))
-            if wait is None:
-                wait = backoff(throttles, base=_THROTTLE_BASE_S, cap=_THROTTLE_CAP_S, rng=rng)
+            wait = PLATFORM_THROTTLED.wait(throttles, resp.headers.get("retry-after"),
+                                           now=_server_now(resp, wall_clock), rng=rng)
         elif status in (500, 502, 504) and idempotent:
             failures += 1
             if failures <= max_retries:
-                wait = backoff(failures, base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S, rng=rng)
+                wait = PLATFORM_API.backoff(failures, rng)
         if wait is not None and budget_allows(wait):
             log.info("%s: HTTP %d, retrying in %.1f s", what, status, wait)
             retried.append(status)

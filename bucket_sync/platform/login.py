@@ -17,7 +17,6 @@ import base64
 import errno
 import hashlib
 import html
-import json
 import logging
 import os
 import secrets
@@ -36,6 +35,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from ..errors import AuthError, UsageError
 from ..redact import register_secret
 from .ims import SCOPE, TokenGrant, request_token
+from .jwt_claims import token_claims
 from .login_store import SavedLogin
 from .urls import require_secure_url
 
@@ -355,16 +355,6 @@ def _has_display() -> bool:
     if sys.platform in ("win32", "darwin"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def token_claims(token: str) -> dict:
-    """The claims of a JWT, read without verification: for display only (who, until when)."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def _account(claims: dict) -> str | None:

@@ -19,17 +19,16 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import ensure_private_dir, user_state_dir
 from ..errors import AuthError, BucketSyncError, NoCredentialsError, UsageError
+from ..private_files import private_lock, write_private
 from ..redact import register_secret
 from .credentials import RenewingTokenProvider, TokenProvider, identity_digest
 from .ims import TokenGrant, request_token
@@ -135,21 +134,7 @@ def save_login(login: SavedLogin, path: Path | None = None) -> Path:
 def _save_file(data: bytes, path: Path) -> Path:
     """Write atomically (temp file + rename) with mode 0600, in a directory of mode 0700."""
     ensure_private_dir(path.parent)
-    # mkstemp creates the file 0600 from the start: the token is never readable by others, not even briefly.
-    fd, tmp = tempfile.mkstemp(prefix=".login-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_private(path, data, prefix=".login-", durable=True)
     return path
 
 
@@ -224,10 +209,8 @@ def _remove_file(path: Path) -> bool:
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<path>.lock`` (filelock: flock on Unix, LockFileEx on Windows, both
     released by the operating system if this process dies)."""
-    from filelock import FileLock  # only a renewal needs it
-
     ensure_private_dir(path.parent)
-    with FileLock(str(path.with_name(path.name + ".lock")), mode=0o600, thread_local=False):
+    with private_lock(path.with_name(path.name + ".lock")):
         yield
 
 
@@ -318,6 +301,3 @@ def load_cached_login() -> TokenProvider | None:
     login = read_login(path)
     return None if login is None else CachedLogin(login, path=path)
 
-
-def format_epoch(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

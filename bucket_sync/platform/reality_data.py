@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from ..errors import ApiError, ExitCode, UsageError
+from ..timefmt import rfc3339
 from .api_errors import invite_note, snippet
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def _moment(value: str | None, option: str) -> datetime | None:
 
 
 def _rfc3339(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return rfc3339(moment) if moment else None
 
 
 @dataclass(frozen=True)

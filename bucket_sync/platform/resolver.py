@@ -19,8 +19,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..sas import ContainerSas, SasSource, StaticSasSource, format_utc
+from ..retry import renewal_retry_in
+from ..sas import ContainerSas, SasSource, StaticSasSource
 from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, SasUrlTarget
+from ..timefmt import readable_utc
 from .sas_cache import CachedSas, SasCache, SasCacheSlot
 
 if TYPE_CHECKING:  # api imports httpx: only a fetch needs it
@@ -37,8 +39,6 @@ _NO_EXPIRY_REFRESH_S = 3000.0
 # A 403 with a SAS fetched moments ago is not about expiry (a missing permission, clock skew): fetching
 # again would only spend the API's rate limit, once per failing file.
 _MIN_REFETCH_INTERVAL_S = 5.0
-# After a failed early refresh, keep the still-valid SAS and try again this soon (at most).
-_RETRY_AFTER_FAILURE_S = 15.0
 
 
 def refresh_due_at(fetched_at: float, expires_at: float | None) -> float:
@@ -118,7 +118,7 @@ class ApiSasSource(SasSource):
             return
         self._install(cached.sas, fetched_at=cached.fetched_at)
         self._from_cache = True
-        until = format_utc(cached.sas.expires_at) if cached.sas.expires_at else "unknown (no se=)"
+        until = readable_utc(cached.sas.expires_at) if cached.sas.expires_at else "unknown (no se=)"
         log.debug("using the cached SAS for %s, valid until %s", self._what, until)
 
     def _usable(self, now: float) -> bool:
@@ -145,7 +145,7 @@ class ApiSasSource(SasSource):
                 if keep_valid_on_failure and isinstance(exc, Exception) and self._usable(now):
                     expires = self._sas.expires_at
                     left = expires.timestamp() - now if expires else float("inf")
-                    self._refresh_at = now + min(_RETRY_AFTER_FAILURE_S, left / 2)
+                    self._refresh_at = now + renewal_retry_in(left)
                     log.warning("could not refresh the SAS for %s yet, the current one still works: %s", self._what, exc)
                     return self._sas
             raise
@@ -157,7 +157,7 @@ class ApiSasSource(SasSource):
             self._install(sas, fetched_at=fetched_at)
             self._from_cache = self._cache_unread = False  # newer than anything in the cache
             self._finish(error=None)
-        until = format_utc(sas.expires_at) if sas.expires_at else "unknown (no se=)"
+        until = readable_utc(sas.expires_at) if sas.expires_at else "unknown (no se=)"
         log.log(logging.DEBUG if first else logging.INFO, "%s SAS for %s, valid until %s",
                 "got" if first else "refreshed", self._what, until)
         return sas
@@ -173,7 +173,7 @@ class ApiSasSource(SasSource):
         lifetime = expires - fetched_at
         if lifetime <= 0:
             log.warning("the SAS for %s expired at %s, before it arrived: check the system clock",
-                        self._what, format_utc(sas.expires_at))
+                        self._what, readable_utc(sas.expires_at))
         # Never due again at once, or a bad clock would turn every call into a fetch.
         self._min_interval = min(_MIN_REFETCH_INTERVAL_S, lifetime / 10) if lifetime > 0 else _MIN_REFETCH_INTERVAL_S
         self._refresh_at = max(refresh_due_at(fetched_at, expires), self._clock() + self._min_interval)

@@ -20,13 +20,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import user_state_dir
+from ..private_files import write_private
 from ..sas import ContainerSas
 
 log = logging.getLogger(__name__)
@@ -89,17 +89,9 @@ class SasCacheSlot:
     def store(self, url: str, *, fetched_at: float) -> None:
         """Write the entry (atomically, mode 0600). Failure only costs the next run a fetch: logged, not raised."""
         try:
-            directory = _private_dir(self.path.parent)
+            _private_dir(self.path.parent)
             data = json.dumps({"version": _FORMAT_VERSION, "url": url, "fetched_at": fetched_at}).encode()
-            # mkstemp creates the file 0600 from the start: the signature is never readable by others.
-            fd, tmp = tempfile.mkstemp(prefix=".sas-", suffix=".tmp", dir=directory)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, self.path)
-            except BaseException:
-                _unlink(Path(tmp))
-                raise
+            write_private(self.path, data, prefix=".sas-")
         except OSError as exc:
             log.debug("could not save the SAS in the cache %s (%s): the next run fetches its own", self.path,
                       exc.strerror)

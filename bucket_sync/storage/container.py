@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from ..errors import PermissionDeniedError
+from ..retry import Backoff
 from ..sas import SasSource
 from ..sync.access import DELETE, LIST, READ, WRITE, Access, combined
-from ..sync.backoff import Backoff
 from ..sync.keys import join_blob_name
 from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
 from .list_pages import blob_from_headers
@@ -33,7 +33,7 @@ from .metadata_cache import MetadataCache
 from ..sync.model import BlobExtras, RemoteBlob
 from ..sync.mtime import format_mtime
 from .parse_pool import ParsePool
-from .errors import PERMISSION_MISMATCH, connection_error, status_error
+from .errors import connection_error, lacks_permission, status_error
 from ..sync.waiting import result
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class Storage:
             status, answer, _ = client.request(method, path, params, {"x-ms-version": API_VERSION, **headers},
                                                ok=(200, 202, 404))
         except StorageHttpError as exc:
-            if exc.status == 403 and exc.code == PERMISSION_MISMATCH:
+            if lacks_permission(exc.status, exc.code):
                 return False, f"refused by storage (403 {exc.code})"
             return None, f"storage answered {exc.status} {exc.code}".rstrip()
         except ConnectionFailed as exc:

@@ -3,7 +3,7 @@ HTTP stack.
 
 Why: importing azure-core and requests costs ~0.1 s, which a cron job's no-op mirror (it only lists) paid
 every few minutes: on 20,000 unchanged files that was a sixth of the run. The rules are the SDK path's
-(policies.py): every attempt signed with the current SAS, one refresh after a 403, the backoff.py schedule
+(policies.py): every attempt signed with the current SAS, one refresh after a 403, the retry.STORAGE schedule
 for 408/429/5xx and dropped connections. http.client knows nothing of proxies, so when one is configured
 for the storage host (the environment, or the system's settings), Storage lists through the SDK's
 transport instead (see proxy_configured).
@@ -19,9 +19,9 @@ import threading
 from typing import Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
+from ..retry import RETRY_STATUSES, Backoff
 from ..sas import SasSource
-from ..sync.backoff import RETRY_STATUSES, Backoff
-from .errors import PERMISSION_MISMATCH
+from .errors import refresh_may_cure
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class ListClient:
                           self._backoff.attempts)
                 self._backoff.wait(self._backoff.delay(attempt))
                 continue
-            if status == 403 and not refreshed and answer.get("x-ms-error-code") != PERMISSION_MISMATCH:
+            if not refreshed and refresh_may_cure(status, answer.get("x-ms-error-code")):
                 fresh = source.refresh(sas)
                 if fresh.token != sas.token:
                     log.info("storage answered 403; retrying with a refreshed SAS")

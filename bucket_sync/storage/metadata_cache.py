@@ -16,9 +16,10 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
+
+from ..private_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,7 @@ class MetadataCache:
             if not self._pruned:
                 self._pruned = True
                 self.prune()
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(body)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            write_private(path, body.encode("utf-8"), prefix=".tmp-", suffix=".json")
         except OSError as exc:  # a cache that cannot be written costs speed next time, nothing else
             log.debug("could not write the listing cache %s: %s", path, exc)
 

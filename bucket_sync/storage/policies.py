@@ -16,9 +16,9 @@ from typing import Callable
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import HTTPPolicy
 
+from ..retry import RETRY_STATUSES, STORAGE, Backoff
 from ..sas import SasSource
-from ..sync.backoff import RETRY_STATUSES, Backoff
-from .errors import PERMISSION_MISMATCH
+from .errors import refresh_may_cure
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -56,7 +56,7 @@ class SasPolicy(HTTPPolicy):
         http.url = with_token(base, sas.token)
         response = self.next.send(request)
         answer = response.http_response
-        if answer.status_code == 403 and answer.headers.get("x-ms-error-code") != PERMISSION_MISMATCH:
+        if refresh_may_cure(answer.status_code, answer.headers.get("x-ms-error-code")):
             fresh = source.refresh(sas)
             if fresh.token != sas.token:
                 log.info("storage answered 403; retrying with a refreshed SAS")
@@ -68,14 +68,12 @@ class SasPolicy(HTTPPolicy):
 
 
 class RetryPolicy(HTTPPolicy):
-    """The backoff.py schedule as an azure-core policy: 408/429/5xx and dropped connections are retried."""
+    """retry.STORAGE as an azure-core policy: 408/429/5xx and dropped connections are retried."""
 
-    def __init__(self, *, attempts: int = 6, base_delay: float = 0.5, max_delay: float = 20.0,
-                 sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random,
-                 cancel: threading.Event | None = None) -> None:
+    def __init__(self, *, attempts: int | None = None, sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random, cancel: threading.Event | None = None) -> None:
         super().__init__()
-        self.backoff = Backoff(attempts=attempts, base_delay=base_delay, max_delay=max_delay, sleep=sleep, rng=rng,
-                               cancel=cancel)
+        self.backoff = Backoff(STORAGE, attempts=attempts, sleep=sleep, rng=rng, cancel=cancel)
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         return self.backoff.delay(attempt, retry_after)

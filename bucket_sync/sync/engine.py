@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import random
 import threading
 import time
 from concurrent.futures import Executor
@@ -19,6 +18,7 @@ from typing import Iterable
 
 from ..errors import AuthError, BucketSyncError, NotFoundError
 from ..redact import redact
+from ..retry import FILE
 from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, return_big_buffers_to_os
 from .diff import DiffPolicy
@@ -156,7 +156,7 @@ class Engine:
             except BucketSyncError as exc:
                 if exc.retryable and attempt < attempts and not self.stop.is_set():
                     log.info("%s: %s; retrying (attempt %d of %d)", action.key, redact(exc), attempt + 1, attempts)
-                    time.sleep(random.uniform(0.5, 1.5) * attempt)
+                    time.sleep(FILE.backoff(attempt))
                     continue
                 self._fail(self.op, action, exc)
                 return

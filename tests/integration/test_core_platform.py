@@ -1,5 +1,5 @@
-"""Issue 2, the platform side through the real command: credentials, API errors and their exit codes,
-Retry-After, and usage errors before any network call."""
+"""README.md, "Credentials and sign-in" and "Exit codes": the platform side through the real command: credentials, API
+errors and their exit codes, Retry-After, and usage errors before any network call."""
 
 from __future__ import annotations
 

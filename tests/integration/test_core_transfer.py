@@ -1,4 +1,4 @@
-"""Issue 2, through the real command against Azurite and the platform emulator: round trip, skip logic,
+"""README.md, "Commands", through the real command against Azurite and the platform emulator: round trip, skip logic,
 SAS refresh during a long upload, unsafe blob names, JSON output."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Ctrl+C through the real command (CONTRACT.md: exit 130 outside watch, the summary still printed): a
+"""Ctrl+C through the real command (README.md, "Exit codes": 130 outside watch, the summary still printed): a
 SIGINT to an upload, a download mirror and a mirror slowed with --bwlimit stops the transfers in flight,
 releases the pair lock, prints the summary (JSON too) and exits 130; the next run completes. A command
 interrupted before it had anything to count (waiting on an API that never answers) says so too."""

@@ -1,5 +1,5 @@
-"""Issue 4, through the real command: the safety guards (exit 6, --force) and the pair lock (exit 5,
---wait-lock, a lock left by a SIGKILLed holder)."""
+"""README.md, "Mirroring from cron", through the real command: the safety guards (exit 6, --force) and the pair lock
+(exit 5, --wait-lock, a lock left by a SIGKILLed holder)."""
 
 from __future__ import annotations
 

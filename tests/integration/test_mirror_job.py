@@ -1,5 +1,5 @@
-"""Issue 4, through the real command: a named job from the config file runs, the command line wins over
-the job's options, and a wrong job name or job key is a usage error."""
+"""README.md, "Mirroring from cron", through the real command: a named job from the config file runs, the command line
+wins over the job's options, and a wrong job name or job key is a usage error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4, through the real command: a mirror SIGKILLed mid-file picks up where it stopped.
+"""README.md, "Mirroring from cron", through the real command: a mirror SIGKILLed mid-file picks up where it stopped.
 
 The kill comes once the run is visibly mid-file (blocks staged, or a partial file written); --bwlimit keeps
 the transfer slow enough to catch it there, on any machine.

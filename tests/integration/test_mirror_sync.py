@@ -1,5 +1,5 @@
-"""Issue 4, through the real command: mirror up and down (add, change, delete) ends exact; --dry-run
-changes nothing and lists every action with its reason; filters protect what they exclude."""
+"""README.md, "Mirroring from cron", through the real command: mirror up and down (add, change, delete) ends exact;
+--dry-run changes nothing and lists every action with its reason; filters protect what they exclude."""
 
 from __future__ import annotations
 

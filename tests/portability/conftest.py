@@ -1,4 +1,4 @@
-"""Fixtures of the portability suite (issue 13)."""
+"""Fixtures of the portability suite (README.md, "Windows, macOS and Linux")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Issue 13, through the real command: on a destination that keeps coarse mtimes (a FAT disk, simulated by a
-sitecustomize whose os.utime keeps even seconds, as a FAT driver does), the second download finds every file
-unchanged instead of hashing them all again; --modify-window (and its BUCKET_SYNC_ variable) widens the
+"""README.md, "Windows, macOS and Linux", through the real command: on a destination that keeps coarse mtimes (a FAT
+disk, simulated by a sitecustomize whose os.utime keeps even seconds, as a FAT driver does), the second download finds
+every file unchanged instead of hashing them all again; --modify-window (and its BUCKET_SYNC_ variable) widens the
 comparison as rclone's does."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 13, through the real command: a Windows console or pipe in cp1252 (simulated with
+"""README.md, "Windows, macOS and Linux", through the real command: a Windows console or pipe in cp1252 (simulated with
 PYTHONIOENCODING) and file names outside it. --json is UTF-8 whatever the locale; human output escapes
 what the console cannot show instead of crashing."""
 

@@ -1,5 +1,5 @@
-"""Issue 13: per-user folders through platformdirs (Linux paths unchanged), the state folder override, an
-unwritable state folder as a usage error, and the pair / sign-in locks on filelock."""
+"""README.md, "Windows, macOS and Linux": per-user folders through platformdirs (Linux paths unchanged), the state
+folder override, an unwritable state folder as a usage error, and the pair / sign-in locks on filelock."""
 
 from __future__ import annotations
 

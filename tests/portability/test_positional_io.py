@@ -1,5 +1,5 @@
-"""Issue 13: positional writes and reads without os.pwrite / os.pread (Windows has neither), checked by
-taking them away here, with many threads writing interleaved ranges of one file at once."""
+"""README.md, "Windows, macOS and Linux": positional writes and reads without os.pwrite / os.pread (Windows has
+neither), checked by taking them away here, with many threads writing interleaved ranges of one file at once."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Issue 13: the real command with the Unix-only APIs made unavailable, as on Windows (no machine here runs
-Windows: this is the simulation the README speaks of).
+"""README.md, "Windows, macOS and Linux": the real command with the Unix-only APIs made unavailable, as on Windows (no
+machine here runs Windows: this is the simulation the README speaks of).
 
 A ``sitecustomize`` on PYTHONPATH, imported by every Python start, refuses ``import fcntl`` (a meta path
 finder ahead of all others) and deletes ``os.pwrite`` / ``os.pread``; stdout is cp1252 (PYTHONIOENCODING),

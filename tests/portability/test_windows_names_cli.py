@@ -1,8 +1,8 @@
-"""Issue 13, through the real command: blob names Windows cannot hold, downloaded with Windows names
-(forced here with BUCKET_SYNC_LOCAL_ENCODING=windows, as on a Windows machine), come back as the same
-blobs: upload -> download -> upload changes nothing, nothing becomes an alternate data stream or a device,
-and a local name that could be confused with another is reported, never merged. (Control characters are
-mapped too, see the unit tests; Azurite cannot list a blob whose name holds one: its XML answer is a 500.)"""
+"""README.md, "Windows, macOS and Linux", through the real command: blob names Windows cannot hold, downloaded with
+Windows names (forced here with BUCKET_SYNC_LOCAL_ENCODING=windows, as on a Windows machine), come back as the same
+blobs: upload -> download -> upload changes nothing, nothing becomes an alternate data stream or a device, and a local
+name that could be confused with another is reported, never merged. (Control characters are mapped too, see the unit
+tests; Azurite cannot list a blob whose name holds one: its XML answer is a 500.)"""
 
 from __future__ import annotations
 

@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from bucket_sync.errors import BucketSyncError, ExitCode, StorageError, UsageError
 from bucket_sync.platform.api import _container_url
 from bucket_sync.platform.api_errors import error_from_response
-from bucket_sync.platform.http import RETRY_AFTER_CAP_S, parse_retry_after as api_retry_after
+from bucket_sync.retry import HINT_WITHIN_ATTEMPTS, HINT_WITHIN_BUDGET
 from bucket_sync.sas import ContainerSas, parse_sas_time
-from bucket_sync.sync.backoff import parse_retry_after as storage_retry_after
 from bucket_sync.storage.list_pages import Page, blob_from_headers, parse_page, to_remote_blob
 from bucket_sync.targets import parse_remote
 
@@ -95,9 +94,9 @@ def test_sas_urls_and_remotes_are_parsed_or_refused_as_usage_errors(value):
 @FUZZ
 @given(st.one_of(text, st.floats(allow_nan=True).map(str), st.integers().map(str)))
 def test_retry_after_is_bounded_whatever_it_says(value):
-    api = api_retry_after(value, now=1_700_000_000.0)
-    assert api is None or 0 < api <= RETRY_AFTER_CAP_S
-    storage = storage_retry_after(value)
+    api = HINT_WITHIN_BUDGET.seconds(value, now=1_700_000_000.0)
+    assert api is None or 0 < api <= HINT_WITHIN_BUDGET.cap_s
+    storage = HINT_WITHIN_ATTEMPTS.seconds(value)
     assert storage is None or storage >= 0
 
 

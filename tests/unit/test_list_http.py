@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bucket_sync.sas import ContainerSas, SasSource
-from bucket_sync.sync.backoff import Backoff
+from bucket_sync.retry import Backoff
 from bucket_sync.storage.list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
 
 

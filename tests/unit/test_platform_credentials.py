@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bucket_sync.errors import ApiError, AuthError, ExitCode, NoCredentialsError, UsageError
+from bucket_sync.platform.bearer import BearerAuth
 from bucket_sync.platform.credentials import (
-    BearerAuth,
     ClientCredentials,
     StaticToken,
     TokenProvider,

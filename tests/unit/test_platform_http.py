@@ -14,10 +14,10 @@ from bucket_sync.errors import ApiError, ExitCode, TransientError, UsageError
 from bucket_sync.platform.http import (
     USER_AGENT,
     error_from_response,
-    parse_retry_after,
     request_with_retries,
-    require_secure_url,
 )
+from bucket_sync.platform.urls import require_secure_url
+from bucket_sync.retry import HINT_WITHIN_BUDGET
 from bucket_sync.redact import register_secret
 from tests.support.fake_clock import FakeClock
 
@@ -215,7 +215,7 @@ NOW = 1_700_000_000.0
     ],
 )
 def test_retry_after_values(header, expected):
-    assert parse_retry_after(header, now=NOW) == expected
+    assert HINT_WITHIN_BUDGET.seconds(header, now=NOW) == expected
 
 
 def sequence_client(*responses, seen: list | None = None) -> httpx.Client:

@@ -1,6 +1,6 @@
-"""Issue 13: watch where the observer reports no close-for-write (macOS FSEvents and kqueue, Windows, and
-polling): a file is uploaded once its size and mtime stayed the same for the whole debounce window, and
-nothing ever waits for a close event that cannot come. Real files and the real event handler, a fake clock."""
+"""README.md, "Windows, macOS and Linux": watch where the observer reports no close-for-write (macOS FSEvents and
+kqueue, Windows, and polling): a file is uploaded once its size and mtime stayed the same for the whole debounce window,
+and nothing ever waits for a close event that cannot come. Real files and the real event handler, a fake clock."""
 
 from __future__ import annotations
 
