@@ -28,7 +28,7 @@ from .ims import SCOPE, TokenGrant, request_token
 from .urls import require_secure_url
 
 if TYPE_CHECKING:
-    from .bearer import BearerAuth
+    from .bearer import BearerAuth as BearerAuth  # re-exported: see __getattr__ below
     from .http import ApiTransport
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class TokenProvider(ABC):
     @abstractmethod
     def token(self) -> str: ...
 
-    def invalidate(self, token: str) -> None:
+    def invalidate(self, token: str) -> None:  # noqa: B027 - optional: a no-op unless the source can renew
         """Forget ``token`` if it is the current one. Sources that cannot renew ignore this."""
 
     @abstractmethod

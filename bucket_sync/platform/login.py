@@ -345,7 +345,7 @@ def _open_browser(url: str) -> None:
         return
     try:
         opened = webbrowser.open(url, new=1, autoraise=True)
-    except Exception:  # no browser installed, or it failed to start: the printed URL is the fallback
+    except Exception:  # noqa: BLE001 - no browser installed, or it failed to start: the printed URL is the fallback
         opened = False
     if not opened:
         log.info("could not open a browser; open the URL above yourself")

@@ -35,7 +35,7 @@ def prefetch(items: Iterable[T], *, maxsize: int = 50_000) -> Iterator[T]:
             if batch:
                 q.put(batch)
             q.put(_DONE)
-        except BaseException as exc:  # handed to the consumer, not lost in the thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, not lost in the thread
             if batch:
                 q.put(batch)
             q.put(exc)

@@ -4,7 +4,6 @@ changes nothing and lists every action with its reason; filters protect what the
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import pytest

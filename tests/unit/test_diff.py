@@ -169,7 +169,7 @@ def test_planning_counts_unchanged_files_without_keeping_them():
     import tracemalloc
 
     from bucket_sync.sync.engine import Engine
-    from bucket_sync.sync.events import Listener, Tally
+    from bucket_sync.sync.events import Tally
 
     n = 20_000  # kept, they would take ~10 MB
     tally = Tally()
