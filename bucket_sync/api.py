@@ -47,7 +47,7 @@ __all__ = ["upload", "download", "mirror", "watch", "check", "Summary", "CheckRe
 
 # What ``credentials=`` accepts (see the module docstring).
 Credentials = Callable[[], str] | Any | None
-EventCallback = Callable[[dict], None]
+EventCallback = Callable[[dict[str, Any]], None]
 
 
 def _token_provider(fetch: Callable[[], str]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from ..errors import BucketSyncError
 from ..redact import redact
@@ -27,7 +28,7 @@ class SasReport:
     expires: datetime | None
     error: str | None = None  # why it could not be had (e.g. the API refused write access)
 
-    def as_dict(self, now: datetime) -> dict:
+    def as_dict(self, now: datetime) -> dict[str, Any]:
         left = (self.expires - now).total_seconds() if self.expires else None
         return {"role": self.role, "permissions": self.permissions, "error": self.error,
                 "expires": self.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if self.expires else None,
@@ -42,7 +43,7 @@ class ProbeReport:
     granted: bool | None  # what storage said; None when its answer said neither
     detail: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"permission": self.permission, "name": permission_name(self.permission), "via": self.via,
                 "in_sp": self.in_sp, "granted": self.granted, "detail": self.detail}
 
@@ -60,7 +61,7 @@ class CheckReport:
         """0 when storage answered every probe one way or the other; 1 when some answer said neither."""
         return 0 if all(p.granted is not None for p in self.probes) else 1
 
-    def as_event(self) -> dict:
+    def as_event(self) -> dict[str, Any]:
         now = datetime.now(timezone.utc)
         return {"event": "check", "target": self.target, "container": self.container,
                 "sas": [s.as_dict(now) for s in self.sas], "probes": [p.as_dict() for p in self.probes],

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .. import __version__
@@ -84,7 +84,7 @@ class WebhookPoster:
         self._wait = wait or self.cancel.wait
         self._opener = None
 
-    def deliver(self, payload: dict) -> bool:
+    def deliver(self, payload: dict[str, Any]) -> bool:
         body = json.dumps(redact_payload(payload)).encode("utf-8")
         last = ""
         for attempt in range(1, self.attempts + 1):
@@ -140,7 +140,7 @@ def _retry_after(value: str | None) -> float | None:
 class AlertQueue:
     """Delivers payloads in the background, at least a gap apart, merging what waits (module docstring)."""
 
-    def __init__(self, poster: WebhookPoster, *, merge: Callable[[list[dict]], dict] = lambda items: items[-1],
+    def __init__(self, poster: WebhookPoster, *, merge: Callable[[list[dict[str, Any]]], dict[str, Any]] = lambda items: items[-1],
                  min_gap_s: float = 0.0, max_gap_s: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.poster = poster
         self.merge = merge
@@ -148,14 +148,14 @@ class AlertQueue:
         self.max_gap_s = max_gap_s
         self._clock = clock
         self._cond = threading.Condition()
-        self._pending: list[tuple[float, dict]] = []
+        self._pending: list[tuple[float, dict[str, Any]]] = []
         self._closing = False
         self._gap = min_gap_s
         self._next_at = 0.0
         self._thread: threading.Thread | None = None
         self.delivered = 0
 
-    def post(self, payload: dict) -> None:
+    def post(self, payload: dict[str, Any]) -> None:
         with self._cond:
             if self._closing:
                 return

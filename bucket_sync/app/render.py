@@ -16,7 +16,7 @@ import logging
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ExitCode
 from ..sync.events import Listener, Summary
@@ -81,7 +81,7 @@ def rfc3339_now() -> str:
     return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
 
 
-def with_time(obj: dict) -> dict:
+def with_time(obj: dict[str, Any]) -> dict[str, Any]:
     """Every JSON event carries the time it happened (CONTRACT.md, Output)."""
     return obj if "time" in obj else {**obj, "time": rfc3339_now()}
 
@@ -90,7 +90,7 @@ def with_time(obj: dict) -> dict:
 PAST = {Op.UPLOAD: "uploaded", Op.DOWNLOAD: "downloaded", Op.DELETE: "deleted"}
 
 
-def result_event(r: TransferResult) -> dict:
+def result_event(r: TransferResult) -> dict[str, Any]:
     """A transfer result as the ``transfer`` event of --json (and of the Python API's on_event)."""
     obj = {"event": "transfer", "op": r.op.value, "key": r.key, "bytes": r.bytes, "status": r.status.value}
     if r.reason is not None:
@@ -122,7 +122,7 @@ class JsonRenderer(Listener):
         console_safe(sys.stderr)  # the log lines beside the JSON (a skipped file's name...)
         self._lock = threading.Lock()
 
-    def emit(self, obj: dict, *, flush: bool = True) -> None:
+    def emit(self, obj: dict[str, Any], *, flush: bool = True) -> None:
         line = json.dumps(with_time(obj), ensure_ascii=self._ensure_ascii)
         with self._lock:
             self.out.write(line + "\n")

@@ -47,7 +47,7 @@ _NOT_IN_JOB = {"config_path", "job"}
 @notify_options
 @common_options
 @click.pass_context
-def mirror(ctx: click.Context, src: str | None, dst: str | None, **kw: Any) -> int:
+def mirror(ctx: click.Context, /, src: str | None, dst: str | None, **kw: Any) -> int:
     """Make DST identical to SRC; exactly one of them is REMOTE.
 
     LOCAL_DIR -> REMOTE uploads new and changed files and deletes remote extras; REMOTE -> LOCAL_DIR

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -32,7 +33,7 @@ def _finish(renderer, summary) -> int:
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
-def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
+def upload(ctx: click.Context, /, args: tuple[str, ...], **kw: Any) -> int:
     """Upload files and folders to REMOTE.
 
     A file goes to REMOTE/<its name>; a folder's contents go under REMOTE with their relative paths.
@@ -76,7 +77,7 @@ def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
-def download(ctx: click.Context, remote_text: str, local_dir: str, **kw) -> int:
+def download(ctx: click.Context, /, remote_text: str, local_dir: str, **kw: Any) -> int:
     """Download REMOTE into DEST.
 
     When REMOTE names a blob, that file is downloaded into DEST/<name> if DEST is a folder (or ends with

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -201,7 +201,7 @@ def _container_url(resp: httpx.Response, what: str) -> str:
     return url
 
 
-def _find_container_url(data: dict) -> str | None:
+def _find_container_url(data: dict[str, Any]) -> str | None:
     bucket = data.get("bucket") if isinstance(data.get("bucket"), dict) else {}
     for holder in (data.get("_links"), data, bucket, bucket.get("_links")):
         if not isinstance(holder, dict):

@@ -30,7 +30,7 @@ import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ..errors import AuthError, UsageError
@@ -357,7 +357,7 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def token_claims(token: str) -> dict:
+def token_claims(token: str) -> dict[str, Any]:
     """The claims of a JWT, read without verification: for display only (who, until when)."""
     try:
         payload = token.split(".")[1]
@@ -367,7 +367,7 @@ def token_claims(token: str) -> dict:
     return claims if isinstance(claims, dict) else {}
 
 
-def _account(claims: dict) -> str | None:
+def _account(claims: dict[str, Any]) -> str | None:
     for key in ("email", "preferred_username", "sub"):
         value = claims.get(key)
         if isinstance(value, str) and value.strip():

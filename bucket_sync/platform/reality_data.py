@@ -294,7 +294,7 @@ def _member(resp: "httpx.Response", what: str) -> object:
     raise _unexpected(what, _seen(resp, data))
 
 
-def _next_href(data: dict) -> str | None:
+def _next_href(data: dict[str, Any]) -> str | None:
     links = data.get("_links")
     nxt = links.get("next") if isinstance(links, dict) else None
     href = nxt.get("href") if isinstance(nxt, dict) else nxt
