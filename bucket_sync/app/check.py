@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BucketSyncError
 from ..redact import redact
@@ -17,6 +17,9 @@ from ..sas import SasSource, permission_name
 from ..sync.access import DELETE, LIST, READ, WRITE, Access, CommandVerdict, command_verdicts
 from ..storage.container import Storage
 from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, access_labels
+
+if TYPE_CHECKING:
+    from .context import Globals
 
 LETTERS = (LIST, READ, WRITE, DELETE)
 
@@ -69,7 +72,7 @@ class CheckReport:
                 "exit_code": self.exit_code}
 
 
-def check_sources(g, target: Remote) -> dict[str, SasSource]:
+def check_sources(g: Globals, target: Remote) -> dict[str, SasSource]:
     """What `check` resolves: a reality data's read access and write access, each on its own (either may be
     refused by the API: reported); else the one SAS. ``g``: the run's Globals."""
     if isinstance(target, RealityDataTarget):
