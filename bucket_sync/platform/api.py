@@ -22,7 +22,8 @@ from ..redact import register_secret
 from .api_errors import invite_note, snippet
 from .bearer import BearerAuth
 from .credentials import TokenProvider
-from .http import DEFAULT_MAX_WAIT_S, ApiTransport, require_secure_url
+from .http import DEFAULT_MAX_WAIT_S, ApiTransport
+from .urls import require_secure_url
 
 if TYPE_CHECKING:
     from .reality_data import RealityDataClient
@@ -147,7 +148,7 @@ class PlatformApi:
 
     def request(
         self, method: str, target: str, what: str, *, accept: str = ACCEPT_V1, headers: Mapping[str, str] | None = None,
-        hints: Mapping[int, str] | None = None, **kwargs
+        hints: Mapping[int, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         """Send ``method`` to ``target`` (a path under the API URL, or an absolute URL the API gave, such as a
         next page) with this client's auth and retries; the 2xx answer, else a bucket_sync error."""
@@ -173,7 +174,7 @@ class PlatformApi:
         self.close()
 
     def _send(
-        self, method: str, path: str, accept: str, what: str, *, hints: Mapping[int, str] | None = None, **kwargs
+        self, method: str, path: str, accept: str, what: str, *, hints: Mapping[int, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         return self.request(method, path, what, accept=accept, hints=hints, **kwargs)
 
@@ -202,7 +203,8 @@ def _container_url(resp: httpx.Response, what: str) -> str:
 
 
 def _find_container_url(data: dict[str, Any]) -> str | None:
-    bucket = data.get("bucket") if isinstance(data.get("bucket"), dict) else {}
+    found = data.get("bucket")
+    bucket = found if isinstance(found, dict) else {}
     for holder in (data.get("_links"), data, bucket, bucket.get("_links")):
         if not isinstance(holder, dict):
             continue

@@ -30,7 +30,7 @@ import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ..errors import AuthError, UsageError
@@ -191,7 +191,7 @@ class _LoopbackListener:
 
     @property
     def addresses(self) -> list[str]:
-        return [f"[{s.server_address[0]}]" if s.address_family == socket.AF_INET6 else s.server_address[0]
+        return [f"[{s.server_address[0]!s}]" if s.address_family == socket.AF_INET6 else str(s.server_address[0])
                 for s in self.servers]
 
     def wait(self, timeout_s: float, clock: Callable[[], float]) -> _Callback | None:
@@ -207,7 +207,7 @@ class _LoopbackListener:
                     return None
                 # Wakes at least twice a second, so the deadline (and Ctrl-C) are honoured.
                 for key, _ in selector.select(min(0.5, remaining)):
-                    key.fileobj.handle_request()
+                    cast(_CallbackServer, key.fileobj).handle_request()  # what was registered above
         return self.session.result
 
     def close(self) -> None:

@@ -35,6 +35,8 @@ from .credentials import RenewingTokenProvider, TokenProvider, identity_digest
 from .ims import TokenGrant, request_token
 
 if TYPE_CHECKING:  # http imports httpx: only a token request needs it (see credentials.py)
+    from keyring.backend import KeyringBackend
+
     from .http import ApiTransport
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ class SavedLogin:
         return TokenGrant(self.access_token, left, None, self.scope)
 
 
-def _keyring():
+def _keyring() -> KeyringBackend | None:
     """keyring's backend when it is usable here, else None (imported only when a sign-in is read or saved)."""
     choice = (os.environ.get(STORE_ENV) or "auto").strip().lower()
     if choice not in ("auto", "keyring", "file"):

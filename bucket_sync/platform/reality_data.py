@@ -180,7 +180,7 @@ class RealityDataClient:
     def __init__(self, api: "PlatformApi") -> None:
         self.api = api
 
-    def _request(self, method: str, target: str, what: str, **kwargs) -> "httpx.Response":
+    def _request(self, method: str, target: str, what: str, **kwargs: Any) -> "httpx.Response":
         try:
             return self.api.request(method, target, what, **kwargs)
         except ApiError as err:
@@ -240,12 +240,13 @@ class RealityDataClient:
         if types:
             params["types"] = ",".join(types)
         hints = self._hints("realitydata_use", itwin_id, "listing")
-        target, kwargs, seen = COLLECTION, {"params": params}, set()
+        target, kwargs = COLLECTION, {"params": params}
+        seen: set[str] = set()
         while True:
             resp = self._request("GET", target, what, headers=PREFER_FULL, hints=hints, **kwargs)
             data = _json(resp)
             items = data.get("realityData") if isinstance(data, dict) else None
-            if not isinstance(items, list):
+            if not isinstance(items, list) or not isinstance(data, dict):  # (the second: for the type checker)
                 raise _unexpected(what, _seen(resp, data))
             for item in items:
                 yield RealityData.from_api(item, what)
