@@ -20,8 +20,11 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from urllib.request import OpenerDirector  # imported when an alert is sent
 
 from .. import __version__
 from ..errors import UsageError
@@ -82,7 +85,7 @@ class WebhookPoster:
         self.base_delay_s = base_delay_s
         self.cancel = threading.Event()
         self._wait = wait or self.cancel.wait
-        self._opener = None
+        self._opener: OpenerDirector | None = None
 
     def deliver(self, payload: dict[str, Any]) -> bool:
         body = json.dumps(redact_payload(payload)).encode("utf-8")
@@ -91,7 +94,7 @@ class WebhookPoster:
             try:
                 status, retry_after = self._post(body)
             except OSError as exc:  # no answer: refused, reset, timed out, DNS
-                status, retry_after, last = None, None, redact(getattr(exc, "reason", None) or exc)
+                retry_after, last = None, redact(getattr(exc, "reason", None) or exc)
             else:
                 if 200 <= status < 300:
                     return True
@@ -115,7 +118,7 @@ class WebhookPoster:
 
         if self._opener is None:
             class NoRedirects(urllib.request.HTTPRedirectHandler):
-                def redirect_request(self, *args, **kwargs):
+                def redirect_request(self, *args: Any, **kwargs: Any) -> None:
                     return None  # the 3xx comes back as an HTTPError: final
 
             self._opener = urllib.request.build_opener(NoRedirects)  # proxies from the environment still apply

@@ -16,7 +16,7 @@ import logging
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ..errors import ExitCode
 from ..sync.events import Listener, Summary
@@ -69,7 +69,7 @@ def make_console_safe() -> None:
             console_safe(stream)
 
 
-_second: list = [None, ""]  # (whole second, its formatted text): strftime once a second, not per event
+_second: list[int | str | None] = [None, ""]  # (whole second, its formatted text): strftime once a second, not per event
 
 
 def rfc3339_now() -> str:
@@ -157,7 +157,7 @@ class HumanRenderer(Listener):
         self.verbose = verbose
         self.progress = (not quiet) and (self.err.isatty() if progress is None else progress)
         self.wants_unchanged = verbose > 1  # "skipped <key>" lines, at -vv
-        self._bar: "tqdm | None" = None
+        self._bar: "tqdm[NoReturn] | None" = None
         self._lock = threading.Lock()
         self._files_total = 0
         self._files_done = 0

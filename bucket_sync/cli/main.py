@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from ..config import load_config
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
 from ..targets import set_named_remotes
+
+if TYPE_CHECKING:
+    from ..platform.credentials import TokenProvider
 
 log = logging.getLogger("bucket_sync")
 
@@ -169,7 +172,7 @@ def _install_login_loader(obj: dict[str, Any]) -> None:
     """The cached `auth login` session, read only when credentials are needed (importing the login
     store pulls in the HTTP client, which a run with a SAS URL never uses)."""
 
-    def load_cached_login():
+    def load_cached_login() -> TokenProvider | None:
         from ..platform.login_store import load_cached_login as load
 
         return load()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
@@ -15,6 +15,9 @@ from ..platform.reality_data import MAX_TOP, Acquisition, RealityData, RealityDa
 from ..redact import redact
 from ..targets import require_guid
 from .options import common_options, make_filter, make_globals, make_renderer, parse_rate, parse_size
+
+if TYPE_CHECKING:
+    from ..app.context import Globals
 
 _FLAG = click.Choice(["true", "false"], case_sensitive=False)
 
@@ -76,7 +79,7 @@ def _tags(values: tuple[str, ...]) -> tuple[str, ...] | None:
     return tags or None
 
 
-def _echo_human(g, lines) -> None:
+def _echo_human(g: Globals, lines: Iterable[str]) -> None:
     if not g.quiet:
         console_safe(sys.stdout)
         for line in lines:
@@ -252,7 +255,7 @@ def delete(ctx: click.Context, /, reality_data_id: str, itwin: str | None, yes: 
     g = make_globals(ctx, kw)
     rd_id = require_guid(reality_data_id, "reality data id")
     itwin_id = require_guid(itwin, "iTwin id") if itwin else None
-    on_terminal = click.get_text_stream("stdin").isatty()
+    on_terminal = click.get_text_stream("stdin").isatty()  # type: ignore[operator]  # deprecated in click 8.5, untyped
     if not yes and not on_terminal:
         raise UsageError(f"refusing to delete reality data {rd_id} without confirmation: not on a terminal, "
                          "nothing was deleted", hint="pass --yes to delete without asking")
@@ -288,5 +291,6 @@ _SCOPED = {
 for _command, _names in _SCOPED.items():
     for _param in _command.params:
         if _param.name in _names:
+            assert _command.name is not None  # each was given its name
             _option = max(_param.opts, key=len).lstrip("-").upper().replace("-", "_")
             _param.envvar = f"BUCKET_SYNC_REALITY_DATA_{_command.name.upper()}_{_option}"
