@@ -5,12 +5,14 @@ returning a typed summary; errors are the classes of ``bucket_sync.errors``. Loa
 the CLI (which imports this package for its version) pays nothing for it.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 __all__ = ["upload", "download", "mirror", "watch", "check", "Summary", "CheckReport", "__version__"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in __all__ and name != "__version__":
         from . import api
 

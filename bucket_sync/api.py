@@ -28,7 +28,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .app.context import DEFAULT_API_URL, DEFAULT_IMS_URL, Globals
 from .app.check import CheckReport, check_remote, check_sources
@@ -43,14 +43,17 @@ from .sync.filters import PathFilter
 from .sync.model import Direction, TransferResult
 from .targets import looks_remote, parse_remote
 
+if TYPE_CHECKING:
+    from .platform.credentials import TokenProvider
+
 __all__ = ["upload", "download", "mirror", "watch", "check", "Summary", "CheckReport", "Credentials"]
 
 # What ``credentials=`` accepts (see the module docstring).
 Credentials = Callable[[], str] | Any | None
-EventCallback = Callable[[dict], None]
+EventCallback = Callable[[dict[str, Any]], None]
 
 
-def _token_provider(fetch: Callable[[], str]):
+def _token_provider(fetch: Callable[[], str]) -> TokenProvider:
     """A callable that returns an access token, as a TokenProvider (the platform is imported only here)."""
     from .platform.credentials import TokenProvider
     from .redact import register_secret
@@ -78,7 +81,7 @@ class _Globals(Globals):
 
     provider: Any = None
 
-    def credentials(self):
+    def credentials(self) -> TokenProvider:
         return self.provider if self.provider is not None else super().credentials()
 
 
@@ -120,7 +123,7 @@ def _filter(include: Iterable[str], exclude: Iterable[str]) -> PathFilter:
     return PathFilter.from_options(include=tuple(include), exclude=tuple(exclude))
 
 
-def upload(sources: Sequence[str | os.PathLike] | str | os.PathLike, remote: str, *, credentials: Credentials = None,
+def upload(sources: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], remote: str, *, credentials: Credentials = None,
            on_event: EventCallback | None = None, unchanged_events: bool = False, dry_run: bool = False,
            concurrency: int = 16, include: Iterable[str] = (), exclude: Iterable[str] = (), checksum: bool = False,
            overwrite: bool = False, follow_symlinks: bool = False, bwlimit: int | None = None, itwin: str | None = None,
@@ -138,7 +141,7 @@ def upload(sources: Sequence[str | os.PathLike] | str | os.PathLike, remote: str
     return run_sync(req, lambda: g.container(target, write=True), _Events(on_event, unchanged=unchanged_events), stop=stop)
 
 
-def download(remote: str, dest: str | os.PathLike, *, files_from: Iterable[str] | None = None,
+def download(remote: str, dest: str | os.PathLike[str], *, files_from: Iterable[str] | None = None,
              credentials: Credentials = None, on_event: EventCallback | None = None, unchanged_events: bool = False,
              dry_run: bool = False, concurrency: int = 16, include: Iterable[str] = (), exclude: Iterable[str] = (),
              checksum: bool = False, overwrite: bool = False, bwlimit: int | None = None, itwin: str | None = None,
@@ -154,7 +157,7 @@ def download(remote: str, dest: str | os.PathLike, *, files_from: Iterable[str] 
     return run_sync(req, lambda: g.container(target, write=False), _Events(on_event, unchanged=unchanged_events), stop=stop)
 
 
-def mirror(src: str | os.PathLike, dst: str | os.PathLike, *, delete: bool = True, max_delete: str | int = "50%",
+def mirror(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, delete: bool = True, max_delete: str | int = "50%",
            force: bool = False, wait_lock: float = 0.0, credentials: Credentials = None,
            on_event: EventCallback | None = None, unchanged_events: bool = False, dry_run: bool = False,
            concurrency: int = 16, include: Iterable[str] = (), exclude: Iterable[str] = (), checksum: bool = False,
@@ -179,7 +182,7 @@ def mirror(src: str | os.PathLike, dst: str | os.PathLike, *, delete: bool = Tru
                         _Events(on_event, unchanged=unchanged_events), stop=stop)
 
 
-def watch(local_dir: str | os.PathLike, remote: str, *, stop: threading.Event, delete: bool = False,
+def watch(local_dir: str | os.PathLike[str], remote: str, *, stop: threading.Event, delete: bool = False,
           debounce: float = 1.0, rescan: float = 600.0, polling: bool = False, credentials: Credentials = None,
           on_event: EventCallback | None = None, on_status: EventCallback | None = None, concurrency: int = 16,
           include: Iterable[str] = (), exclude: Iterable[str] = (), checksum: bool = False,
@@ -200,7 +203,11 @@ def watch(local_dir: str | os.PathLike, remote: str, *, stop: threading.Event, d
     with pair_lock(local, target.describe(), command="watch (Python API)"):
         watcher = Watcher(req, g.container(target, write=True), _Events(on_event, unchanged=False),
                           status=lambda s: on_status(with_time(s)) if on_status else None)
-        relay = threading.Thread(target=lambda: (stop.wait(), watcher.stop()), name="watch-stop", daemon=True)
+        def relay_stop() -> None:
+            stop.wait()
+            watcher.stop()
+
+        relay = threading.Thread(target=relay_stop, name="watch-stop", daemon=True)
         relay.start()
         return watcher.run()
 

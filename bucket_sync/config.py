@@ -17,7 +17,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import AbstractSet, Any, Mapping
 
 from .errors import ConfigError, UsageError
 
@@ -180,7 +180,7 @@ def _norm(key: str) -> str:
     return key.replace("_", "-")
 
 
-def _check_options(section: str, table: Mapping[str, Any], path: Path | None, extra: set[str] = frozenset()) -> dict[str, Any]:
+def _check_options(section: str, table: Mapping[str, Any], path: Path | None, extra: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for raw_key, value in table.items():
         key = _norm(raw_key)
@@ -193,6 +193,7 @@ def _check_options(section: str, table: Mapping[str, Any], path: Path | None, ex
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{path}: {section}.{raw_key} has the wrong type ({type(value).__name__})")
         if key in ("exclude", "include"):
+            assert isinstance(value, list)  # OPTION_TYPES, checked above
             if not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{path}: {section}.{raw_key} must be a list of strings")
             value = tuple(value)
@@ -255,7 +256,7 @@ def _check_remotes(value: Any, path: Path | None) -> dict[str, dict[str, str]]:
                                    "reality-data = \"<id>\" (with an optional itwin)")
         if not all(isinstance(v, str) for v in keys.values()):
             raise ConfigError(f"{path}: [remotes.{name}] values must be strings")
-        kinds = [k for k in ("url", "reality-data") if k in keys] or (["itwin"] if "itwin" in keys else [])
+        kinds: list[str] = [k for k in ("url", "reality-data") if k in keys] or (["itwin"] if "itwin" in keys else [])
         if len(kinds) != 1 or ("url" in keys and len(keys) > 1):
             raise ConfigError(f"{path}: [remotes.{name}] needs exactly one of url, itwin or reality-data",
                               hint="e.g. [remotes.site] url = \"https://<account>.blob.core.windows.net/<container>?<sas>\"")

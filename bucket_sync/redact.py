@@ -52,7 +52,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a malformed log call must not hide the line
+        except Exception:  # noqa: BLE001 - a malformed log call must not hide the line
             message = str(record.msg)
         if record.exc_info:
             formatter = logging.Formatter()

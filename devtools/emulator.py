@@ -614,7 +614,7 @@ class PlatformEmulator:
         """(blob count, total bytes) in a reality data's container, read from Azurite."""
         try:
             blobs = list(self.azurite.container_client(container).list_blobs())
-        except Exception:  # deleted meanwhile: nothing there
+        except Exception:  # noqa: BLE001 - deleted meanwhile: nothing there
             return 0, 0
         return len(blobs), sum(b.size or 0 for b in blobs)
 
@@ -755,7 +755,7 @@ class PlatformEmulator:
             self._reality_data.pop(record.rd_id, None)
         try:
             self.azurite.container_client(record.container).delete_container()
-        except Exception:  # already gone: the reality data is deleted all the same
+        except Exception:  # noqa: BLE001 - already gone: the reality data is deleted all the same
             pass
         return Reply(204)
 
@@ -811,7 +811,7 @@ def _make_handler(emulator: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
             request = Request(self.command, path, parse_qs(parts.query, keep_blank_values=True), self.headers, body)
             try:
                 reply = emulator.handle(request)
-            except Exception as exc:  # a bug in the emulator: answer like a failing service, say why on stderr
+            except Exception as exc:  # noqa: BLE001 - a bug in the emulator: answer like a failing service, say why on stderr
                 print(f"emulator: error handling {self.command} {path}: {type(exc).__name__}", file=sys.stderr)
                 reply = api_error(500, "InternalServerError", "The emulator failed to handle the request.")
             status = 0 if reply is None else reply.status

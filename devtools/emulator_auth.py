@@ -407,7 +407,7 @@ class AuthServer:
 def _is_loopback_redirect(uri: str) -> bool:
     try:
         parts = urlsplit(uri)
-        parts.port  # raises ValueError on a malformed port
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return False
     return parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK_HOSTS

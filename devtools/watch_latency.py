@@ -108,7 +108,7 @@ def _poll(container_client, prefix: str, seen: dict[str, float], stop: threading
         try:
             for blob in container_client.list_blobs(name_starts_with=prefix):
                 seen.setdefault(blob.name, now)
-        except Exception:  # a slow or failed listing only costs resolution
+        except Exception:  # noqa: BLE001 - a slow or failed listing only costs resolution
             pass
         stop.wait(0.05)
 

@@ -416,7 +416,7 @@ class Bench:
         (self.work / "watch").mkdir(exist_ok=True)
         try:
             result = fn(**kwargs)
-        except Exception as exc:  # a tool under construction: report, do not lose the table
+        except Exception as exc:  # noqa: BLE001 - a tool under construction: report, do not lose the table
             return None, f"failed: {type(exc).__name__}: {mask(str(exc))[:300]}"
         if not isinstance(result, dict):
             result = {k: getattr(result, k) for k in dir(result) if not k.startswith("_") and not callable(getattr(result, k))}

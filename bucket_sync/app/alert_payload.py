@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ExitCode
 from ..redact import redact
@@ -63,7 +64,7 @@ class FailureSamples(Listener):
     def __init__(self, limit: int = MAX_FAILURES) -> None:
         self.limit = limit
         self._lock = threading.Lock()
-        self._items: list[dict] = []
+        self._items: list[dict[str, Any]] = []
         self._total = 0
 
     def on_result(self, result: TransferResult) -> None:
@@ -74,7 +75,7 @@ class FailureSamples(Listener):
             if len(self._items) < self.limit:
                 self._items.append({"op": result.op.value, "key": result.key, "error": redact(result.error or "")})
 
-    def take(self) -> tuple[list[dict], int]:
+    def take(self) -> tuple[list[dict[str, Any]], int]:
         """(failures listed, how many more there were), and start over."""
         with self._lock:
             items, total = self._items, self._total
@@ -82,8 +83,8 @@ class FailureSamples(Listener):
         return items, max(0, total - len(items))
 
 
-def alert_payload(ctx: RunContext, summary: Summary, *, why: str, scope: str, failures: list[dict] | None = None,
-                  omitted: int = 0, refusal: str | None = None, error: str | None = None) -> dict:
+def alert_payload(ctx: RunContext, summary: Summary, *, why: str, scope: str, failures: list[dict[str, Any]] | None = None,
+                  omitted: int = 0, refusal: str | None = None, error: str | None = None) -> dict[str, Any]:
     payload = {**summary.as_event(), "scope": scope, "why": why, "host": ctx.host, "source": ctx.source,
                "destination": ctx.destination, "time": rfc3339_now(), "batches": 1 if scope == "batch" else 0,
                "failures": list(failures or []), "failures_omitted": omitted}
@@ -95,7 +96,7 @@ def alert_payload(ctx: RunContext, summary: Summary, *, why: str, scope: str, fa
     return payload
 
 
-def merge_alerts(items: list[dict]) -> dict:
+def merge_alerts(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Alerts that waited for the same delivery, as one: counts added, the first failures kept."""
     if len(items) == 1:
         return items[0]
@@ -118,7 +119,7 @@ def merge_alerts(items: list[dict]) -> dict:
     return out
 
 
-def alert_text(p: dict) -> str:
+def alert_text(p: dict[str, Any]) -> str:
     counts = ", ".join(f"{p[k]} {k}" for k in ("failed", "uploaded", "downloaded", "deleted") if p.get(k))
     what = {Why.FAILED: "files failed", Why.REFUSED: "a safety guard refused", Why.ERROR: "the run failed",
             Why.ALWAYS: "finished"}.get(p.get("why", ""), "finished")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BucketSyncError
 from ..redact import redact
@@ -17,6 +18,9 @@ from ..sync.access import DELETE, LIST, READ, WRITE, Access, CommandVerdict, com
 from ..storage.container import Storage
 from ..targets import ItwinBucketTarget, RealityDataTarget, Remote, access_labels
 from ..timefmt import rfc3339
+
+if TYPE_CHECKING:
+    from .context import Globals
 
 LETTERS = (LIST, READ, WRITE, DELETE)
 
@@ -28,7 +32,7 @@ class SasReport:
     expires: datetime | None
     error: str | None = None  # why it could not be had (e.g. the API refused write access)
 
-    def as_dict(self, now: datetime) -> dict:
+    def as_dict(self, now: datetime) -> dict[str, Any]:
         left = (self.expires - now).total_seconds() if self.expires else None
         return {"role": self.role, "permissions": self.permissions, "error": self.error,
                 "expires": rfc3339(self.expires) if self.expires else None,
@@ -43,7 +47,7 @@ class ProbeReport:
     granted: bool | None  # what storage said; None when its answer said neither
     detail: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"permission": self.permission, "name": permission_name(self.permission), "via": self.via,
                 "in_sp": self.in_sp, "granted": self.granted, "detail": self.detail}
 
@@ -61,7 +65,7 @@ class CheckReport:
         """0 when storage answered every probe one way or the other; 1 when some answer said neither."""
         return 0 if all(p.granted is not None for p in self.probes) else 1
 
-    def as_event(self) -> dict:
+    def as_event(self) -> dict[str, Any]:
         now = datetime.now(timezone.utc)
         return {"event": "check", "target": self.target, "container": self.container,
                 "sas": [s.as_dict(now) for s in self.sas], "probes": [p.as_dict() for p in self.probes],
@@ -69,7 +73,7 @@ class CheckReport:
                 "exit_code": self.exit_code}
 
 
-def check_sources(g, target: Remote) -> dict[str, SasSource]:
+def check_sources(g: Globals, target: Remote) -> dict[str, SasSource]:
     """What `check` resolves: a reality data's read access and write access, each on its own (either may be
     refused by the API: reported); else the one SAS. ``g``: the run's Globals."""
     if isinstance(target, RealityDataTarget):

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from types import FrameType
 from typing import Iterator
 
 from ..errors import ExitCode
@@ -28,7 +29,7 @@ log = logging.getLogger("bucket_sync")
 INTERRUPTED = int(ExitCode.INTERRUPTED)
 
 
-def _as_ctrl_c(signum, frame) -> None:
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signal.SIGINT, frame)
@@ -49,7 +50,7 @@ def exit_at_next_interrupt() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
-    def now(signum, frame) -> None:
+    def now(signum: int, frame: FrameType | None) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(INTERRUPTED)

@@ -19,8 +19,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from urllib.request import OpenerDirector  # imported when an alert is sent
 
 from .. import __version__
 from ..errors import UsageError
@@ -79,16 +82,16 @@ class WebhookPoster:
         self.timeout_s = timeout_s
         self.cancel = threading.Event()
         self._wait = wait or self.cancel.wait
-        self._opener = None
+        self._opener: OpenerDirector | None = None
 
-    def deliver(self, payload: dict) -> bool:
+    def deliver(self, payload: dict[str, Any]) -> bool:
         body = json.dumps(redact_payload(payload)).encode("utf-8")
         last = ""
         for attempt in range(1, self.attempts + 1):
             try:
                 status, retry_after = self._post(body)
             except OSError as exc:  # no answer: refused, reset, timed out, DNS
-                status, retry_after, last = None, None, redact(getattr(exc, "reason", None) or exc)
+                retry_after, last = None, redact(getattr(exc, "reason", None) or exc)
             else:
                 if 200 <= status < 300:
                     return True
@@ -112,7 +115,7 @@ class WebhookPoster:
 
         if self._opener is None:
             class NoRedirects(urllib.request.HTTPRedirectHandler):
-                def redirect_request(self, *args, **kwargs):
+                def redirect_request(self, *args: Any, **kwargs: Any) -> None:
                     return None  # the 3xx comes back as an HTTPError: final
 
             self._opener = urllib.request.build_opener(NoRedirects)  # proxies from the environment still apply
@@ -130,7 +133,7 @@ class WebhookPoster:
 class AlertQueue:
     """Delivers payloads in the background, at least a gap apart, merging what waits (module docstring)."""
 
-    def __init__(self, poster: WebhookPoster, *, merge: Callable[[list[dict]], dict] = lambda items: items[-1],
+    def __init__(self, poster: WebhookPoster, *, merge: Callable[[list[dict[str, Any]]], dict[str, Any]] = lambda items: items[-1],
                  min_gap_s: float = 0.0, max_gap_s: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.poster = poster
         self.merge = merge
@@ -138,14 +141,14 @@ class AlertQueue:
         self.max_gap_s = max_gap_s
         self._clock = clock
         self._cond = threading.Condition()
-        self._pending: list[tuple[float, dict]] = []
+        self._pending: list[tuple[float, dict[str, Any]]] = []
         self._closing = False
         self._gap = min_gap_s
         self._next_at = 0.0
         self._thread: threading.Thread | None = None
         self.delivered = 0
 
-    def post(self, payload: dict) -> None:
+    def post(self, payload: dict[str, Any]) -> None:
         with self._cond:
             if self._closing:
                 return

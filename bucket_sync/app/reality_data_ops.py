@@ -14,6 +14,7 @@ import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ApiError, BucketSyncError, UsageError
 from ..platform.reality_data import FLAT_TYPES, RealityData, RealityDataFields
@@ -25,6 +26,9 @@ from ..sync.model import Direction
 from ..targets import RealityDataTarget
 from .context import Globals
 from .sync_run import SyncRequest, run_sync
+
+if TYPE_CHECKING:
+    from ..platform.credentials import TokenProvider
 
 log = logging.getLogger("bucket_sync")
 
@@ -103,7 +107,7 @@ def upload_to_reality_data(g: Globals, target: RealityDataTarget, req: SyncReque
     return _upload_and_finish(g, tokens, target, req, renderer, authoring=_is_authoring(g, tokens, target))
 
 
-def _is_authoring(g: Globals, tokens, target: RealityDataTarget) -> bool:
+def _is_authoring(g: Globals, tokens: TokenProvider, target: RealityDataTarget) -> bool:
     try:
         with g.api(tokens) as api:
             return api.reality_data.get(target.reality_data_id, itwin_id=target.itwin_id).authoring is True
@@ -124,7 +128,7 @@ def resume_command(target: RealityDataTarget, req: SyncRequest) -> str:
     return " ".join(shlex.quote(part) for part in line)
 
 
-def _upload_and_finish(g: Globals, tokens, target: RealityDataTarget, req: SyncRequest, renderer: Listener, *,
+def _upload_and_finish(g: Globals, tokens: TokenProvider, target: RealityDataTarget, req: SyncRequest, renderer: Listener, *,
                        authoring: bool) -> Summary:
     rd_id = target.reality_data_id
     resume = resume_command(target, req)

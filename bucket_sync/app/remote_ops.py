@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import BucketSyncError, NotFoundError, UsageError
 from .interrupt import interruptible
@@ -24,7 +25,7 @@ class ListedEntry:
     name: str  # full blob name, or a folder name ending in '/' (non-recursive listing)
     blob: RemoteBlob | None
 
-    def as_event(self) -> dict:
+    def as_event(self) -> dict[str, Any]:
         if self.blob is None:
             return {"event": "dir", "key": self.name}
         b = self.blob
@@ -123,7 +124,7 @@ def remove_remote(container: ContainerRef, prefix: str, *, recursive: bool, dry_
     return tally.summary("rm")
 
 
-def describe_url(sas: ContainerSas, *, show_secret: bool) -> dict:
+def describe_url(sas: ContainerSas, *, show_secret: bool) -> dict[str, Any]:
     return {
         "event": "url",
         "url": sas.url if show_secret else sas.redacted_url,

@@ -16,7 +16,7 @@ import logging
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ..errors import ExitCode
 from ..sync.listener import Listener, Summary
@@ -69,7 +69,7 @@ def make_console_safe() -> None:
             console_safe(stream)
 
 
-_second: list = [None, ""]  # (whole second, its formatted text): strftime once a second, not per event
+_second: list[int | str | None] = [None, ""]  # (whole second, its formatted text): strftime once a second, not per event
 
 
 def rfc3339_now() -> str:
@@ -81,7 +81,7 @@ def rfc3339_now() -> str:
     return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
 
 
-def with_time(obj: dict) -> dict:
+def with_time(obj: dict[str, Any]) -> dict[str, Any]:
     """Every JSON event carries the time it happened (README.md, "Output")."""
     return obj if "time" in obj else {**obj, "time": rfc3339_now()}
 
@@ -90,7 +90,7 @@ def with_time(obj: dict) -> dict:
 PAST = {Action.UPLOAD: "uploaded", Action.DOWNLOAD: "downloaded", Action.DELETE: "deleted"}
 
 
-def result_event(r: TransferResult) -> dict:
+def result_event(r: TransferResult) -> dict[str, Any]:
     """A transfer result as the ``transfer`` event of --json (and of the Python API's on_event)."""
     obj = {"event": "transfer", "op": r.op.value, "key": r.key, "bytes": r.bytes, "status": r.status.value}
     if r.reason is not None:
@@ -122,7 +122,7 @@ class JsonRenderer(Listener):
         console_safe(sys.stderr)  # the log lines beside the JSON (a skipped file's name...)
         self._lock = threading.Lock()
 
-    def emit(self, obj: dict, *, flush: bool = True) -> None:
+    def emit(self, obj: dict[str, Any], *, flush: bool = True) -> None:
         line = json.dumps(with_time(obj), ensure_ascii=self._ensure_ascii)
         with self._lock:
             self.out.write(line + "\n")
@@ -157,7 +157,7 @@ class HumanRenderer(Listener):
         self.verbose = verbose
         self.progress = (not quiet) and (self.err.isatty() if progress is None else progress)
         self.wants_unchanged = verbose > 1  # "skipped <key>" lines, at -vv
-        self._bar: "tqdm | None" = None
+        self._bar: "tqdm[NoReturn] | None" = None
         self._lock = threading.Lock()
         self._files_total = 0
         self._files_done = 0

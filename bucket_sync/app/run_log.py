@@ -14,12 +14,15 @@ import logging.handlers
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import UsageError
 from ..redact import RedactingFilter
 from ..sync.listener import FanOut, Listener, Summary
 from ..sync.model import Status, TransferResult
+
+if TYPE_CHECKING:
+    from .render import HumanRenderer, JsonRenderer
 
 RESULTS_LOGGER = "bucket_sync.results"  # per-file lines: the log file only, never the console
 # Without a log file the lines go nowhere (not to the console through the root, nor to logging's
@@ -85,7 +88,7 @@ class Stats(Listener):
 
     wants_unchanged = False
 
-    def __init__(self, interval: float, emit: Callable[[dict], None], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, interval: float, emit: Callable[[dict[str, Any]], None], *, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self.emit = emit
         self.clock = clock
@@ -111,7 +114,7 @@ class Stats(Listener):
                 self.files_done += 1
                 self.failed += r.status is Status.FAILED
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         with self._lock:
             elapsed = max(self.clock() - self.started, 1e-6)
             rate = self.bytes_done / elapsed
@@ -129,7 +132,7 @@ class Stats(Listener):
         self._stop.set()
 
 
-def stats_line(stats: dict) -> str:
+def stats_line(stats: dict[str, Any]) -> str:
     from .render import human_bytes
 
     eta = f"ETA {stats['eta_s']} s" if stats["eta_s"] is not None else "ETA unknown"
@@ -142,14 +145,14 @@ class WithExtras(FanOut):
     """The renderer plus the run's extra listeners (log file, stats): one object for the command to hand
     to the run and to finish."""
 
-    def __init__(self, renderer, extras: list[Listener]) -> None:
+    def __init__(self, renderer: JsonRenderer | HumanRenderer, extras: Sequence[ResultLog | Stats]) -> None:
         super().__init__(renderer, *extras)
         self.renderer = renderer
         self.extras = extras
         self.wants_unchanged = renderer.wants_unchanged  # the extras count in bulk
 
-    def emit(self, obj: dict, **kw) -> None:  # watch's status events go through the renderer
-        self.renderer.emit(obj, **kw)
+    def emit(self, obj: dict[str, Any], **kw: Any) -> None:  # watch's status events go through the renderer
+        self.renderer.emit(obj, **kw)  # type: ignore[union-attr]  # HumanRenderer has none: with --json only
 
     def finish(self, summary: Summary) -> None:
         for extra in self.extras:

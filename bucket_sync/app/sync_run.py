@@ -9,14 +9,14 @@ import os
 import re
 import stat
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 from dataclasses import dataclass
 
 from ..config import user_cache_dir
 from .interrupt import interruptible
 from ..errors import (BucketSyncError, ExitCode, PermissionDeniedError, SafetyGuardError,
                       UnsafeBlobNameError, UsageError)
-from ..sync.access import (LIST, READ, Comparison, download_approach, names_nothing, no_blob_and_no_listing,
+from ..sync.access import (LIST, READ, Access, Comparison, download_approach, names_nothing, no_blob_and_no_listing,
                            upload_approach)
 from ..sync.diff import DiffPolicy
 from ..sync.engine import Engine
@@ -24,7 +24,7 @@ from ..sync.listener import FanOut, Listener, Summary, Tally
 from ..sync.settings import TransferSettings
 from ..sync.filters import PathFilter
 from ..sync.keys import is_case_insensitive_dir, join_blob_name, key_from_local, local_path_for
-from ..sync.model import Action, Direction, LocalFile, Status, TransferResult
+from ..sync.model import Action, Direction, LocalFile, RemoteBlob, Status, TransferResult
 from ..sync.mtime_precision import probe as probe_precision, source_precision, window_for
 from ..sync.plan import Counted, Plan
 from ..sync.prefetch import prefetch
@@ -123,7 +123,7 @@ def run_sync(req: SyncRequest, container_factory: Callable[[], ContainerRef], re
     return tally.summary(req.command)
 
 
-def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally, stop, source_exists: bool) -> None:
+def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally, stop: threading.Event, source_exists: bool) -> None:
     """upload and mirror up: listing, or file by file when the SAS cannot list; once more file by file if
     storage refuses a listing that ``sp=`` did not rule out."""
     access = storage.access()
@@ -156,6 +156,7 @@ def _upload(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally
             sources = iter(())
         # Single files given: looked up by name, cheaper than listing a possibly huge prefix (when readable).
         by_name = approach.comparison is Comparison.LOOKUP or (_only_files(req) and access.allows(READ))
+        dests: Iterator[RemoteBlob]
         if approach.comparison is Comparison.LISTING and not by_name:
             # Filters apply to both sides: a blob the filters exclude is neither compared nor deleted.
             hints = top_level_folders(req.local[0]) if len(req.local) == 1 else []
@@ -236,7 +237,7 @@ def _named_files(req: SyncRequest, listener: Listener, *, report: bool) -> list[
     return found
 
 
-def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally, stop) -> None:
+def _download(req: SyncRequest, storage: Storage, listener: Listener, tally: Tally, stop: threading.Event) -> None:
     """download and mirror down: a folder through a listing; a blob REMOTE names, or --files-from names,
     by name (read permission alone is enough)."""
     access = storage.read_access()
@@ -280,7 +281,8 @@ def _download_policy(req: SyncRequest, local_root: str) -> DiffPolicy:
     return policy.with_window_at_least(window_for(probe_precision(local_root)))
 
 
-def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener):
+def _named_blobs(req: SyncRequest, storage: Storage, access: Access,
+                 listener: Listener) -> tuple[str, Iterator[RemoteBlob], Iterator[LocalFile]] | None:
     """(local root, sources, dests) when the download is by name: --files-from, or a REMOTE that names a
     blob (which wins over a folder of the same name, as for rclone); None for a folder download."""
     if req.files_from is None and not req.prefix:
@@ -288,7 +290,7 @@ def _named_blobs(req: SyncRequest, storage: Storage, access, listener: Listener)
     download_approach(access, by_name=True, mirror=False)  # read permission, at least
     if req.files_from is not None:
         root = req.local[0]
-        blobs = []
+        blobs: list[RemoteBlob] = []
         for key, blob in storage.look_up_pairs(req.prefix, sorted(set(req.files_from))):
             if blob is None:
                 listener.on_result(TransferResult(Action.DOWNLOAD, join_blob_name(req.prefix, key), 0, Status.FAILED,

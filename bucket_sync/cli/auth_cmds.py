@@ -5,6 +5,7 @@ from __future__ import annotations
 import json as jsonlib
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import click
 
@@ -51,14 +52,14 @@ def source_of(provider: TokenProvider) -> CredentialSource:
     raise TypeError(f"unknown credential source {type(provider).__name__}")
 
 
-def _emit(g: Globals, obj: dict, human: str | None, *, err: bool = False) -> None:
+def _emit(g: Globals, obj: dict[str, Any], human: str | None, *, err: bool = False) -> None:
     if g.json:
         click.echo(jsonlib.dumps(with_time(obj)))
     elif human and not g.quiet:
         click.echo(human, err=err)
 
 
-def _fail(g: Globals, obj: dict, exc: BucketSyncError) -> int:
+def _fail(g: Globals, obj: dict[str, Any], exc: BucketSyncError) -> int:
     """Report ``exc`` on stderr and, with --json, as the outcome object; return its exit code."""
     echo_error(exc.message, exc.hint)
     if g.json:
@@ -90,7 +91,7 @@ so if your app has another port registered, pass that port with --redirect-port.
               help="How long to wait for the browser to come back.")
 @common_options
 @click.pass_context
-def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, no_browser: bool, timeout: float, **kw) -> int:
+def login(ctx: click.Context, /, client_id: str | None, redirect_port: int | None, no_browser: bool, timeout: float, **kw: Any) -> int:
     """Sign in with your Bentley account (see _LOGIN_HELP) and save the sign-in."""
     g = make_globals(ctx, kw)
     auth_cfg = g.config.auth
@@ -138,10 +139,10 @@ def login(ctx: click.Context, client_id: str | None, redirect_port: int | None, 
 @auth.command(name="status")
 @common_options
 @click.pass_context
-def status(ctx: click.Context, **kw) -> int:
+def status(ctx: click.Context, /, **kw: Any) -> int:
     """Show which credential is in use, for whom, and until when (gets a token to check it)."""
     g = make_globals(ctx, kw)
-    obj: dict = {"event": "auth", "source": CredentialSource.NONE.value, "description": None, "account": None,
+    obj: dict[str, Any] = {"event": "auth", "source": CredentialSource.NONE.value, "description": None, "account": None,
                  "expires": None, "saved_login": None, "store": None}
     try:
         obj["store"] = describe_store()
@@ -174,7 +175,7 @@ def status(ctx: click.Context, **kw) -> int:
 @auth.command(name="logout")
 @common_options
 @click.pass_context
-def logout(ctx: click.Context, **kw) -> int:
+def logout(ctx: click.Context, /, **kw: Any) -> int:
     """Forget the saved sign-in (in the OS keychain and in the file) and every cached SAS."""
     g = make_globals(ctx, kw)
     path = login_path()
@@ -190,7 +191,7 @@ def logout(ctx: click.Context, **kw) -> int:
     return 0
 
 
-def _expiry(claims: dict, provider: TokenProvider) -> str | None:
+def _expiry(claims: dict[str, Any], provider: TokenProvider) -> str | None:
     exp = claims.get("exp")
     if isinstance(exp, (int, float)) and not isinstance(exp, bool):
         return rfc3339(float(exp))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..app.check import check_remote, check_sources, format_report
@@ -15,7 +17,7 @@ from .options import common_options, make_globals
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
-def check(ctx: click.Context, remote_text: str, itwin: str | None, **kw) -> int:
+def check(ctx: click.Context, /, remote_text: str, itwin: str | None, **kw: Any) -> int:
     """Show what REMOTE's SAS allows, and which commands will work with it.
 
     Resolves the target (for a reality data: its read access and its write access), then reports the

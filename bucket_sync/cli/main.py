@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +20,9 @@ from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
 from ..targets import set_named_remotes
 from .error_output import echo_error
+
+if TYPE_CHECKING:
+    from ..platform.credentials import TokenProvider
 
 log = logging.getLogger("bucket_sync")
 
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         if config.exposes_secrets():
             click.echo(f"warning: {config.path} holds a secret (a SAS URL or client secret) and other users can "
                        f"read it; run: chmod 600 {config.path}", err=True)
-        obj: dict = {"config": config}
+        obj: dict[str, Any] = {"config": config}
         _install_login_loader(obj)
         code = cli.main(args=args, prog_name="bucket-sync", standalone_mode=False,
                         default_map=config.default_map(), obj=obj)
@@ -162,11 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(int(code))
 
 
-def _install_login_loader(obj: dict) -> None:
+def _install_login_loader(obj: dict[str, Any]) -> None:
     """The cached `auth login` session, read only when credentials are needed (importing the login
     store pulls in the HTTP client, which a run with a SAS URL never uses)."""
 
-    def load_cached_login():
+    def load_cached_login() -> TokenProvider | None:
         from ..platform.login_store import load_cached_login as load
 
         return load()

@@ -8,7 +8,7 @@ over the job's; the job's win over ``[mirror]`` and top-level config keys, which
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -24,6 +24,9 @@ from ..sync.model import Direction
 from ..targets import looks_remote, parse_remote
 from .notify_options import make_notify_target, notify_options
 from .options import common_options, make_filter, make_globals, make_renderer, make_settings, shard_options, transfer_options
+
+if TYPE_CHECKING:
+    from ..app.notify_url import NotifyTarget
 
 _EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 # Options a job may not set: they choose the config file, or the job itself.
@@ -47,7 +50,7 @@ _NOT_IN_JOB = {"config_path", "job"}
 @notify_options
 @common_options
 @click.pass_context
-def mirror(ctx: click.Context, src: str | None, dst: str | None, **kw: Any) -> int:
+def mirror(ctx: click.Context, /, src: str | None, dst: str | None, **kw: Any) -> int:
     """Make DST identical to SRC; exactly one of them is REMOTE.
 
     LOCAL_DIR -> REMOTE uploads new and changed files and deletes remote extras; REMOTE -> LOCAL_DIR
@@ -103,7 +106,7 @@ def mirror(ctx: click.Context, src: str | None, dst: str | None, **kw: Any) -> i
     return summary.exit_code
 
 
-def _alerts(notify, direction: Direction, local_dir: str, remote: str) -> RunAlerts | None:
+def _alerts(notify: NotifyTarget | None, direction: Direction, local_dir: str, remote: str) -> RunAlerts | None:
     if notify is None:
         return None
     local = os.path.abspath(local_dir)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import click
 
@@ -10,7 +10,10 @@ from ..app.notify_url import NotifyTarget, parse_notify_url
 from ..errors import UsageError
 
 
-def notify_options(f: Callable) -> Callable:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def notify_options(f: _F) -> _F:
     f = click.option("--notify-always", is_flag=True,
                      help="With --notify-url: POST the summary after every run (watch: every batch that did "
                           "something), not only when something failed or was refused.")(f)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, TypeVar
 
 import click
 
@@ -20,6 +20,8 @@ from ..sync.model import BlobExtras
 from ..sync.settings import TransferSettings
 from ..sync.shard import parse_shard
 from .durations import parse_duration_ns
+
+_F = TypeVar("_F", bound=Callable[..., Any])  # a command function, before or after other click decorators
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
@@ -52,7 +54,7 @@ def parse_rate(value: str | int | None) -> int | None:
     return rate
 
 
-def common_options(f: Callable) -> Callable:
+def common_options(f: _F) -> _F:
     """--config, --api-url, --ims-url, --json, -q, -v, --max-retry-wait on every command."""
     options = [
         click.option("--config", "config_path", metavar="PATH", help="Config file (TOML). Default: $BUCKET_SYNC_CONFIG, then the user config dir."),
@@ -69,7 +71,7 @@ def common_options(f: Callable) -> Callable:
     return f
 
 
-def transfer_options(f: Callable) -> Callable:
+def transfer_options(f: _F) -> _F:
     options = [
         click.option("--dry-run", is_flag=True, help="Plan and report, change nothing."),
         click.option("--include", multiple=True, metavar="GLOB", help="Only paths matching GLOB (repeatable; ** spans folders)."),
@@ -120,7 +122,7 @@ def make_settings(kw: dict[str, Any]) -> TransferSettings:
 _METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Azure: metadata names are C# identifiers
 
 
-def parse_metadata(items) -> tuple[tuple[str, str], ...]:
+def parse_metadata(items: Iterable[object]) -> tuple[tuple[str, str], ...]:
     """--metadata KEY=VALUE (repeatable) -> pairs; a usage error for what storage would refuse."""
     pairs = []
     for item in items:
@@ -146,7 +148,7 @@ def parse_content_type(value: str | None) -> str | None:
     return value.strip()
 
 
-def shard_options(f: Callable) -> Callable:
+def shard_options(f: _F) -> _F:
     """--shard K/N and --shard-by: N runs split one job (sync/shard.py)."""
     options = [
         click.option("--shard", metavar="K/N", help="Handle only share K of N of the keys (a stable hash), so N runs on N "
@@ -160,7 +162,7 @@ def shard_options(f: Callable) -> Callable:
     return f
 
 
-def upload_options(f: Callable) -> Callable:
+def upload_options(f: _F) -> _F:
     """What an upload writes besides the bytes: Content-Type and metadata."""
     options = [
         click.option("--content-type", metavar="TYPE",
@@ -213,15 +215,15 @@ def make_filter(kw: dict[str, Any]) -> PathFilter:
         shard=parse_shard(kw.pop("shard", None), kw.pop("shard_by", None)))
 
 
-def make_renderer(g: Globals, kw: dict[str, Any] | None = None):
+def make_renderer(g: Globals, kw: dict[str, Any] | None = None) -> JsonRenderer | HumanRenderer | WithExtras:
     """The run's renderer (JSON or human), with the log file's and --stats' listeners when asked for."""
     renderer = JsonRenderer(verbose=g.verbose) if g.json else HumanRenderer(quiet=g.quiet, verbose=g.verbose)
     stats_every = (kw or {}).pop("stats", None)
-    extras = []
+    extras: list[ResultLog | Stats] = []
     if g.log_file:
         extras.append(ResultLog())
     if stats_every:
-        if g.json:
+        if isinstance(renderer, JsonRenderer):  # that is, g.json
             extras.append(Stats(stats_every, renderer.emit))
         elif not g.quiet and not renderer.progress:  # a progress bar already shows it
             extras.append(Stats(stats_every, lambda s: click.echo(stats_line(s), err=True)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
@@ -15,6 +16,9 @@ from ..redact import redact
 from ..targets import require_guid
 from .error_output import echo_error
 from .options import common_options, make_filter, make_globals, make_renderer, parse_rate, parse_size
+
+if TYPE_CHECKING:
+    from ..app.context import Globals
 
 _FLAG = click.Choice(["true", "false"], case_sensitive=False)
 
@@ -33,7 +37,7 @@ def reality_data() -> None:
 @click.option("--to-itwin", "to_itwin", required=True, metavar="ITWIN_ID", help="The iTwin to move the reality data to.")
 @common_options
 @click.pass_context
-def move(ctx: click.Context, reality_data_id: str, to_itwin: str, **kw) -> int:
+def move(ctx: click.Context, /, reality_data_id: str, to_itwin: str, **kw: Any) -> int:
     """Move reality data ID to the iTwin ITWIN_ID (same organization and data center).
 
     Exit 0 when moved (also when a move resent after a 429/503 finds it already there: the first attempt
@@ -74,7 +78,7 @@ def _tags(values: tuple[str, ...]) -> tuple[str, ...] | None:
     return tags or None
 
 
-def _echo_human(g, lines) -> None:
+def _echo_human(g: Globals, lines: Iterable[str]) -> None:
     if not g.quiet:
         console_safe(sys.stdout)
         for line in lines:
@@ -110,7 +114,7 @@ def _echo_human(g, lines) -> None:
 @click.option("--bwlimit", metavar="RATE", help="With --upload: bytes per second for the whole run, e.g. 10M.")
 @common_options
 @click.pass_context
-def create(ctx: click.Context, itwin: str, name: str, rd_type: str, upload_dir: str | None, **kw) -> int:
+def create(ctx: click.Context, /, itwin: str, name: str, rd_type: str, upload_dir: str | None, **kw: Any) -> int:
     """Create a reality data in an iTwin and print its id (--json: the whole object).
 
     With --upload LOCAL_DIR the folder's contents go into it through the same engine as `upload`
@@ -162,7 +166,7 @@ def create(ctx: click.Context, itwin: str, name: str, rd_type: str, upload_dir: 
               help=f"Page size asked of the API (1..{MAX_TOP}); every page is listed whatever its size.")
 @common_options
 @click.pass_context
-def ls(ctx: click.Context, itwin: str, types: tuple[str, ...], search: str | None, top: int | None, **kw) -> int:
+def ls(ctx: click.Context, /, itwin: str, types: tuple[str, ...], search: str | None, top: int | None, **kw: Any) -> int:
     """List every reality data of an iTwin: id, name, type, size, created (UTC), authoring."""
     g = make_globals(ctx, kw)
     itwin_id = require_guid(itwin, "iTwin id")
@@ -186,7 +190,7 @@ def ls(ctx: click.Context, itwin: str, types: tuple[str, ...], search: str | Non
 @click.option("--itwin", "itwin", metavar="ITWIN_ID", help="The iTwin the reality data belongs to or is shared with.")
 @common_options
 @click.pass_context
-def show(ctx: click.Context, reality_data_id: str, itwin: str | None, **kw) -> int:
+def show(ctx: click.Context, /, reality_data_id: str, itwin: str | None, **kw: Any) -> int:
     """Show every property of reality data ID."""
     g = make_globals(ctx, kw)
     rd_id = require_guid(reality_data_id, "reality data id")
@@ -213,7 +217,7 @@ def show(ctx: click.Context, reality_data_id: str, itwin: str | None, **kw) -> i
 @click.option("--itwin", "itwin", metavar="ITWIN_ID", help="The iTwin the reality data belongs to (named in hints).")
 @common_options
 @click.pass_context
-def update(ctx: click.Context, reality_data_id: str, itwin: str | None, authoring: str | None, **kw) -> int:
+def update(ctx: click.Context, /, reality_data_id: str, itwin: str | None, authoring: str | None, **kw: Any) -> int:
     """Change properties of reality data ID (only those given)."""
     g = make_globals(ctx, kw)
     rd_id = require_guid(reality_data_id, "reality data id")
@@ -242,7 +246,7 @@ def update(ctx: click.Context, reality_data_id: str, itwin: str | None, authorin
 @click.option("-y", "--yes", is_flag=True, help="Delete without asking (needed when not on a terminal).")
 @common_options
 @click.pass_context
-def delete(ctx: click.Context, reality_data_id: str, itwin: str | None, yes: bool, **kw) -> int:
+def delete(ctx: click.Context, /, reality_data_id: str, itwin: str | None, yes: bool, **kw: Any) -> int:
     """Delete reality data ID and every file in it (asks first on a terminal; elsewhere needs --yes).
 
     The API deletes only a reality data associated with at most one iTwin.
@@ -250,7 +254,7 @@ def delete(ctx: click.Context, reality_data_id: str, itwin: str | None, yes: boo
     g = make_globals(ctx, kw)
     rd_id = require_guid(reality_data_id, "reality data id")
     itwin_id = require_guid(itwin, "iTwin id") if itwin else None
-    on_terminal = click.get_text_stream("stdin").isatty()
+    on_terminal = click.get_text_stream("stdin").isatty()  # type: ignore[operator]  # deprecated in click 8.5, untyped
     if not yes and not on_terminal:
         raise UsageError(f"refusing to delete reality data {rd_id} without confirmation: not on a terminal, "
                          "nothing was deleted", hint="pass --yes to delete without asking")
@@ -286,5 +290,6 @@ _SCOPED = {
 for _command, _names in _SCOPED.items():
     for _param in _command.params:
         if _param.name in _names:
+            assert _command.name is not None  # each was given its name
             _option = max(_param.opts, key=len).lstrip("-").upper().replace("-", "_")
             _param.envvar = f"BUCKET_SYNC_REALITY_DATA_{_command.name.upper()}_{_option}"

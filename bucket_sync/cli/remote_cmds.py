@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..app.remote_ops import describe_url, format_long, list_remote, remove_remote
@@ -17,7 +19,7 @@ from ..targets import parse_remote
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
-def ls(ctx: click.Context, remote_text: str, recursive: bool, long: bool, itwin: str | None, **kw) -> int:
+def ls(ctx: click.Context, /, remote_text: str, recursive: bool, long: bool, itwin: str | None, **kw: Any) -> int:
     """List blobs under REMOTE (folders end in '/' unless --recursive)."""
     g = make_globals(ctx, kw)
     remote = parse_remote(remote_text, itwin_id=itwin)
@@ -41,7 +43,7 @@ def ls(ctx: click.Context, remote_text: str, recursive: bool, long: bool, itwin:
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
-def rm(ctx: click.Context, remote_text: str, recursive: bool, dry_run: bool, concurrency: int, itwin: str | None, **kw) -> int:
+def rm(ctx: click.Context, /, remote_text: str, recursive: bool, dry_run: bool, concurrency: int, itwin: str | None, **kw: Any) -> int:
     """Delete a blob, or with --recursive everything under a prefix."""
     g = make_globals(ctx, kw)
     remote = parse_remote(remote_text, itwin_id=itwin)
@@ -59,7 +61,7 @@ def rm(ctx: click.Context, remote_text: str, recursive: bool, dry_run: bool, con
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
-def url(ctx: click.Context, remote_text: str, show_secret: bool, write: bool, itwin: str | None, **kw) -> int:
+def url(ctx: click.Context, /, remote_text: str, show_secret: bool, write: bool, itwin: str | None, **kw: Any) -> int:
     """Print the resolved container URL (signature redacted) and its expiry."""
     g = make_globals(ctx, kw)
     remote = parse_remote(remote_text, itwin_id=itwin)

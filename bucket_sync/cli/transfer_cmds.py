@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,8 +14,13 @@ from ..targets import RealityDataTarget, looks_remote, parse_remote
 from .options import (common_options, make_filter, make_globals, make_renderer, make_settings, transfer_options,
                       shard_options, upload_options)
 
+if TYPE_CHECKING:
+    from ..app.render import HumanRenderer, JsonRenderer
+    from ..app.run_log import WithExtras
+    from ..sync.events import Summary
 
-def _finish(renderer, summary) -> int:
+
+def _finish(renderer: JsonRenderer | HumanRenderer | WithExtras, summary: Summary) -> int:
     renderer.finish(summary)
     return summary.exit_code
 
@@ -32,7 +38,7 @@ def _finish(renderer, summary) -> int:
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
-def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
+def upload(ctx: click.Context, /, args: tuple[str, ...], **kw: Any) -> int:
     """Upload files and folders to REMOTE.
 
     A file goes to REMOTE/<its name>; a folder's contents go under REMOTE with their relative paths.
@@ -76,7 +82,7 @@ def upload(ctx: click.Context, args: tuple[str, ...], **kw) -> int:
 @click.option("--itwin", metavar="ITWIN_ID", help="For reality-data:// targets: the iTwin the reality data belongs to.")
 @common_options
 @click.pass_context
-def download(ctx: click.Context, remote_text: str, local_dir: str, **kw) -> int:
+def download(ctx: click.Context, /, remote_text: str, local_dir: str, **kw: Any) -> int:
     """Download REMOTE into DEST.
 
     When REMOTE names a blob, that file is downloaded into DEST/<name> if DEST is a folder (or ends with
@@ -104,7 +110,7 @@ def read_names(path: str) -> tuple[str, ...]:
     comments are skipped). A name that could not be a path below DEST is refused later, per file."""
     try:
         if path == "-":
-            text = click.get_text_stream("stdin").read()
+            text = click.get_text_stream("stdin").read()  # type: ignore[operator]  # deprecated in click 8.5, untyped
         else:
             with open(path, encoding="utf-8-sig") as fh:
                 text = fh.read()

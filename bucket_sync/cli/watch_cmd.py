@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any, Callable
 
 import click
 
@@ -21,8 +22,8 @@ from .options import common_options, make_filter, make_globals, make_settings, t
 GRACE_S = 5.0  # after SIGINT/SIGTERM: how long in-flight transfers may take to finish
 
 
-def _human_status(quiet: bool, target: str):
-    def show(status: dict) -> None:
+def _human_status(quiet: bool, target: str) -> Callable[[dict[str, Any]], None]:
+    def show(status: dict[str, Any]) -> None:
         if quiet:
             return
         if status["state"] == "watching":
@@ -59,7 +60,7 @@ def _human_status(quiet: bool, target: str):
 @notify_options
 @common_options
 @click.pass_context
-def watch(ctx: click.Context, local_dir: str, remote_text: str, **kw) -> int:
+def watch(ctx: click.Context, /, local_dir: str, remote_text: str, **kw: Any) -> int:
     """Reconcile LOCAL_DIR to REMOTE once (like upload), then upload files as they change, until stopped.
 
     A file is uploaded once it is complete: closed for writing, or unchanged in size and mtime for the
@@ -82,9 +83,11 @@ def watch(ctx: click.Context, local_dir: str, remote_text: str, **kw) -> int:
         debounce_s=kw.pop("debounce"), rescan_s=kw.pop("rescan"), polling=kw.pop("polling"),
         status_s=status_every,
     )
+    renderer: JsonRenderer | HumanRenderer | WithExtras
+    status: Callable[[dict[str, Any]], None]
     if g.json:
-        renderer: JsonRenderer | HumanRenderer | WithExtras = JsonRenderer(verbose=g.verbose)
-        status = renderer.emit
+        renderer = json_renderer = JsonRenderer(verbose=g.verbose)
+        status = json_renderer.emit
     else:
         # A line per file by default: a watcher's log is read afterwards, a progress bar would be noise.
         renderer = HumanRenderer(quiet=g.quiet, verbose=0 if g.quiet else max(1, g.verbose), progress=False)
@@ -109,7 +112,7 @@ def watch(ctx: click.Context, local_dir: str, remote_text: str, **kw) -> int:
     return summary.exit_code
 
 
-def _service_options(kw: dict) -> ServiceOptions:
+def _service_options(kw: dict[str, Any]) -> ServiceOptions:
     """--metrics, --behind-after, --notify-url: every mistake in them is exit 2 before the lock is taken."""
     metrics_text = kw.pop("metrics")
     metrics = None

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -148,7 +148,7 @@ class PlatformApi:
 
     def request(
         self, method: str, target: str, what: str, *, accept: str = ACCEPT_V1, headers: Mapping[str, str] | None = None,
-        hints: Mapping[int, str] | None = None, **kwargs
+        hints: Mapping[int, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         """Send ``method`` to ``target`` (a path under the API URL, or an absolute URL the API gave, such as a
         next page) with this client's auth and retries; the 2xx answer, else a bucket_sync error."""
@@ -174,7 +174,7 @@ class PlatformApi:
         self.close()
 
     def _send(
-        self, method: str, path: str, accept: str, what: str, *, hints: Mapping[int, str] | None = None, **kwargs
+        self, method: str, path: str, accept: str, what: str, *, hints: Mapping[int, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         return self.request(method, path, what, accept=accept, hints=hints, **kwargs)
 
@@ -202,8 +202,9 @@ def _container_url(resp: httpx.Response, what: str) -> str:
     return url
 
 
-def _find_container_url(data: dict) -> str | None:
-    bucket = data.get("bucket") if isinstance(data.get("bucket"), dict) else {}
+def _find_container_url(data: dict[str, Any]) -> str | None:
+    found = data.get("bucket")
+    bucket = found if isinstance(found, dict) else {}
     for holder in (data.get("_links"), data, bucket, bucket.get("_links")):
         if not isinstance(holder, dict):
             continue

@@ -68,7 +68,7 @@ class ErrorBody:
 def parse_error_body(resp: httpx.Response) -> ErrorBody:
     try:
         text = resp.text
-    except Exception:  # undecodable bytes: nothing worth showing
+    except Exception:  # noqa: BLE001 - undecodable bytes: nothing worth showing
         return ErrorBody()
     try:
         data = json.loads(text) if text.strip() else None

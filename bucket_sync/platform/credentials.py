@@ -61,7 +61,7 @@ class TokenProvider(ABC):
     @abstractmethod
     def token(self) -> str: ...
 
-    def invalidate(self, token: str) -> None:
+    def invalidate(self, token: str) -> None:  # noqa: B027 - optional: a no-op unless the source can renew
         """Forget ``token`` if it is the current one. Sources that cannot renew ignore this."""
 
     @abstractmethod

@@ -29,7 +29,7 @@ import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ..errors import AuthError, UsageError
@@ -191,7 +191,7 @@ class _LoopbackListener:
 
     @property
     def addresses(self) -> list[str]:
-        return [f"[{s.server_address[0]}]" if s.address_family == socket.AF_INET6 else s.server_address[0]
+        return [f"[{s.server_address[0]!s}]" if s.address_family == socket.AF_INET6 else str(s.server_address[0])
                 for s in self.servers]
 
     def wait(self, timeout_s: float, clock: Callable[[], float]) -> _Callback | None:
@@ -207,7 +207,7 @@ class _LoopbackListener:
                     return None
                 # Wakes at least twice a second, so the deadline (and Ctrl-C) are honoured.
                 for key, _ in selector.select(min(0.5, remaining)):
-                    key.fileobj.handle_request()
+                    cast(_CallbackServer, key.fileobj).handle_request()  # what was registered above
         return self.session.result
 
     def close(self) -> None:
@@ -345,7 +345,7 @@ def _open_browser(url: str) -> None:
         return
     try:
         opened = webbrowser.open(url, new=1, autoraise=True)
-    except Exception:  # no browser installed, or it failed to start: the printed URL is the fallback
+    except Exception:  # noqa: BLE001 - no browser installed, or it failed to start: the printed URL is the fallback
         opened = False
     if not opened:
         log.info("could not open a browser; open the URL above yourself")
@@ -357,7 +357,7 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _account(claims: dict) -> str | None:
+def _account(claims: dict[str, Any]) -> str | None:
     for key in ("email", "preferred_username", "sub"):
         value = claims.get(key)
         if isinstance(value, str) and value.strip():

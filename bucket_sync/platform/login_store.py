@@ -34,6 +34,8 @@ from .credentials import RenewingTokenProvider, TokenProvider, identity_digest
 from .ims import TokenGrant, request_token
 
 if TYPE_CHECKING:  # http imports httpx: only a token request needs it (see credentials.py)
+    from keyring.backend import KeyringBackend
+
     from .http import ApiTransport
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ class SavedLogin:
         return TokenGrant(self.access_token, left, None, self.scope)
 
 
-def _keyring():
+def _keyring() -> KeyringBackend | None:
     """keyring's backend when it is usable here, else None (imported only when a sign-in is read or saved)."""
     choice = (os.environ.get(STORE_ENV) or "auto").strip().lower()
     if choice not in ("auto", "keyring", "file"):
@@ -93,7 +95,7 @@ def _keyring():
         import keyring
 
         backend = keyring.get_keyring()
-    except Exception as exc:  # a broken keyring installation: say so when it was asked for
+    except Exception as exc:  # noqa: BLE001 - a broken keyring installation: say so when it was asked for
         if choice == "keyring":
             raise AuthError(f"the OS keychain is not usable: {type(exc).__name__}: {exc}",
                             hint=f"set {STORE_ENV}=file to keep the sign-in in a private file") from None
@@ -123,7 +125,7 @@ def save_login(login: SavedLogin, path: Path | None = None) -> Path:
     if backend is not None:
         try:
             backend.set_password(KEYRING_SERVICE, KEYRING_USER, data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any keychain backend error becomes an AuthError
             raise AuthError(f"could not save the sign-in in the OS keychain: {type(exc).__name__}: {exc}",
                             hint=f"unlock the keychain and sign in again, or set {STORE_ENV}=file") from None
         _remove_file(path)  # one copy only, the protected one
@@ -146,7 +148,7 @@ def read_login(path: Path | None = None) -> SavedLogin | None:
     if backend is not None:
         try:
             stored = backend.get_password(KEYRING_SERVICE, KEYRING_USER)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any keychain backend error becomes an AuthError
             raise AuthError(f"cannot read the saved sign-in from the OS keychain: {type(exc).__name__}: {exc}",
                             hint=f"unlock the keychain, or set {STORE_ENV}=file and sign in again") from None
         if stored is not None:
@@ -191,7 +193,7 @@ def delete_login(path: Path | None = None) -> bool:
             if backend.get_password(KEYRING_SERVICE, KEYRING_USER) is not None:
                 backend.delete_password(KEYRING_SERVICE, KEYRING_USER)
                 removed = True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any keychain backend error becomes an AuthError
             raise AuthError(f"could not remove the sign-in from the OS keychain: {type(exc).__name__}: {exc}",
                             hint="remove the 'bucket-sync' entry with the keychain's own tool") from None
     return removed

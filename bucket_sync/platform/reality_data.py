@@ -181,7 +181,7 @@ class RealityDataClient:
     def __init__(self, api: "PlatformApi") -> None:
         self.api = api
 
-    def _request(self, method: str, target: str, what: str, **kwargs) -> "httpx.Response":
+    def _request(self, method: str, target: str, what: str, **kwargs: Any) -> "httpx.Response":
         try:
             return self.api.request(method, target, what, **kwargs)
         except ApiError as err:
@@ -241,12 +241,13 @@ class RealityDataClient:
         if types:
             params["types"] = ",".join(types)
         hints = self._hints("realitydata_use", itwin_id, "listing")
-        target, kwargs, seen = COLLECTION, {"params": params}, set()
+        target, kwargs = COLLECTION, {"params": params}
+        seen: set[str] = set()
         while True:
             resp = self._request("GET", target, what, headers=PREFER_FULL, hints=hints, **kwargs)
             data = _json(resp)
             items = data.get("realityData") if isinstance(data, dict) else None
-            if not isinstance(items, list):
+            if not isinstance(items, list) or not isinstance(data, dict):  # (the second: for the type checker)
                 raise _unexpected(what, _seen(resp, data))
             for item in items:
                 yield RealityData.from_api(item, what)
@@ -295,7 +296,7 @@ def _member(resp: "httpx.Response", what: str) -> object:
     raise _unexpected(what, _seen(resp, data))
 
 
-def _next_href(data: dict) -> str | None:
+def _next_href(data: dict[str, Any]) -> str | None:
     links = data.get("_links")
     nxt = links.get("next") if isinstance(links, dict) else None
     href = nxt.get("href") if isinstance(nxt, dict) else nxt

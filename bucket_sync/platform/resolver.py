@@ -87,8 +87,9 @@ class ApiSasSource(SasSource):
                 if not self._fetching:
                     self._fetching = True
                     break
-                if self._usable(now):  # another thread is refreshing ahead of expiry
-                    return self._sas
+                usable = self._usable(now)
+                if usable is not None:  # another thread is refreshing ahead of expiry
+                    return usable
                 self._wait_for_fetch()
         return self._fetch(keep_valid_on_failure=True)
 
@@ -121,9 +122,10 @@ class ApiSasSource(SasSource):
         until = readable_utc(cached.sas.expires_at) if cached.sas.expires_at else "unknown (no se=)"
         log.debug("using the cached SAS for %s, valid until %s", self._what, until)
 
-    def _usable(self, now: float) -> bool:
+    def _usable(self, now: float) -> ContainerSas | None:
+        """The current SAS while it has not expired, else None."""
         sas = self._sas
-        return sas is not None and (sas.expires_at is None or now < sas.expires_at.timestamp())
+        return sas if sas is not None and (sas.expires_at is None or now < sas.expires_at.timestamp()) else None
 
     def _wait_for_fetch(self) -> None:
         """Wait (lock held) until the fetch in flight finishes; raise its error if it failed."""
@@ -142,12 +144,13 @@ class ApiSasSource(SasSource):
                 # Waiters get this fetch's error; after an interrupt they simply try again themselves.
                 self._finish(error=exc if isinstance(exc, Exception) else None)
                 now = self._clock()
-                if keep_valid_on_failure and isinstance(exc, Exception) and self._usable(now):
-                    expires = self._sas.expires_at
+                usable = self._usable(now) if keep_valid_on_failure and isinstance(exc, Exception) else None
+                if usable is not None:
+                    expires = usable.expires_at
                     left = expires.timestamp() - now if expires else float("inf")
                     self._refresh_at = now + renewal_retry_in(left)
                     log.warning("could not refresh the SAS for %s yet, the current one still works: %s", self._what, exc)
-                    return self._sas
+                    return usable
             raise
         fetched_at = self._clock()
         if self._cache is not None:
@@ -165,15 +168,16 @@ class ApiSasSource(SasSource):
     def _install(self, sas: ContainerSas, *, fetched_at: float) -> None:
         """Make ``sas`` current; its lifetime counts from ``fetched_at`` (earlier than now when cached)."""
         self._sas, self._fetched_at = sas, fetched_at
-        expires = sas.expires_at.timestamp() if sas.expires_at else None
-        if expires is None:
+        expires_at = sas.expires_at
+        expires = expires_at.timestamp() if expires_at else None
+        if expires_at is None or expires is None:
             self._min_interval = _MIN_REFETCH_INTERVAL_S
             self._refresh_at = refresh_due_at(fetched_at, None)
             return
         lifetime = expires - fetched_at
         if lifetime <= 0:
             log.warning("the SAS for %s expired at %s, before it arrived: check the system clock",
-                        self._what, readable_utc(sas.expires_at))
+                        self._what, readable_utc(expires_at))
         # Never due again at once, or a bad clock would turn every call into a fetch.
         self._min_interval = min(_MIN_REFETCH_INTERVAL_S, lifetime / 10) if lifetime > 0 else _MIN_REFETCH_INTERVAL_S
         self._refresh_at = max(refresh_due_at(fetched_at, expires), self._clock() + self._min_interval)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Callable
 
 from ..errors import NotFoundError, PermissionDeniedError
 from ..sas import describe_missing, permission_name
@@ -175,7 +176,7 @@ def command_verdicts(reads: Access, writes: Access) -> list[CommandVerdict]:
     """What each command can do with these permissions (for `check`): the planner's own rules, asked once
     per command, so `check` cannot disagree with what a run will do."""
     both = combined(reads, writes)
-    checks = [
+    checks: list[tuple[str, Callable[[], Approach | None], str | None]] = [
         ("upload", lambda: upload_approach(both, deletes=False, overwrite=False), None),
         ("upload --overwrite", lambda: upload_approach(both, deletes=False, overwrite=True),
          "uploads every file (no comparison needed)"),
@@ -203,7 +204,10 @@ def command_verdicts(reads: Access, writes: Access) -> list[CommandVerdict]:
         except PermissionDeniedError as exc:
             verdicts.append(CommandVerdict(command, False, exc.message.split(" [")[0]))
             continue
-        verdicts.append(CommandVerdict(command, True, ok_text or _HOW[approach.comparison]))
+        if not ok_text:
+            assert approach is not None  # rm's checks decide no approach, and carry their own text
+            ok_text = _HOW[approach.comparison]
+        verdicts.append(CommandVerdict(command, True, ok_text))
     return verdicts
 
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from .shard import Shard
+
+if TYPE_CHECKING:
+    from .model import Entry
 
 
 @lru_cache(maxsize=256)
@@ -72,7 +76,7 @@ class PathFilter:
     shard: Shard | None = None  # --shard K/N: only this run's share of the keys (shard.py)
 
     @classmethod
-    def from_options(cls, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), **bounds) -> "PathFilter":
+    def from_options(cls, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), **bounds: Any) -> "PathFilter":
         # click gives the includes and the excludes apart, not interleaved: excludes win (the safer reading).
         return cls(tuple((False, g) for g in exclude) + tuple((True, g) for g in include), **bounds)
 
@@ -110,7 +114,7 @@ class PathFilter:
                 return False
         return self.allows(key)
 
-    def allows_entry(self, entry) -> bool:
+    def allows_entry(self, entry: Entry) -> bool:
         return self.allows_file(entry.key, entry.size, entry.mtime_ns)
 
     def allows_top_folder(self, name: str) -> bool:

@@ -34,10 +34,10 @@ def parse_mtime(text: str | None) -> int | None:
         midnight = _MIDNIGHTS.get(date)
         if midnight is None:
             try:
-                day = datetime(int(date[:4]), int(date[5:7]), int(date[8:]), tzinfo=timezone.utc)
+                day_start = datetime(int(date[:4]), int(date[5:7]), int(date[8:]), tzinfo=timezone.utc)
             except ValueError:
                 return None
-            midnight = int(day.timestamp())
+            midnight = int(day_start.timestamp())
             if len(_MIDNIGHTS) < 4096:
                 _MIDNIGHTS[date] = midnight
         h, mi, sec = int(hour), int(minute), int(second)

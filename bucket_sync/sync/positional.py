@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Callable
 
 BINARY: int = getattr(os, "O_BINARY", 0)
 
@@ -31,7 +32,8 @@ def _lock_for(fd: int) -> threading.Lock:
 
 def pwrite(fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
     """Write ``data`` at ``offset`` of ``fd``; the number of bytes written (possibly fewer)."""
-    native = getattr(os, "pwrite", None)  # looked up per call, so tests can take it away
+    # looked up per call, so tests can take it away
+    native: Callable[[int, bytes | bytearray | memoryview, int], int] | None = getattr(os, "pwrite", None)
     if native is not None:
         return native(fd, data, offset)
     with _lock_for(fd):
@@ -41,7 +43,7 @@ def pwrite(fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
 
 def pread(fd: int, n: int, offset: int) -> bytes:
     """Up to ``n`` bytes of ``fd`` from ``offset`` (fewer at the end of the file, b"" past it)."""
-    native = getattr(os, "pread", None)
+    native: Callable[[int, int, int], bytes] | None = getattr(os, "pread", None)
     if native is not None:
         return native(fd, n, offset)
     with _lock_for(fd):

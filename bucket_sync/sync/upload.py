@@ -13,7 +13,7 @@ import hashlib
 import os
 import threading
 from concurrent.futures import Executor, Future, wait
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from ..errors import BucketSyncError, LocalFileError
 from .bandwidth import RateLimiter, Unlimited
@@ -39,7 +39,7 @@ def check_unchanged(f: LocalFile, st: os.stat_result, when: str) -> None:
         raise LocalFileError(f"{f.key}: the file changed {when}; not uploaded, the next run will retry it")
 
 
-def check_still_there(f: LocalFile, fh, when: str) -> None:
+def check_still_there(f: LocalFile, fh: BinaryIO, when: str) -> None:
     """The open file is unchanged and still the one at ``f.path``: an open handle keeps reading a file
     that was deleted or replaced (editors save by rename), which fstat alone cannot tell."""
     st = os.fstat(fh.fileno())
@@ -109,7 +109,7 @@ class Uploader:
         ids = [block_id(fingerprint, i) for i in range(count)]
         staged = self.storage.uncommitted_blocks(name)
         md5 = hashlib.md5()
-        futures: list[Future] = []
+        futures: list[Future[None]] = []
         failed = threading.Event()
         sent = 0
         with open(f.path, "rb") as fh:
@@ -136,8 +136,9 @@ class Uploader:
                 futures.append(self.block_pool.submit(self._stage, name, ids[i], data, taken, failed))
             wait(futures)
             for fut in futures:
-                if fut.exception() is not None:
-                    raise fut.exception()
+                error = fut.exception()
+                if error is not None:
+                    raise error
             if self.cancel.is_set():
                 raise BucketSyncError(f"{f.key}: interrupted; staged blocks are kept and the next run resumes")
             check_still_there(f, fh, "while it was read")

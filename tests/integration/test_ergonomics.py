@@ -89,7 +89,7 @@ def test_stats_prints_status_lines_when_stderr_is_not_a_terminal(cli, azurite, m
     src = make_files(tmp_path / "src", {f"f{i}.bin": 48 * 1024 for i in range(4)})
     result = cli("upload", src, url, "--stats", "0.5", "--bwlimit", "96K", "--concurrency", "1")
     assert result.returncode == 0, result
-    lines = [l for l in result.stderr.splitlines() if l.startswith("status:")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("status:")]
     assert len(lines) >= 2, result.stderr
     assert re.search(r"\d+/4 files", lines[-1]) and "KiB" in lines[-1] and "ETA" in lines[0], lines
     as_json = cli("upload", src, url, "--json", "--stats", "0.5", "--overwrite", "--bwlimit", "96K", "--concurrency", "1")

@@ -52,7 +52,7 @@ def test_shards_in_parallel_converge_to_one_unsharded_run(cli, site, make_files,
     assert blobs(container) == {k: v.encode() for k, v in TREE.items()}
     if by == "folder":  # a folder and everything in it belong to one shard
         owner = {}
-        for r, k in ((r, e["key"]) for r in ups for e in r.transfers(op="upload", status="ok")):
+        for r, k in ((u, e["key"]) for u in ups for e in u.transfers(op="upload", status="ok")):
             owner.setdefault(k.split("/", 1)[0], set()).add(r.args[-4])
         assert all(len(shards) == 1 for shards in owner.values()), owner
 

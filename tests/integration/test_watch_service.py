@@ -91,7 +91,7 @@ def test_metrics_follow_the_files_dropped_in(cli, new_itwin, bucket_container, t
             path = root / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"y" * (100 * (i + 1)))
-            w.wait_for(lambda: uploads(scrape(base)[0]) == 2 + i, f"files_total to count {name}")
+            w.wait_for(lambda: uploads(scrape(base)[0]) == 2 + i, f"files_total to count {name}")  # noqa: B023 - waited on here
         values, page = scrape(base)
         assert values[("bucket_sync_watch_bytes_total", (("op", "upload"),))] == 1000 + 100 + 200 + 300
         assert values[("bucket_sync_watch_failures_total", (("kind", "transfer"), ("op", "upload")))] == 0

@@ -75,6 +75,6 @@ def kill(proc: subprocess.Popen) -> None:
 def staged(container, name: str) -> dict[str, int]:
     try:
         _, uncommitted = container.get_blob_client(name).get_block_list("uncommitted")
-    except Exception:  # no blob and no blocks yet
+    except Exception:  # noqa: BLE001 - no blob and no blocks yet
         return {}
     return {b.id: b.size for b in uncommitted}

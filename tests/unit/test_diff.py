@@ -170,7 +170,7 @@ def test_planning_counts_unchanged_files_without_keeping_them():
     import tracemalloc
 
     from bucket_sync.sync.engine import Engine
-    from bucket_sync.sync.listener import Listener, Tally
+    from bucket_sync.sync.listener import Tally
 
     n = 20_000  # kept, they would take ~10 MB
     tally = Tally()

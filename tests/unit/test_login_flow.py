@@ -43,7 +43,7 @@ def start_login(**request_changes):
     def run() -> None:
         try:
             results.put(interactive_login(request, show_url=urls.put, open_browser=False))
-        except Exception as exc:  # handed to the test
+        except Exception as exc:  # noqa: BLE001 - handed to the test
             results.put(exc)
 
     threading.Thread(target=run, daemon=True).start()

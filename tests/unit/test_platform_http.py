@@ -3,7 +3,6 @@ a bound; nothing of httpx (or of a secret) leaks out."""
 
 from __future__ import annotations
 
-import json
 from email.utils import format_datetime
 from datetime import datetime, timezone
 

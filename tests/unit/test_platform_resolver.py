@@ -157,7 +157,7 @@ def overlapped(n: int, source: ApiSasSource, fetch: Fetcher, call, *, while_fetc
     def worker():
         try:
             results.append(call())
-        except Exception as exc:  # collected to assert on
+        except Exception as exc:  # noqa: BLE001 - collected to assert on
             results.append(exc)
 
     fetch.entered.clear()
