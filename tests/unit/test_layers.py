@@ -70,3 +70,19 @@ def test_the_watcher_knows_nothing_of_the_platform_api(path: Path) -> None:
     observer for --metrics names the platform's token type."""
     bad = {m for m in imported_modules(path) if m.startswith("bucket_sync.platform")}
     assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", modules_of("platform"), ids=lambda p: p.name)
+def test_the_platform_client_knows_nothing_of_blobs(path: Path) -> None:
+    """The iTwin API and IMS side hands out SAS URLs; the core and the Azure side are not its business."""
+    bad = {m for m in imported_modules(path) if m.startswith(("bucket_sync.sync", "bucket_sync.storage"))}
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", [p for p in sorted(PACKAGE.glob("*.py")) if p.name not in ("api.py", "__main__.py", "__init__.py")],
+                         ids=lambda p: p.name)
+def test_the_shared_top_level_modules_import_no_layer(path: Path) -> None:
+    """errors, retry, sas, targets, config, ...: every layer may import them, so they import none."""
+    layers = ("bucket_sync.sync", "bucket_sync.storage", "bucket_sync.platform", "bucket_sync.app", "bucket_sync.cli")
+    bad = {m for m in imported_modules(path) if m.startswith(layers)}
+    assert not bad, f"{path.name} imports {sorted(bad)}"
