@@ -67,7 +67,7 @@ class WanRow:
     nbytes: int
     target: str
     seconds: dict[str, list[float]] = field(default_factory=lambda: {t: [] for t in TOOLS})
-    floor: list[float] = field(default_factory=list)  # the raw requests alone (photo rows)
+    floor: list[float] = field(default_factory=list)  # the raw requests alone (photo and small-file rows)
 
     def median(self, tool: str) -> float | None:
         return statistics.median(self.seconds[tool]) if self.seconds[tool] else None
@@ -119,8 +119,9 @@ def main_wan(args, bench) -> int:
             azurite.create_container("wan-floor")
             floor_url = wan.rewrite(azurite.container_sas_url("wan-floor", "racwdl", 86400))
             for run in range(runs):
-                for name, method in (("photos-up", "PUT"), ("photos-down", "GET")):
-                    seconds = raw_floor(floor_url, sorted(photos.iterdir()), method)
+                for name, method, folder in (("photos-up", "PUT", photos), ("photos-down", "GET", photos),
+                                             ("small-up", "PUT", small)):
+                    seconds = raw_floor(floor_url, sorted(folder.iterdir()), method)
                     next(r for r in rows if r.name == name).floor.append(seconds)
                     bench.say(f"  {name:12} {'raw floor':12} run {run + 1}: {seconds:6.2f} s")
                 for tool in TOOLS if rclone else ("bucket-sync",):
@@ -158,7 +159,7 @@ def main_wan(args, bench) -> int:
              f"devtools/wan_proxy.py: {RTT_MS:g} ms RTT, {MBIT_S:g} Mbit/s shared per direction ({link / 1e6:.0f} MB/s); "
              f"Azurite behind it; {runs} run(s), median; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; "
              f"bucket-sync at its defaults, rclone at its defaults and tuned (--transfers 16 --checkers 16).", "",
-             f"The raw floor: bare Put Blob / Get Blob requests of the same files through the same proxy, "
+             f"The raw floor: bare Put Blob / Get Blob requests of the same files (photos, and the small files up) through the same proxy, "
              f"{FLOOR_STREAMS} connections (http.client), so the share of the link it reaches is what the link, the "
              f"proxy and Azurite allow before any tool's work.", "",
              "| row | data | bucket-sync s | rclone s | rclone tuned s | raw floor s | of the link, bucket-sync | "
