@@ -49,12 +49,8 @@ class Plan:
                 deletes: Iterable[PlannedAction] | None = None) -> "Plan":
         """A new plan with only these transfers and deletes (watch leaves out keys still changing); the
         counts stay those of the streams that were planned (the mirror guards compare with them)."""
-        changes = {}
-        if work is not None:
-            changes["work"] = tuple(work)
-        if deletes is not None:
-            changes["deletes"] = tuple(deletes)
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, work=self.work if work is None else tuple(work),
+                                   deletes=self.deletes if deletes is None else tuple(deletes))
 
 
 class Counted:
