@@ -140,9 +140,9 @@ class _ObservedGlobals(Globals):
     # the app layer offers without changing context.py.
     credential_watch: CredentialWatch | None = None
 
-    def credentials(self):  # type: ignore[override]
+    def credentials(self) -> TokenProvider:
         provider = super().credentials()
-        return self.credential_watch.observe_tokens(provider) if self.credential_watch else provider
+        return self.credential_watch.observe_tokens(provider) if self.credential_watch else provider  # type: ignore[return-value]  # ObservedTokens: a TokenProvider by duck typing
 
 
 __all__ = ["CredentialWatch", "ObservedSas", "ObservedTokens"]
