@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Generic, Iterable, Iterator, TypeVar
 
 from .diff import DiffPolicy, diff
 from .keys import CaseClashGuard
@@ -53,18 +53,21 @@ class Plan:
                                    deletes=self.deletes if deletes is None else tuple(deletes))
 
 
-class Counted:
+_E = TypeVar("_E", bound=Entry)
+
+
+class Counted(Generic[_E]):
     """Counts entries as they are consumed: the mirror guard needs the destination's size, a download
     whether its listing found anything at all."""
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
+    def __init__(self, entries: Iterable[_E]) -> None:
         self._it = iter(entries)
         self.n = 0
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[_E]:
         return self
 
-    def __next__(self) -> Entry:
+    def __next__(self) -> _E:
         item = next(self._it)
         self.n += 1
         return item
