@@ -142,7 +142,9 @@ class _ObservedGlobals(Globals):
 
     def credentials(self) -> TokenProvider:
         provider = super().credentials()
-        return self.credential_watch.observe_tokens(provider) if self.credential_watch else provider  # type: ignore[return-value]  # ObservedTokens: a TokenProvider by duck typing
+        if not self.credential_watch:
+            return provider
+        return self.credential_watch.observe_tokens(provider)  # type: ignore[return-value]  # a duck-typed TokenProvider
 
 
 __all__ = ["CredentialWatch", "ObservedSas", "ObservedTokens"]

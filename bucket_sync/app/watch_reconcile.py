@@ -50,7 +50,8 @@ class Reconciler:
         if not os.path.isdir(self.root):
             log.warning("%s is missing or not a folder; nothing uploaded or deleted until it is back", self.root)
             return
-        sources: Iterable[LocalFile] = scan_tree(self.root, filters=req.filters, follow_symlinks=req.follow_symlinks, on_skip=on_skip)
+        sources: Iterable[LocalFile] = scan_tree(self.root, filters=req.filters, follow_symlinks=req.follow_symlinks,
+                                                 on_skip=on_skip)
         dests = None
         if runner.can_list():
             try:
