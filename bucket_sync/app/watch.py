@@ -25,7 +25,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from types import FrameType
+from typing import Any, Callable
 
 from ..redact import redact
 from ..sync.filters import PathFilter
@@ -67,7 +68,7 @@ class WatchRequest:
 
 class Watcher:
     def __init__(self, req: WatchRequest, container: ContainerRef, listener: Listener, *,
-                 status: Callable[[dict], None], clock: Callable[[], float] = time.monotonic,
+                 status: Callable[[dict[str, Any]], None], clock: Callable[[], float] = time.monotonic,
                  monitors: WatchMonitor | None = None) -> None:
         # The watcher retries whole batches for as long as it runs, so each request and file gives up
         # sooner than in a one-shot upload: an outage is noticed in seconds and the queue simply waits.
@@ -152,7 +153,7 @@ def serve(watcher: Watcher, *, grace_s: float, finish: Callable[[Summary], None]
 
     timers: list[threading.Timer] = []
 
-    def on_signal(signum, _frame) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         if watcher.stopping.is_set():
             return
         log.warning("%s: stopping; in-flight transfers get %.0f s to finish", signal.Signals(signum).name, grace_s)

@@ -11,6 +11,7 @@ reconcile has succeeded, they end it at once: a misconfigured unit should fail v
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
@@ -26,7 +27,7 @@ class AuthPolicy:
 
     GIVE_UP_S = 600.0
 
-    def __init__(self, source: SasSource, clock) -> None:
+    def __init__(self, source: SasSource, clock: Callable[[], float]) -> None:
         while isinstance(source, ObservedSas):  # --metrics only observes the SAS: judge what it wraps
             source = source.inner
         self.source = source

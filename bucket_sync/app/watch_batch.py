@@ -19,7 +19,7 @@ from ..sync.engine import Engine
 from ..sync.plan import Plan
 from ..sync.keys import join_blob_name, key_from_blob_name
 from ..sync.listener import FanOut, Listener, Tally
-from ..sync.model import Direction, Status, TransferResult
+from ..sync.model import Direction, PlannedAction, Status, TransferResult
 from ..storage.container import ContainerRef, Storage
 from .watch_monitor import BatchReport, Scope, WatchMonitor
 from .watch_queue import Sig
@@ -107,7 +107,7 @@ class BatchWatch(Listener):
     def outage_error(self) -> TransientError:
         return TransientError("storage is unreachable")
 
-    def raise_if_unreachable(self, storage: Storage, work) -> None:
+    def raise_if_unreachable(self, storage: Storage, work: Iterable[PlannedAction]) -> None:
         self.raise_if_fatal()
         if not self.reachable(storage, self.unfinished(a.key for a in work)):
             raise self.outage_error()
@@ -136,18 +136,24 @@ class BatchRunner:
         if self.approach is None:
             self.decide()
 
+    @property
+    def opened(self) -> Storage:
+        """The storage, for what runs once :meth:`open` succeeded (the loop opens it before every step)."""
+        assert self.storage is not None, "open() first"
+        return self.storage
+
     def decide(self) -> None:
         """How to compare, before anything is sent: --delete on a SAS that cannot delete (or list) ends
         the watcher here (exit 3). Called again when storage refuses a listing the SAS did not rule out."""
         self.approach = None
-        self.approach = upload_approach(self.storage.access(), deletes=self.req.delete, overwrite=False, what="watch")
+        self.approach = upload_approach(self.opened.access(), deletes=self.req.delete, overwrite=False, what="watch")
         if self.approach.notice:
             self.listener.on_info(self.approach.notice)
 
     def can_list(self) -> bool:
         return self.approach is not None and self.approach.comparison is Comparison.LISTING
 
-    def new_batch(self, listener: Listener, expected: dict | None = None) -> BatchWatch:
+    def new_batch(self, listener: Listener, expected: dict[str, tuple[str, Sig]] | None = None) -> BatchWatch:
         batch = BatchWatch(self.req.prefix, listener, outage_after=max(4, min(16, self.req.settings.concurrency)),
                            expected=expected, follow_symlinks=self.req.follow_symlinks)
         if self.stopping.is_set():
@@ -157,7 +163,7 @@ class BatchRunner:
     def engine(self, batch: BatchWatch) -> Engine:
         # A tally per batch: the engine holds deletes back after any failure in *its* tally, and one old
         # failure must not block every later delete of a run that lasts for days.
-        return Engine(self.storage, direction=Direction.UP, prefix=self.req.prefix, local_root=None,
+        return Engine(self.opened, direction=Direction.UP, prefix=self.req.prefix, local_root=None,
                       settings=self.req.settings, listener=FanOut(batch.tally, batch), tally=batch.tally,
                       stop=batch.stop)
 

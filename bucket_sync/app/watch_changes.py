@@ -83,7 +83,7 @@ class ChangeHandler:
         files = [f for _, f in ready]
         pending = {p.key: p for p, _ in ready}
         try:
-            dests = lookup_remote(runner.storage, self.req.prefix, [f.key for f in files], can_list=runner.can_list())
+            dests = lookup_remote(runner.opened, self.req.prefix, [f.key for f in files], can_list=runner.can_list())
         except BucketSyncError:
             for p in pending.values():
                 self.queue.requeue(p, delay=0)
@@ -95,7 +95,7 @@ class ChangeHandler:
         unfinished = list(batch.unfinished(a.key for a in plan.work))
         if not unfinished:
             return
-        reachable = batch.reachable(runner.storage, unfinished)
+        reachable = batch.reachable(runner.opened, unfinished)
         for key in unfinished:
             p = pending[key]
             if reachable and not self.stopping.is_set():
@@ -118,7 +118,7 @@ class ChangeHandler:
             return
         runner = self.runner
         try:
-            blobs = remote_under(runner.storage, self.req.prefix, [(p.key, p.was_dir) for p in gone])
+            blobs = remote_under(runner.opened, self.req.prefix, [(p.key, p.was_dir) for p in gone])
         except BucketSyncError:
             for p in gone:
                 self.queue.requeue(p, delay=0)
@@ -129,7 +129,7 @@ class ChangeHandler:
         if not actions:
             return
         batch = runner.new_batch(self.listener)
-        runner.run(runner.engine(batch), batch, Plan(deletes=actions), delete=True, scope=Scope.DELETIONS)
+        runner.run(runner.engine(batch), batch, Plan(deletes=tuple(actions)), delete=True, scope=Scope.DELETIONS)
         if batch.unfinished(a.key for a in actions):
             for p in gone:
                 self.queue.requeue(p, delay=retry_delay(2))

@@ -140,9 +140,11 @@ class _ObservedGlobals(Globals):
     # the app layer offers without changing context.py.
     credential_watch: CredentialWatch | None = None
 
-    def credentials(self):  # type: ignore[override]
+    def credentials(self) -> TokenProvider:
         provider = super().credentials()
-        return self.credential_watch.observe_tokens(provider) if self.credential_watch else provider
+        if not self.credential_watch:
+            return provider
+        return self.credential_watch.observe_tokens(provider)  # type: ignore[return-value]  # a duck-typed TokenProvider
 
 
 __all__ = ["CredentialWatch", "ObservedSas", "ObservedTokens"]

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from ..sync.listener import Summary
 from ..sync.model import TransferResult
-from .watch_monitor import BatchReport, Scope, Trouble, View, WatchMonitor
+from .watch_monitor import BatchReport, Scope, Trouble, View, WatchMonitor, WatchSnapshot
 
 OK = "ok"
 STARTING = "starting"
@@ -43,10 +43,10 @@ class HealthVerdict:
     ready: bool  # the first reconcile is done
     state: str  # ok, starting, outage, auth, not_found, behind, stopping
     reason: str = ""  # why not healthy: one sentence, no secret
-    details: dict = field(default_factory=dict)  # counts and ages for the /healthz body
+    details: dict[str, Any] = field(default_factory=dict)  # counts and ages for the /healthz body
 
-    def body(self) -> dict:
-        out = {"status": "ok" if self.healthy else "unhealthy", "state": self.state, "ready": self.ready}
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": "ok" if self.healthy else "unhealthy", "state": self.state, "ready": self.ready}
         if self.reason:
             out["reason"] = self.reason
         out.update(self.details)
@@ -121,7 +121,7 @@ class WatchHealth(WatchMonitor):
     def verdict(self) -> HealthVerdict:
         now = self._clock()
         snap = self._view() if self._view is not None else None
-        details = {"uptime_seconds": round(now - self.started, 1),
+        details: dict[str, Any] = {"uptime_seconds": round(now - self.started, 1),
                    "seconds_since_last_sync": round(self.seconds_since_last_sync(), 1)}
         if snap is not None:
             details.update({"mode": snap.mode, "queued": snap.queued, "in_flight": snap.in_flight,
@@ -142,7 +142,7 @@ class WatchHealth(WatchMonitor):
                                  f"(limit {self.rules.behind_after_s:.0f} s, --behind-after times --rescan)", details)
         return HealthVerdict(True, ready, OK if ready else STARTING, "", details)
 
-    def _lag(self, now: float, snap) -> float | None:
+    def _lag(self, now: float, snap: WatchSnapshot | None) -> float | None:
         """Seconds work has been waiting without progress; None when no work is waiting."""
         queued_since = snap.queued_since if snap is not None and snap.queued else None
         in_flight = snap is not None and snap.in_flight > 0

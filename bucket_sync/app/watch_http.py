@@ -23,7 +23,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import UsageError
 from .watch_health import HealthVerdict
@@ -130,7 +130,8 @@ def _bind_error(address: ListenAddress, exc: OSError) -> UsageError:
     return UsageError(f"{where}: cannot listen ({exc.strerror or exc})", hint=EXAMPLES)
 
 
-def _make_handler(metrics: Callable[[str | None], tuple[bytes, str]], health: Callable[[], HealthVerdict]):
+def _make_handler(metrics: Callable[[str | None], tuple[bytes, str]],
+                  health: Callable[[], HealthVerdict]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "bucket-sync"
         sys_version = ""
@@ -170,7 +171,7 @@ def _make_handler(metrics: Callable[[str | None], tuple[bytes, str]], health: Ca
             if body:
                 self.wfile.write(data)
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
             log.debug("metrics endpoint: " + format, *args)  # every scrape on stderr would drown the log
 
     return Handler

@@ -32,7 +32,8 @@ BATCH_LIMIT = 1000  # paths re-checked per batch: bounds memory and keeps status
 class Backoff:
     """Storage-wide backoff: consecutive failed batches push the next attempt back; a success resets."""
 
-    def __init__(self, clock, *, base_s: float = WATCH_OUTAGE.base_s, max_s: float = WATCH_OUTAGE.cap_s) -> None:
+    def __init__(self, clock: Callable[[], float], *, base_s: float = WATCH_OUTAGE.base_s,
+                 max_s: float = WATCH_OUTAGE.cap_s) -> None:
         self._clock = clock
         self._policy = replace(WATCH_OUTAGE, base_s=base_s, cap_s=max_s)
         self.failures = 0

@@ -39,7 +39,7 @@ _REJECTED = {Reason.UNSAFE_NAME, Reason.NAME_CLASH, Reason.NOT_A_REGULAR_FILE}
 
 # A *_created sample beside every counter doubles the page for nothing a dashboard uses (the process is
 # ours: this switch is process-wide).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves this one unannotated
 
 
 def failure_kind(result: TransferResult) -> str:

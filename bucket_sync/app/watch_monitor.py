@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import BucketSyncError, ExitCode
 from ..redact import redact
@@ -86,7 +86,7 @@ class WatchSnapshot:
     failed: int
     queued_since: float | None  # clock time the queue last went from empty to non-empty; None: empty
 
-    def status_event(self, state: str) -> dict:
+    def status_event(self, state: str) -> dict[str, Any]:
         """The JSON ``status`` event (README, "Watch mode")."""
         return {"event": "status", "state": state, "mode": self.mode, "queued": self.queued,
                 "in_flight": self.in_flight, "uploaded": self.uploaded, "deleted": self.deleted,
@@ -137,7 +137,7 @@ class Monitors(WatchMonitor):
     def add(self, monitor: WatchMonitor) -> None:
         self.monitors.append(monitor)
 
-    def _each(self, method: str, *args) -> None:
+    def _each(self, method: str, *args: object) -> None:
         for monitor in self.monitors:
             try:
                 getattr(monitor, method)(*args)

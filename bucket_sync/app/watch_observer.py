@@ -25,6 +25,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from ..sync.filters import PathFilter
@@ -76,7 +77,7 @@ class QueueingHandler(FileSystemEventHandler):
         if kind == "moved":
             self._touch(event.dest_path, event)
 
-    def _touch(self, path, event: FileSystemEvent) -> None:
+    def _touch(self, path: str | bytes, event: FileSystemEvent) -> None:
         key = self.key_for(path)
         if key is None:
             return
@@ -89,7 +90,8 @@ class QueueingHandler(FileSystemEventHandler):
 
 
 def start_observer(root: str, handler: QueueingHandler, *, polling: bool, poll_interval_s: float = 1.0,
-                   native_cls: Callable = Observer, polling_cls: Callable = PollingObserver):
+                   native_cls: Callable[..., BaseObserver] = Observer,
+                   polling_cls: Callable[..., BaseObserver] = PollingObserver) -> tuple[BaseObserver, str]:
     """Start watching ``root``; return (observer, description). Falls back to polling on OSError."""
     if not polling:
         observer = native_cls()
@@ -110,16 +112,16 @@ def start_observer(root: str, handler: QueueingHandler, *, polling: bool, poll_i
     return observer, "polling"
 
 
-def healthy(observer) -> bool:
+def healthy(observer: BaseObserver) -> bool:
     """The observer and every emitter alive: an inotify emitter dies alone (watch limit hit while adding a
     new folder, the watched folder deleted) while the observer thread carries on, seeing nothing."""
     return observer.is_alive() and all(e.is_alive() for e in getattr(observer, "emitters", ()))
 
 
-def stop_quietly(observer) -> None:
+def stop_quietly(observer: BaseObserver) -> None:
     try:
         observer.stop()
-    except Exception:  # it never really started: nothing to clean up
+    except Exception:  # noqa: BLE001 - it never really started: nothing to clean up
         pass
 
 
@@ -132,7 +134,7 @@ class FolderObserver:
         self.handler = handler
         self.polling = polling
         self.poll_interval_s = poll_interval_s
-        self.observer = None
+        self.observer: BaseObserver | None = None  # set by start(), which comes before revive() and stop()
         self.mode = ""  # "native" or "polling": what the status line and /metrics show
         self._root_missing = False
 
@@ -144,6 +146,7 @@ class FolderObserver:
         """Restart a watcher that died (inotify limit hit while adding a new folder, LOCAL_DIR deleted and
         created again); start_observer falls back to polling if native watching cannot start. True when
         restarted: events may have been missed."""
+        assert self.observer is not None, "revive() before start()"
         if healthy(self.observer):
             return False
         if not os.path.isdir(self.root):
@@ -160,5 +163,6 @@ class FolderObserver:
         return True
 
     def stop(self) -> None:
+        assert self.observer is not None, "stop() before start()"
         self.observer.stop()
         self.observer.join(timeout=2)

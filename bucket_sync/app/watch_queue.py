@@ -15,6 +15,7 @@ import stat
 import threading
 from dataclasses import dataclass
 from enum import Enum
+from typing import Callable
 
 from ..retry import WATCH_OUTAGE
 
@@ -98,7 +99,7 @@ class ChangeQueue:
     window. A heap of (due, key) finds what is due; stale heap entries are skipped when popped.
     """
 
-    def __init__(self, *, debounce_s: float, clock, open_grace_s: float | None = None) -> None:
+    def __init__(self, *, debounce_s: float, clock: Callable[[], float], open_grace_s: float | None = None) -> None:
         self.debounce_s = debounce_s
         self.open_grace_s = open_grace_s if open_grace_s is not None else max(30.0, 10 * debounce_s)
         self._clock = clock

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..errors import PermissionDeniedError
 from ..sync.access import LIST
@@ -18,6 +18,7 @@ from ..sync.diff import DiffPolicy
 from ..sync.keys import local_path_for
 from ..sync.listener import Listener
 from ..sync.model import Action, LocalFile, Status, TransferResult
+from ..sync.plan import Plan
 from ..sync.scan import Skipped, scan_tree
 from .watch_batch import BatchRunner
 from .watch_monitor import Scope
@@ -49,11 +50,12 @@ class Reconciler:
         if not os.path.isdir(self.root):
             log.warning("%s is missing or not a folder; nothing uploaded or deleted until it is back", self.root)
             return
-        sources = scan_tree(self.root, filters=req.filters, follow_symlinks=req.follow_symlinks, on_skip=on_skip)
+        sources: Iterable[LocalFile] = scan_tree(self.root, filters=req.filters, follow_symlinks=req.follow_symlinks,
+                                                 on_skip=on_skip)
         dests = None
         if runner.can_list():
             try:
-                dests = [b for b in runner.storage.list(req.prefix) if req.filters.allows(b.key)]
+                dests = [b for b in runner.opened.list(req.prefix) if req.filters.allows(b.key)]
             except PermissionDeniedError as exc:
                 if exc.permission != LIST:
                     raise
@@ -61,7 +63,7 @@ class Reconciler:
                 runner.decide()
         if dests is None:  # file by file: the SAS cannot list
             sources = list(sources)
-            dests = list(runner.storage.look_up_each(req.prefix, (f.key for f in sources)))
+            dests = list(runner.opened.look_up_each(req.prefix, (f.key for f in sources)))
         listener = self.listener if initial else QuietSkips(self.listener)
         batch = runner.new_batch(listener)
         engine = runner.engine(batch)
@@ -70,6 +72,7 @@ class Reconciler:
         work = []
         for action in plan.work:
             src = action.source
+            assert src is not None  # a transfer: it has a source
             if action.key in self.queue or (isinstance(src, LocalFile) and src.mtime_ns > recent_ns):
                 self.queue.touch(action.key, Sig(Kind.FILE, src.size, src.mtime_ns))  # still changing
             else:
@@ -83,10 +86,10 @@ class Reconciler:
         for key in batch.unfinished(a.key for a in plan.work):
             self.queue.touch(key, Sig.of(local_path_for(self.root, key), follow_symlinks=req.follow_symlinks),
                              delay=retry_delay(1))
-        batch.raise_if_unreachable(runner.storage, plan.work)
+        batch.raise_if_unreachable(runner.opened, plan.work)
 
 
-def refuse_emptying(root: str, plan) -> str | None:
+def refuse_emptying(root: str, plan: Plan) -> str | None:
     """With --delete, a reconcile that finds LOCAL_DIR empty deletes nothing: an empty LOCAL_DIR is far
     more often an unmounted disk or share than a wish to empty the bucket. Returns the refusal (also
     logged as a warning, and sent with --notify-url); the caller then runs ``plan`` without its deletes."""

@@ -29,7 +29,7 @@ from .watch_monitor import Monitors
 from .watch_systemd import WatchSystemd
 
 if TYPE_CHECKING:  # http.server is imported only for --metrics
-    from .watch_http import ListenAddress
+    from .watch_http import HealthServer, ListenAddress
 
 DEFAULT_BEHIND_AFTER = 3.0  # rescans: nothing processed for 3 x --rescan (30 min) while work waits
 
@@ -48,7 +48,7 @@ class WatchService:
         self.health = WatchHealth(HealthRules(behind_after_s=options.behind_after * rescan_s))
         self.monitors = Monitors(self.health)
         self.credentials: CredentialWatch | None = None
-        self.server = None
+        self.server: HealthServer | None = None
         if options.metrics is not None:
             self._serve_metrics(options.metrics)
         notifier = from_environment(env)

@@ -4,7 +4,7 @@ status events: "watching" once the first reconcile is done, then one every --sta
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from ..sync.listener import Tally
 from ..sync.model import Action, Status
@@ -15,7 +15,7 @@ from .watch_queue import ChangeQueue
 
 
 class StatusReporter:
-    def __init__(self, out: Callable[[dict], None], every_s: float, *, tally: Tally, queue: ChangeQueue,
+    def __init__(self, out: Callable[[dict[str, Any]], None], every_s: float, *, tally: Tally, queue: ChangeQueue,
                  runner: BatchRunner, observer: FolderObserver, stopping: threading.Event) -> None:
         self.out = out
         self.every_s = every_s

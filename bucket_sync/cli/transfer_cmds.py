@@ -17,7 +17,7 @@ from .options import (common_options, make_filter, make_globals, make_renderer, 
 if TYPE_CHECKING:
     from ..app.render import HumanRenderer, JsonRenderer
     from ..app.run_log import WithExtras
-    from ..sync.events import Summary
+    from ..sync.listener import Summary
 
 
 def _finish(renderer: JsonRenderer | HumanRenderer | WithExtras, summary: Summary) -> int:

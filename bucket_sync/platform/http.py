@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import httpx
@@ -59,7 +60,7 @@ def request_with_retries(
     idempotent: bool | None = None,
     app_email: str | None = None,
     hints: Mapping[int, str] | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> httpx.Response:
     """Send a request; return the 2xx response, or raise a bucket_sync error.
 
@@ -74,6 +75,7 @@ def request_with_retries(
     start = clock()
     failures = throttles = 0
     retried: list[int] = []  # statuses answered and retried: a later answer may be about an earlier attempt
+    wait: float | None  # the pause before the next attempt; None when an answer is not retried
 
     def budget_allows(wait: float) -> bool:
         return clock() - start + wait <= max_wait_s
@@ -125,7 +127,7 @@ def request_with_retries(
                                   retried_after=tuple(retried))
 
 
-def _bounded(client: httpx.Client, method: str, url: str, what: str, kwargs: dict) -> httpx.Response:
+def _bounded(client: httpx.Client, method: str, url: str, what: str, kwargs: dict[str, Any]) -> httpx.Response:
     """The answer, read only while it stays within MAX_ANSWER_BYTES: a hostile or broken server cannot
     make the client buffer gigabytes (the largest documented answer, a page of 1,000 reality data, is a
     few MB)."""
@@ -159,6 +161,17 @@ def _server_now(resp: httpx.Response, wall_clock: Callable[[], float]) -> float:
     return wall_clock()
 
 
+class _RetrySettings(TypedDict):
+    """The keyword arguments of :func:`request_with_retries` an ApiTransport fixes for all its requests."""
+
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
+    max_wait_s: float
+    max_retries: int
+    rng: Callable[[], float]
+
+
 class ApiTransport:
     """An httpx client bound to the retry settings, shared by the API client and IMS token requests."""
 
@@ -175,11 +188,11 @@ class ApiTransport:
     ) -> None:
         self._owns_client = client is None
         self.client = client if client is not None else make_client()
-        self._settings = dict(
+        self._settings = _RetrySettings(
             sleep=sleep, clock=clock, wall_clock=wall_clock, max_wait_s=max_wait_s, max_retries=max_retries, rng=rng
         )
 
-    def request(self, method: str, url: str, *, what: str, **kwargs) -> httpx.Response:
+    def request(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
         """See :func:`request_with_retries` (``idempotent``, ``app_email``, ``hints`` and httpx kwargs)."""
         return request_with_retries(self.client, method, url, what=what, **self._settings, **kwargs)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 
-def token_claims(token: str) -> dict:
+def token_claims(token: str) -> dict[str, Any]:
     """The claims of a JWT; {} when ``token`` is not one."""
     try:
         payload = token.split(".")[1]

@@ -16,12 +16,15 @@ import logging
 import os
 import sys
 import threading
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
 from ..retry import RETRY_STATUSES, Backoff
 from ..sas import SasSource
 from .errors import refresh_may_cure
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +63,13 @@ def proxy_configured(url: str) -> bool:
     scheme = parts.scheme.lower()
     try:
         proxies = urllib.request.getproxies()
-    except Exception:  # an unreadable registry or System Configuration: let the SDK's transport decide
+    except Exception:  # noqa: BLE001 - an unreadable registry or System Configuration: let the SDK's transport decide
         return True
     if not (proxies.get(scheme) or proxies.get("all")):
         return False
     try:
         return not urllib.request.proxy_bypass(parts.hostname or "")
-    except Exception:
+    except Exception:  # noqa: BLE001 - the same platform lookups as above, and the same answer when they fail
         return True
 
 
@@ -88,20 +91,21 @@ class ListClient:
         self._local = threading.local()
         self._open: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
-        self._ssl = None
+        self._ssl: ssl.SSLContext | None = None
 
     def get(self, params: Mapping[str, str], headers: Mapping[str, str]) -> bytes:
         """The body of a 200 answer to a GET on the container; StorageHttpError or ConnectionFailed once
         retries are spent."""
         return self.request("GET", "", params, headers)[2]
 
-    def head(self, name: str, headers: Mapping[str, str]) -> Mapping[str, str] | None:
-        """A blob's properties and metadata (the response headers); None when it does not exist."""
+    def head(self, name: str, headers: Mapping[str, str]) -> http.client.HTTPMessage | None:
+        """A blob's properties and metadata (the response headers, looked up case-insensitively); None when
+        it does not exist."""
         status, answer, _ = self.request("HEAD", "/" + quote(name, safe="/~"), {}, headers, ok=(200, 404))
         return None if status == 404 else answer
 
     def request(self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str], *,
-                ok: tuple[int, ...] = (200,)):
+                ok: tuple[int, ...] = (200,)) -> tuple[int, http.client.HTTPMessage, bytes]:
         """(status, headers, body) of an answer in ``ok``, after the retries and one SAS refresh."""
         query = urlencode(params, quote_via=quote)
         target = f"{self._path}{path}?{query}&" if query else f"{self._path}{path}?"
@@ -143,7 +147,7 @@ class ListClient:
             conn.close()
 
     # -- connections -------------------------------------------------------------------------------
-    def _send(self, method: str, target: str, headers: Mapping[str, str]):
+    def _send(self, method: str, target: str, headers: Mapping[str, str]) -> tuple[int, http.client.HTTPMessage, bytes]:
         conn = self._connection()
         conn.request(method, target, headers=dict(headers))
         response = conn.getresponse()
@@ -174,7 +178,7 @@ class ListClient:
                 if conn in self._open:
                     self._open.remove(conn)
 
-    def _ssl_context(self):
+    def _ssl_context(self) -> ssl.SSLContext:
         # The CA bundle the SDK path (requests) trusts: REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else certifi's.
         with self._lock:
             if self._ssl is None:

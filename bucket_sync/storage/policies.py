@@ -14,7 +14,9 @@ import time
 from typing import Callable
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import HTTPPolicy
+from azure.core.pipeline.transport import HttpRequest, HttpResponse
 
 from ..retry import RETRY_STATUSES, STORAGE, Backoff
 from ..sas import SasSource
@@ -25,6 +27,10 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 log = logging.getLogger(__name__)
 
 _BASE_URL_KEY = "bucket_sync.base_url"
+# The request and response types of azure-storage-blob's pipeline (azure-core's transport classes).
+Request = PipelineRequest[HttpRequest]
+Response = PipelineResponse[HttpRequest, HttpResponse]
+
 _STORAGE_RETRY_OPTIONS = ("retry_total", "retry_connect", "retry_read", "retry_status", "retry_to_secondary",
                           "location_mode", "hosts", "retry_hook")
 
@@ -33,7 +39,7 @@ def with_token(url: str, token: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{token}"
 
 
-class SasPolicy(HTTPPolicy):
+class SasPolicy(HTTPPolicy[HttpRequest, HttpResponse]):
     """Signs each attempt with the current SAS; after a 403, asks for a fresh SAS and resends once.
 
     Reads (GET, HEAD) are signed by ``reads`` and the rest by ``source``: a reality data is read through
@@ -45,7 +51,7 @@ class SasPolicy(HTTPPolicy):
         self._source = source
         self._reads = reads or source
 
-    def send(self, request):
+    def send(self, request: Request) -> Response:
         http = request.http_request
         base = request.context.get(_BASE_URL_KEY)
         if base is None:
@@ -67,7 +73,7 @@ class SasPolicy(HTTPPolicy):
         return response
 
 
-class RetryPolicy(HTTPPolicy):
+class RetryPolicy(HTTPPolicy[HttpRequest, HttpResponse]):
     """retry.STORAGE as an azure-core policy: 408/429/5xx and dropped connections are retried."""
 
     def __init__(self, *, attempts: int | None = None, sleep: Callable[[float], None] = time.sleep,
@@ -78,7 +84,7 @@ class RetryPolicy(HTTPPolicy):
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         return self.backoff.delay(attempt, retry_after)
 
-    def send(self, request):
+    def send(self, request: Request) -> Response:
         # The SDK's own retry policy, which this one replaces, consumes these per-request options;
         # left in place they would reach the HTTP transport as unknown arguments.
         for option in _STORAGE_RETRY_OPTIONS:
@@ -106,7 +112,7 @@ class RetryPolicy(HTTPPolicy):
                 _rewind(request)
                 continue
             # The SDK's response handlers read which location answered; with one endpoint it is primary.
-            response.http_response.location_mode = "primary"
+            response.http_response.location_mode = "primary"  # type: ignore[attr-defined]  # ad hoc, as the SDK sets it
             return response
 
 
@@ -117,8 +123,8 @@ def is_dropped_connection(exc: BaseException) -> bool:
     return isinstance(exc, HttpResponseError) and getattr(exc, "response", None) is None and not exc.status_code
 
 
-def _rewind(request) -> None:
-    body = request.http_request.body
+def _rewind(request: Request) -> None:
+    body: object = request.http_request.body  # uploads put a stream here, beyond azure-core's declared types
     if hasattr(body, "seek"):
         try:
             body.seek(0)
@@ -126,8 +132,8 @@ def _rewind(request) -> None:
             pass
 
 
-def _close(response) -> None:
+def _close(response: Response) -> None:
     try:
         response.http_response.internal_response.close()
-    except Exception:  # best effort: an unread error body must not pin a pooled connection
+    except Exception:  # noqa: BLE001 - best effort: an unread error body must not pin a pooled connection
         pass

@@ -15,7 +15,7 @@ class RateLimiter:
     """
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep) -> None:  # its result is ignored (Event.wait fits)
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)

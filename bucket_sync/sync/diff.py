@@ -78,6 +78,7 @@ def diff(sources: Iterable[Entry], dests: Iterable[Entry], policy: DiffPolicy) -
     src, dst = next(src_it, None), next(dst_it, None)
     while src is not None or dst is not None:
         if dst is None or (src is not None and src.key < dst.key):
+            assert src is not None  # the loop runs while either side has an entry: no dst means a src
             problem = _guard(src) if policy.transfer is Action.DOWNLOAD else None
             if problem:
                 yield PlannedAction(Action.REJECT, Reason.UNSAFE_NAME, src.key, src, None, problem)

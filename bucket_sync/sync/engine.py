@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FuturesTimeout
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 from ..errors import AuthError, BucketSyncError, NotFoundError
 from ..redact import redact
@@ -98,6 +98,8 @@ class Engine:
                                       extras=self.settings.extras)
             self._downloader = Downloader(self.storage, blocks, budget, chunk_size=self.settings.block_size,
                                           on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter)
+            work: Sequence[PlannedAction]
+            blocked: Sequence[PlannedAction]
             work, blocked = plan.work, []
             if delete and plan.deletes and self.direction is Direction.DOWN:
                 work, blocked = _split_blocked(plan.work, plan.deletes)
@@ -115,7 +117,8 @@ class Engine:
                     self._submit_all(files, plan.deletes, self._delete, concurrency)
                     self._submit_all(files, blocked, self._transfer, concurrency)
 
-    def _submit_all(self, pool: Executor, actions: list[PlannedAction], fn, concurrency: int) -> None:
+    def _submit_all(self, pool: Executor, actions: Iterable[PlannedAction], fn: Callable[[PlannedAction], None],
+                    concurrency: int) -> None:
         slots = threading.BoundedSemaphore(concurrency * 2)  # bounds files queued, not just running
         futures = []
         try:
@@ -237,13 +240,14 @@ class Engine:
                                                error=error, exit_code=exit_code, bytes_sent=bytes_sent))
 
 
-def _split_blocked(work: list[PlannedAction], deletes: list[PlannedAction]) -> tuple[list[PlannedAction], list[PlannedAction]]:
+def _split_blocked(work: Iterable[PlannedAction], deletes: Sequence[PlannedAction]) -> tuple[list[PlannedAction], list[PlannedAction]]:
     """Downloads that a local extra stands in the way of: a file where the remote has a folder ('a' for
     'a/b'), or a folder where it has a file ('a/x' for 'a'). They can only land once that extra is deleted,
     and deletes wait for the other transfers: these go last, after the deletes."""
     doomed = {d.key for d in deletes}
     doomed_folders = {d.key[:i] for d in deletes for i, ch in enumerate(d.key) if ch == "/"}
-    ready, blocked = [], []
+    ready: list[PlannedAction] = []
+    blocked: list[PlannedAction] = []
     for action in work:
         key = action.key
         parents = (key[:i] for i, ch in enumerate(key) if ch == "/")

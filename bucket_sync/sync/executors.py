@@ -8,9 +8,12 @@ shuts each executor down (``with``) when the run ends.
 from __future__ import annotations
 
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, ParamSpec, TypeVar
 
 ExecutorFactory = Callable[[int, str], Executor]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def thread_pools(workers: int, name: str) -> Executor:
@@ -25,12 +28,12 @@ class InlineExecutor(Executor):
     (and SystemExit) propagate at once instead of being stored in the future, as they would in a pool's
     worker, where the main thread sees them instead."""
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
         future.set_running_or_notify_cancel()
         try:
             value = fn(*args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - stored in the future, as a pool's worker does; Ctrl+C is not caught
             future.set_exception(exc)
         else:
             future.set_result(value)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import BucketSyncError, ExitCode
 from .model import RESULT_ACTIONS, Action, Status, TransferResult
@@ -65,7 +67,7 @@ class Summary:
     exit_code: int
     planned: int = 0
 
-    def as_event(self) -> dict:
+    def as_event(self) -> dict[str, Any]:
         return {"event": "summary", "op": self.op, "uploaded": self.uploaded, "downloaded": self.downloaded,
                 "deleted": self.deleted, "skipped": self.skipped, "failed": self.failed, "bytes": self.bytes,
                 "seconds": round(self.seconds, 3), "exit_code": self.exit_code}
@@ -76,7 +78,7 @@ class Tally(Listener):
 
     wants_unchanged = False  # counted in bulk through add_unchanged
 
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
         self.started = clock()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Generic, Iterable, Iterator, TypeVar
 
 from .diff import DiffPolicy, diff
 from .keys import CaseClashGuard
@@ -49,26 +49,25 @@ class Plan:
                 deletes: Iterable[PlannedAction] | None = None) -> "Plan":
         """A new plan with only these transfers and deletes (watch leaves out keys still changing); the
         counts stay those of the streams that were planned (the mirror guards compare with them)."""
-        changes = {}
-        if work is not None:
-            changes["work"] = tuple(work)
-        if deletes is not None:
-            changes["deletes"] = tuple(deletes)
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, work=self.work if work is None else tuple(work),
+                                   deletes=self.deletes if deletes is None else tuple(deletes))
 
 
-class Counted:
+_E = TypeVar("_E", bound=Entry)
+
+
+class Counted(Generic[_E]):
     """Counts entries as they are consumed: the mirror guard needs the destination's size, a download
     whether its listing found anything at all."""
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
+    def __init__(self, entries: Iterable[_E]) -> None:
         self._it = iter(entries)
         self.n = 0
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[_E]:
         return self
 
-    def __next__(self) -> Entry:
+    def __next__(self) -> _E:
         item = next(self._it)
         self.n += 1
         return item
