@@ -37,6 +37,15 @@ class _Dropped(Exception):
 class RangeClient(ListClient):
     """ListClient's connections and signing, plus ranged GETs whose body is streamed, never held."""
 
+    def _buffer(self, length: int) -> memoryview:
+        """This thread's read buffer (READ_SIZE at most, grown on demand, kept): a fresh 1 MiB buffer per
+        range was zeroed and page-faulted in each time, ~5% of a large download's CPU (perf)."""
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None or len(buffer) < min(length, READ_SIZE):
+            buffer = memoryview(bytearray(min(length, READ_SIZE)))
+            self._local.buffer = buffer
+        return buffer
+
     def stream(self, name: str, offset: int, length: int, etag: str | None,
                sink: Callable[[int, memoryview], None]) -> None:
         """Hand bytes [offset, offset+length) of blob ``name`` to ``sink(position, piece)`` in order.
@@ -45,7 +54,7 @@ class RangeClient(ListClient):
         returns. StorageHttpError or ConnectionFailed once retries are spent; TransientError when storage
         sends other bytes than the ones asked for."""
         target = f"{self._path}/{quote(name, safe='/~')}?"
-        buffer = memoryview(bytearray(min(length, READ_SIZE)))
+        buffer = self._buffer(length)
         got = 0
         attempt = 0
         refreshed = False
@@ -112,7 +121,7 @@ class RangeClient(ListClient):
         try:
             while got < length:
                 try:
-                    n = response.readinto(buffer[:length - got])
+                    n = response.readinto(buffer[:min(len(buffer), length - got)])
                 except (OSError, http.client.HTTPException) as exc:
                     raise _Dropped(f"{type(exc).__name__}: {exc}".rstrip(": "), got) from None
                 if not n:

@@ -22,7 +22,7 @@ from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, choose_block_size
 from .keys import local_path_for
 from .model import RemoteBlob
-from .positional import BINARY, pread, pwrite
+from .positional import BINARY, pread_into, pwrite
 from .scan import PARTIAL_SUFFIX
 from .remote import Remote
 
@@ -157,6 +157,7 @@ class OrderedMd5:
         self._lock = threading.Lock()
         self._written: dict[int, int] = {}  # range start -> end of its bytes written so far
         self._hashing = False  # one thread at a time feeds the hash
+        self._buffer: memoryview | None = None  # what the page cache is read back into (one per file)
         self.hashed = 0  # changed only by the thread hashing, read by others only while nobody is
 
     def written(self, start: int, at: int, piece: bytes | memoryview) -> None:
@@ -191,12 +192,14 @@ class OrderedMd5:
             self.hashed = end
 
     def _hash(self, offset: int, end: int) -> None:
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(STREAM_BUFFER))
         while offset < end:
-            data = pread(self._fd, min(STREAM_BUFFER, end - offset), offset)
-            if not data:
+            n = pread_into(self._fd, self._buffer[:min(STREAM_BUFFER, end - offset)], offset)
+            if not n:
                 raise BucketSyncError("internal error: the partial file is shorter than the bytes written")
-            self._md5.update(data)
-            offset += len(data)
+            self._md5.update(self._buffer[:n])
+            offset += n
 
     def digest(self) -> bytes:
         return self._md5.digest()
