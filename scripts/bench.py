@@ -77,6 +77,10 @@ class Row:
         runs = self.runs[tool]
         return statistics.median(r.cpu_s for r in runs) if runs else None
 
+    def storage_cpu(self, tool: str) -> float | None:
+        cpus = [r.storage_cpu_s for r in self.runs[tool] if r.storage_cpu_s is not None]
+        return statistics.median(cpus) if cpus else None
+
     def median(self, tool: str) -> float | None:
         runs = self.runs[tool]
         return statistics.median(r.seconds for r in runs) if runs else None
@@ -465,8 +469,9 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
                       "and `--multi-thread-streams 0` is the same guarantee. MD5 floor: hashlib MD5 of the same bytes "
                       "from the page cache, one core.", "",
                   "| row | bucket-sync s | rclone default s (unverified above 250 MiB) | rclone verified s | MD5 floor s | "
-                  "bucket-sync / rclone verified (target ≤ 0.8) | bucket-sync / MD5 floor | CPU ms per file, bucket-sync / rclone verified |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+                  "bucket-sync / rclone verified (target ≤ 0.8) | bucket-sync / MD5 floor | CPU ms per file, bucket-sync / rclone verified "
+                  "| CPU s, bucket-sync / rclone verified / Azurite during each |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
         for r in downloads:
             bs, verified = r.median("bucket-sync"), r.median("rclone-verified")
             vs_rc = bs / verified if bs and verified else None
@@ -477,7 +482,9 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
             lines.append(f"| {r.name} | {fmt(bs)} | {fmt(r.median('rclone'))} | {fmt(verified)} | {fmt(r.md5_floor)} | "
                          f"{fmt(vs_rc)}{'' if vs_rc is None else (' ✓' if vs_rc <= TARGET_RATIO else ' ✗')} | "
                          f"{fmt(vs_floor)}{'' if vs_floor is None or floor_target is None else (' ✓' if vs_floor <= floor_target else ' ✗')}"
-                         f"{f' (target ≤ {floor_target})' if floor_target else ''} | {per_file} |")
+                         f"{f' (target ≤ {floor_target})' if floor_target else ''} | {per_file} | "
+                         f"{fmt(r.cpu('bucket-sync'))} / {fmt(r.cpu('rclone-verified'))} / "
+                         f"{fmt(r.storage_cpu('bucket-sync'))}, {fmt(r.storage_cpu('rclone-verified'))} |")
     shares = []
     for r in rows:
         if r.name.startswith("upload-"):

@@ -5,7 +5,8 @@ The seam between the commands and Azure: list, look up, read, write, delete, and
 Reads (list, look-ups, ranged GETs) are signed by ``reads`` and writes and deletes by ``source``: for a
 reality data, its read and write access; for a bucket or a SAS URL, the same SAS.
 
-Listing and look-ups go through list_http.py (plain http.client) and listing.py (folders in parallel);
+Listing and look-ups go through list_http.py (plain http.client) and listing.py (folders in parallel),
+ranged reads (downloads) through range_reads.py (http.client too; the SDK when a proxy is configured);
 everything else through blob_ops.py (azure-storage-blob), which is built, and the SDK imported, only when
 first needed: a no-op mirror from cron lists and compares, and should not pay ~0.1 s of imports every few
 minutes. Errors come out as bucket_sync errors naming the operation (storage_errors.py).
@@ -30,6 +31,7 @@ from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpErr
 from .list_pages import blob_from_headers
 from .listing import Lister
 from .metadata_cache import MetadataCache
+from .range_reads import RangeClient
 from ..sync.model import BlobExtras, RemoteBlob
 from ..sync.mtime import format_mtime
 from .parse_pool import ParsePool
@@ -87,9 +89,12 @@ class Storage:
         self._ops: BlobOps | None = None
         self._ops_lock = threading.Lock()
         self._list_client: ListClient | None = None
+        self._range_client: RangeClient | None = None  # ranged reads (downloads), on their own connections
         if not proxy_configured(self.container_url):
             self._list_client = ListClient(self.container_url, self.reads, Backoff(attempts=retry_attempts, cancel=cancel),
                                            writes=source)
+            self._range_client = RangeClient(self.container_url, self.reads,
+                                             Backoff(attempts=retry_attempts, cancel=cancel))
         self.list_workers = max(2, min(concurrency, 16))
         self.lookup_workers = max(1, min(concurrency, 32))
 
@@ -144,6 +149,8 @@ class Storage:
     def close(self) -> None:
         if self._list_client is not None:
             self._list_client.close()
+        if self._range_client is not None:
+            self._range_client.close()
         if self._ops is not None:
             self._ops.close()
 
@@ -287,9 +294,15 @@ class Storage:
 
     def stream_range(self, name: str, offset: int, length: int, etag: str | None,
                      sink: Callable[[int, bytes], None]) -> None:
-        """Hand bytes [offset, offset+length) to ``sink(position, piece)`` as they arrive."""
-        with self._learning():
-            self.ops.stream_range(name, offset, length, etag, sink)
+        """Hand bytes [offset, offset+length) to ``sink(position, piece)`` as they arrive (``piece`` may be a
+        view of a reused buffer: consume it before returning). Over http.client (range_reads.py), unless a
+        proxy is configured: then through the SDK's transport, which knows proxies."""
+        if self._range_client is None:
+            with self._learning():
+                self.ops.stream_range(name, offset, length, etag, sink)
+            return
+        with self._plain_errors("read", name):
+            self._range_client.stream(name, offset, length, etag, sink)
 
 
 __all__ = ["ContainerRef", "Storage", "LIST_PAGE", "PROBE_NAME"]

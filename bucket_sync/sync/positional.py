@@ -49,3 +49,15 @@ def pread(fd: int, n: int, offset: int) -> bytes:
     with _lock_for(fd):
         os.lseek(fd, offset, os.SEEK_SET)
         return os.read(fd, n)
+
+
+def pread_into(fd: int, buffer: bytearray | memoryview, offset: int) -> int:
+    """Read into ``buffer`` from ``offset`` of ``fd``; the number of bytes read (fewer at the end of the
+    file). ``os.preadv`` where it exists fills a buffer the caller reuses: no allocation (and no page
+    faults) per read; elsewhere a ``pread`` copied in."""
+    native = getattr(os, "preadv", None)
+    if native is not None:
+        return native(fd, [buffer], offset)
+    data = pread(fd, len(buffer), offset)
+    memoryview(buffer)[:len(data)] = data
+    return len(data)

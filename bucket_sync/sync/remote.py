@@ -34,8 +34,9 @@ class Remote(Protocol):
         """Delete one blob (absent already counts as deleted)."""
 
     def stream_range(self, name: str, offset: int, length: int, etag: str | None,
-                     sink: Callable[[int, bytes], None]) -> None:
-        """Hand bytes [offset, offset+length) to ``sink(position, piece)`` as they arrive; fail if the ETag moved."""
+                     sink: Callable[[int, bytes | memoryview], None]) -> None:
+        """Hand bytes [offset, offset+length) to ``sink(position, piece)`` as they arrive; fail if the ETag moved.
+        ``piece`` may be a view of a buffer reused for the next read: the sink consumes it before returning."""
 
 
 __all__ = ["Remote"]

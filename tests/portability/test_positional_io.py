@@ -19,6 +19,7 @@ def mode(request, monkeypatch):
     if request.param == "fallback":
         monkeypatch.delattr(os, "pwrite", raising=False)
         monkeypatch.delattr(os, "pread", raising=False)
+        monkeypatch.delattr(os, "preadv", raising=False)
         assert not hasattr(os, "pwrite") and not hasattr(os, "pread")
     elif not hasattr(os, "pwrite"):
         pytest.skip("this platform has no os.pwrite")
@@ -102,4 +103,19 @@ def test_the_downloader_uses_the_portable_functions():
 
     source = inspect.getsource(download)
     assert "os.pwrite" not in source and "os.pread" not in source
-    assert download.pwrite is positional.pwrite and download.pread is positional.pread
+    assert download.pwrite is positional.pwrite and download.pread_into is positional.pread_into
+
+
+def test_reads_into_a_reused_buffer_stop_short_at_the_end(tmp_path, mode):
+    content = random.Random(5).randbytes(100_000)
+    path = tmp_path / "file.bin"
+    path.write_bytes(content)
+    fd = os.open(path, os.O_RDONLY | positional.BINARY)
+    try:
+        buffer = bytearray(64 * 1024)
+        assert positional.pread_into(fd, buffer, 10) == len(buffer) and buffer == content[10:10 + len(buffer)]
+        assert positional.pread_into(fd, memoryview(buffer)[:1000], 99_500) == 500  # the end of the file
+        assert buffer[:500] == content[99_500:]
+        assert positional.pread_into(fd, buffer, 100_000) == 0
+    finally:
+        os.close(fd)
