@@ -17,8 +17,8 @@ from typing import Callable
 from urllib.parse import quote
 
 from ..errors import TransientError
-from ..sync.backoff import RETRY_STATUSES
-from .errors import PERMISSION_MISMATCH
+from ..retry import RETRY_STATUSES
+from .errors import refresh_may_cure
 from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class RangeClient(ListClient):
             if status not in (200, 206):
                 answer = response.headers
                 self._finish(response)
-                if status == 403 and not refreshed and answer.get("x-ms-error-code") != PERMISSION_MISMATCH:
+                if not refreshed and refresh_may_cure(status, answer.get("x-ms-error-code")):
                     fresh = self._source.refresh(sas)
                     if fresh.token != sas.token:
                         log.info("storage answered 403; retrying with a refreshed SAS")

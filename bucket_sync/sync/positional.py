@@ -55,9 +55,8 @@ def pread_into(fd: int, buffer: bytearray | memoryview, offset: int) -> int:
     """Read into ``buffer`` from ``offset`` of ``fd``; the number of bytes read (fewer at the end of the
     file). ``os.preadv`` where it exists fills a buffer the caller reuses: no allocation (and no page
     faults) per read; elsewhere a ``pread`` copied in."""
-    native = getattr(os, "preadv", None)
-    if native is not None:
-        return native(fd, [buffer], offset)
+    if hasattr(os, "preadv"):  # not on Windows
+        return os.preadv(fd, [buffer], offset)
     data = pread(fd, len(buffer), offset)
     memoryview(buffer)[:len(data)] = data
     return len(data)

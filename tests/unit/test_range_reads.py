@@ -16,7 +16,7 @@ from bucket_sync.errors import TransientError
 from bucket_sync.sas import ContainerSas, SasSource
 from bucket_sync.storage.list_http import ConnectionFailed, StorageHttpError
 from bucket_sync.storage.range_reads import RangeClient
-from bucket_sync.sync.backoff import Backoff
+from bucket_sync.retry import Backoff
 
 BLOB = os.urandom(3 * 1024 * 1024 + 77)
 
