@@ -14,9 +14,9 @@ import requests
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline import Pipeline
-from azure.core.pipeline.transport import RequestsTransport
+from azure.core.pipeline.transport import HttpResponse, RequestsTransport
 from azure.core.rest import HttpRequest
-from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
 
 from ..errors import BucketSyncError, TransientError
 from ..sas import SasSource
@@ -70,7 +70,8 @@ class BlobOps:
                                      stream=False).http_response
             if response.status_code != 200:
                 raise _response_error(response)
-            return response.body()
+            body: bytes = response.body()
+            return body
         except (AzureError, BucketSyncError) as exc:
             raise self.translate(exc, "list", params.get("prefix", "")) from None
 
@@ -188,7 +189,7 @@ class BlobOps:
         return other_error(op, name, short(exc))
 
 
-def remote_blob(key: str, item) -> RemoteBlob:
+def remote_blob(key: str, item: BlobProperties) -> RemoteBlob:
     metadata = item.metadata or {}
     mtime = parse_mtime(metadata.get("mtime") or metadata.get("Mtime"))
     settings = item.content_settings
@@ -209,8 +210,9 @@ def blob_metadata(mtime_ns: int, extras: BlobExtras) -> dict[str, str]:
     return {**dict(extras.metadata), "mtime": format_mtime(mtime_ns)}
 
 
-def _response_error(response) -> HttpResponseError:
+def _response_error(response: HttpResponse) -> HttpResponseError:
     """What the SDK would raise for an error answer to a request we built ourselves (translate() reads it)."""
     error = HttpResponseError(response=response)
-    error.error_code = response.headers.get("x-ms-error-code")
+    # translate() reads it, as it does on the storage SDK's own errors (azure-core's class does not declare it)
+    error.error_code = response.headers.get("x-ms-error-code")  # type: ignore[attr-defined]
     return error

@@ -52,6 +52,7 @@ class Downloader:
                 os.makedirs(parent, exist_ok=True)
                 self._made_dirs.add(parent)
             chunk = choose_block_size(blob.size, self.chunk_size)
+            digest: bytes | None
             if blob.size <= chunk:
                 digest = self._single(blob, partial)
             else:
@@ -106,7 +107,7 @@ class Downloader:
         hasher = OrderedMd5(fd, chunk) if blob.md5 else None
         try:
             os.ftruncate(fd, blob.size)
-            futures: list[Future] = []
+            futures: list[Future[None]] = []
             for offset in range(0, blob.size, chunk):
                 if failed.is_set() or self.cancel.is_set():
                     break
@@ -116,8 +117,9 @@ class Downloader:
                 futures.append(self.chunk_pool.submit(self._fetch, blob, fd, offset, length, taken, failed, hasher))
             wait(futures)
             for fut in futures:
-                if fut.exception() is not None:
-                    raise fut.exception()
+                error = fut.exception()
+                if error is not None:
+                    raise error
             if self.cancel.is_set():
                 raise BucketSyncError(f"{blob.key}: interrupted")
             if hasher is None:
