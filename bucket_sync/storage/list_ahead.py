@@ -15,7 +15,10 @@ pages outstanding, budget or not: it never waits for folders further on, so the 
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import queue
+import sys
 import threading
 from collections import Counter, deque
 from typing import Iterator
@@ -23,6 +26,31 @@ from typing import Iterator
 from ..sync.waiting import SLICE_S
 
 PAGES_PER_FOLDER = 4  # outstanding at most, for a folder other than the head: the budget is shared out
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+log = logging.getLogger(__name__)
+_arenas_set = False
+
+
+def fewer_malloc_arenas() -> None:
+    """Two malloc arenas for the process, under glibc, and in the bucket-sync command only.
+
+    Why: glibc gives each thread that allocates its own arena (up to 8 per CPU), and an arena keeps what it
+    held at its peak. Pages are read and parsed in up to 64 listing threads, so a 250,000-blob no-op ended
+    at 141 MB resident for 23 MB of Python objects at most; with two arenas, 96 MB. The Python API leaves
+    the process' allocator alone (parse_pool._main_is_ours)."""
+    global _arenas_set
+    if _arenas_set or not sys.platform.startswith("linux"):
+        return
+    _arenas_set = True
+    from .parse_pool import _main_is_ours
+
+    if not _main_is_ours():
+        return
+    try:
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError) as exc:  # not glibc (musl has no mallopt arenas)
+        log.debug("mallopt not available: %s", exc)
 
 
 class Stopped(Exception):

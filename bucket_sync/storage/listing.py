@@ -28,13 +28,13 @@ from __future__ import annotations
 import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Callable, Iterable, Iterator
 
 from ..errors import BucketSyncError, StorageError
 from .list_ahead import END, Budget, Stopped, Stream
 from .list_pages import Page, next_marker, parse_page, to_remote_blob
-from .metadata_cache import MetadataCache
+from .metadata_cache import FolderReader, FolderWriter, MetadataCache
 from ..sync.model import RemoteBlob
 
 # (prefix, marker, delimiter, with metadata) -> the XML body of one List Blobs page
@@ -46,8 +46,10 @@ Head = Callable[[str], "tuple[str, str | None] | None"]
 # with metadata; fewer are looked up one by one (a growing capture folder should not cost two listings).
 HEADS_PER_PAGE = 8
 
-# About how many listed blobs may wait for the consumer (about 1 KB each as RemoteBlobs): 8 full pages.
-BLOB_BUDGET = 40_000
+# About how many listed blobs may wait for the consumer (~1.5 KB each with their page and tuples): four
+# full pages, with the consumer's own folder's two beside them: ~30 MB. 40,000 cost ~30 MB more for no speed
+# we could measure; on a WAN four pages of 5,000 in flight list faster than the diff takes them.
+BLOB_BUDGET = 20_000
 FULL_PAGE = 5_000  # the service's page size: what a folder's first page counts for until sizes are known
 
 DELIMITER = "/"
@@ -153,6 +155,7 @@ class Lister:
                 for blobs, _ in stream.take(budget):
                     top_up()
                     yield from blobs
+                    blobs = None
         finally:
             for stream in pending.values():
                 budget.stop(stream)
@@ -225,6 +228,7 @@ class Lister:
         try:
             for chunk in self._chunks(stream):
                 stream.chunks.put(chunk)
+                chunk = None  # the consumer's now: not kept alive here while the next page is awaited
             stream.chunks.put(END)
         except Stopped:
             pass
@@ -240,15 +244,24 @@ class Lister:
         folder, delimiter = stream.folder, stream.delimiter
         cost = budget.estimate(stream)
         budget.admit(stream, cost)  # before the cache is read: a folder waiting its turn holds nothing
-        known = self.cache.load(folder, delimiter) if self.cache is not None else None
-        metadata = not known  # a folder remembered empty is as cheap to list with metadata as without
-        saved: list[tuple] | None = [] if self.cache is not None else None
-        changed = metadata
+        reader = self.cache.reader(folder, delimiter) if self.cache is not None else None
+        metadata = reader is None or reader.empty  # a folder remembered empty: as cheap with metadata
+        writer = self.cache.writer(folder, delimiter) if self.cache is not None and metadata else None
         handed: str | None = None  # the last name handed on: a listing started again skips up to it
         restarted = False
         held: tuple[list, list] | None = None  # the rest of a folder whose names may sort otherwise
         heads = 0  # look-ups allowed so far
         first = True
+
+        def rewrite() -> FolderWriter | None:
+            """The cache learns something: a new copy of the folder's entries, from what was handed on."""
+            if writer is not None or self.cache is None:
+                return writer
+            fresh = self.cache.writer(folder, delimiter)
+            if handed is not None:
+                fresh.add(reader.entries(upto=handed))
+            return fresh
+
         while True:
             again = False
             for page, cost in self._pages(stream, metadata, cost):
@@ -259,26 +272,27 @@ class Lister:
                     folders = [f for f in folders if f > handed]
                     if restarted:
                         items = [i for i in items if i[0] > handed]
+                items.sort(key=itemgetter(0))  # the cache is read in name order
                 if not metadata:
                     heads += HEADS_PER_PAGE
-                    items, missing = _fill(items, known)
+                    items, missing = _fill(items, reader)
                     if missing:
                         found = self._look_up(missing, limit=heads)
                         if found is None:  # too many, or changed since: list again, with metadata
                             budget.release(stream, actual)
-                            metadata = changed = again = restarted = True
+                            writer = rewrite() if held is None else None  # a held rest is listed again
+                            metadata = again = restarted = True
                             held = None
-                            if saved is not None:
-                                saved = [e for e in saved if handed is not None and e[0] <= handed]
                             break
                         heads -= len(missing)
-                        changed = True
+                        writer = rewrite()
                         items.extend(found)
+                        items.sort(key=itemgetter(0))
                 blobs = self._convert(items)
-                blobs.sort(key=attrgetter("name"))
                 folders.sort()
-                if saved is not None:
-                    saved.extend((item[0], item[3], item[4]) for item in items)
+                if writer is not None:
+                    writer.add((item[0], item[3], item[4]) for item in items)
+                page = items = None  # nothing of a page handed on stays alive here (see _produce)
                 if held is None and _plain(b.name for b in blobs) and _plain(folders):
                     if not blobs and not folders:
                         yield blobs, folders, actual
@@ -287,8 +301,9 @@ class Lister:
                     if handed is not None and low <= handed:
                         raise StorageError(f"storage listed {folder or 'the container'} out of order ({low!r} after "
                                            f"{handed!r})", hint="check that the URL is an Azure Blob Storage container")
+                    last = max(blobs[-1].name if blobs else folders[-1], folders[-1] if folders else blobs[-1].name)
                     yield blobs, folders, actual
-                    handed = max(blobs[-1].name if blobs else folders[-1], folders[-1] if folders else blobs[-1].name)
+                    handed, blobs, folders = last, None, None
                 else:
                     held = held or ([], [])
                     held[0].extend(blobs)
@@ -301,8 +316,8 @@ class Lister:
             held[0].sort(key=attrgetter("name"))
             held[1].sort()
             yield held[0], held[1], None
-        if saved is not None and changed:
-            self.cache.save(folder, delimiter, saved)
+        if writer is not None:
+            writer.commit()
 
     def _pages(self, stream: Stream, metadata: bool, admitted: int | None) -> Iterator[tuple[Page, int]]:
         """Every page of one listing, each with what it was admitted for; the next page is requested
@@ -339,6 +354,7 @@ class Lister:
                     discard(pending)
                     pending, marker = None, page.next_marker
                 yield page, cost
+                page = None
                 if not marker:
                     return
                 if pending is not None:
@@ -378,11 +394,12 @@ class Lister:
         return found
 
 
-def _fill(items: list[tuple], known) -> tuple[list[tuple], list[tuple]]:
+def _fill(items: list[tuple], known: FolderReader) -> tuple[list[tuple], list[tuple]]:
     """Items with the cached mtime filled in where the ETag matches, and those the cache cannot vouch for."""
     filled, missing = [], []
+    get = known.get
     for item in items:
-        hit = known.get(item[0])
+        hit = get(item[0])
         if hit is not None and hit[0] == item[3]:
             filled.append(item[:4] + (hit[1],) + item[5:])
         else:

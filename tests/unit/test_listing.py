@@ -457,3 +457,24 @@ def test_a_folder_listed_again_with_metadata_mid_way_hands_on_each_blob_once(tmp
     assert folders_listed_with_metadata(service) == ["d/"] * 5  # again from the start, all five pages
     reset(service)
     assert cached_listing(service, cache, workers=1) == again and folders_listed_with_metadata(service) == []
+
+
+def test_a_big_folder_is_remembered_in_parts_read_as_the_listing_reaches_them(tmp_path, monkeypatch):
+    from bucket_sync.storage import metadata_cache
+
+    monkeypatch.setattr(metadata_cache, "PART", 10)
+    names = [f"d/f{j:03d}" for j in range(95)]
+    service = FakeService(names, page_size=10)
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    first = cached_listing(service, cache, workers=1)
+    files = sorted((tmp_path / "cache").iterdir())
+    assert len(files) >= 9  # the folder's own file (root level, d/) and its parts
+    service.versions["d/f093"] = 1  # in the last part
+    reset(service)
+    again = cached_listing(service, cache, workers=1)
+    assert [k for k, *_ in again] == [k for k, *_ in first] and folders_listed_with_metadata(service) == []
+    assert service.heads == ["d/f093"]
+    assert len(sorted((tmp_path / "cache").iterdir())) == len(files)  # rewritten: the old parts removed
+    reset(service)
+    assert cached_listing(service, cache, workers=1) == again
+    assert service.heads == [] and folders_listed_with_metadata(service) == []
