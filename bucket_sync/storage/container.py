@@ -29,6 +29,7 @@ from ..sync.access import DELETE, LIST, READ, WRITE, Access, combined
 from ..sync.keys import join_blob_name
 from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
 from .list_pages import blob_from_headers
+from .list_ahead import fewer_malloc_arenas
 from .listing import Lister
 from .metadata_cache import MetadataCache
 from .range_reads import RangeClient
@@ -173,6 +174,7 @@ class Storage:
                   top_folder_ok: Callable[[str], bool] | None = None) -> Iterator[RemoteBlob]:
         """The same, streamed: folders are listed in parallel and handed on in key order as they arrive,
         so the diff starts before the listing ends. ``hints``: likely folder names (see listing.py)."""
+        fewer_malloc_arenas()
         parser = ParsePool()
         lister = Lister(self._list_body, workers=self.list_workers, cache=self._metadata_cache, head=self._head,
                         parse=parser.parse)

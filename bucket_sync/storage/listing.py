@@ -8,16 +8,19 @@ one chain of pages). A delimiter listing is never wasted: the blobs it returns a
 
 Why the order holds: every name under a folder prefix P sorts after P and before anything after P that
 does not start with P. So a level's blobs and folders, sorted by name and with each folder replaced by its
-own sorted contents, give exactly the order of one flat listing. Each folder's blobs are sorted here
-(timsort on already-sorted input is linear), so the order is Python's whatever the service's collation.
+own sorted contents, give exactly the order of one flat listing. Within a folder, pages are handed on one by
+one, each sorted here: that is Python's order as long as the service sorts names by their characters'
+codes (Azure and Azurite do; UTF-8, UTF-16 and code points agree on names without characters from U+D800
+up). From the first page that holds such a name on, the rest of its folder is held and sorted whole (what
+every folder cost before); a page that starts before the end of the one handed on is an error, never a
+wrong order for the diff.
 
-Memory: folders are listed at most ``window`` ahead of the consumer, so a slow consumer (the diff) does not
-make the whole container pile up in memory; and the window narrows to about ``blob_budget`` blobs once the
-folders listed so far say how big they are (32 folders of 10,000 blobs ahead were 320,000 RemoteBlobs,
-~300 MB, at any container size).
+Memory: pages are handed on as they come, and every request is admitted against one budget of listed blobs
+not yet taken by the consumer (list_ahead.py), so memory is about ``blob_budget`` blobs whatever the tree:
+many top-level folders, or one flat folder of 200,000 blobs.
 
 Metadata: with a MetadataCache that knows a folder, the folder is listed without metadata and the cache
-fills each blob's mtime in, for the blobs whose ETag it remembers (see _items).
+fills each blob's mtime in, for the blobs whose ETag it remembers (see _chunks).
 """
 
 from __future__ import annotations
@@ -25,40 +28,48 @@ from __future__ import annotations
 import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Callable, Iterable, Iterator
 
-from ..errors import BucketSyncError
+from ..errors import BucketSyncError, StorageError
+from .list_ahead import END, Budget, Stopped, Stream
 from .list_pages import Page, next_marker, parse_page, to_remote_blob
-from .metadata_cache import MetadataCache
+from .metadata_cache import FolderReader, FolderWriter, MetadataCache
 from ..sync.model import RemoteBlob
-from ..sync.waiting import result
 
 # (prefix, marker, delimiter, with metadata) -> the XML body of one List Blobs page
 Fetch = Callable[[str | None, str | None, str | None, bool], bytes]
 # blob name -> (ETag, mtime metadata or None) as the service has it now; None when the blob is gone
 Head = Callable[[str], "tuple[str, str | None] | None"]
 
-# A folder whose cached metadata misses this many blobs per page listed is listed again with metadata;
-# fewer are looked up one by one (a growing capture folder should not cost two full listings per run).
+# A folder whose cached metadata misses more than this many blobs per page listed so far is listed again
+# with metadata; fewer are looked up one by one (a growing capture folder should not cost two listings).
 HEADS_PER_PAGE = 8
 
-# About how many listed blobs may wait for the consumer: the window in folders is this over the mean folder
-# size seen so far (but at least 2 folders, at most ``window``).
-BLOB_BUDGET = 40_000
+# About how many listed blobs may wait for the consumer (~1.5 KB each with their page and tuples): four
+# full pages, with the consumer's own folder's two beside them: ~30 MB. 40,000 cost ~30 MB more for no speed
+# we could measure; on a WAN four pages of 5,000 in flight list faster than the diff takes them.
+BLOB_BUDGET = 20_000
+FULL_PAGE = 5_000  # the service's page size: what a folder's first page counts for until sizes are known
 
 DELIMITER = "/"
+_HIGH = "\ud800"  # names with characters from here on may sort otherwise on the service (see above)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+def _plain(names: Iterable[str]) -> bool:
+    return all(n.isascii() or max(n) < _HIGH for n in names)
+
+
 class _Unit:
     """One slot of the key order: a blob already listed, or a folder still to list."""
 
-    name: str
-    blob: RemoteBlob | None = None
+    __slots__ = ("name", "blob")
+
+    def __init__(self, name: str, blob: RemoteBlob | None = None) -> None:
+        self.name = name
+        self.blob = blob
 
 
 class Lister:
@@ -70,11 +81,14 @@ class Lister:
         self.head = head
         self.workers = max(1, workers)
         self.max_depth = max_depth
-        self.window = 2 * self.workers
+        self.window = 2 * self.workers  # folders listed at once, at most (the budget decides how far each gets)
         self.blob_budget = BLOB_BUDGET
-        self.first_wave = max(2, self.workers // 4)  # folders listed before any folder's size is known
+        self.first_wave = max(2, self.workers // 4)  # hinted folders listed before the level is known
+        self.level_max = FULL_PAGE  # entries of a level gathered to decide whether to split it
+        self.budget: Budget | None = None  # of the listing in progress (tests read it)
         self._prefix = ""  # of the listing in progress: blobs are converted in the workers, off the consumer
-        self._top_ok: Callable[[str], bool] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._order = 0
 
     def blobs(self, prefix: str, hints: Iterable[str] = (),
               top_folder_ok: Callable[[str], bool] | None = None) -> Iterator[RemoteBlob]:
@@ -88,97 +102,273 @@ class Lister:
         """
         root = f"{prefix}/" if prefix else ""
         self._prefix = prefix
-        self._top_ok = top_folder_ok
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="list")
-        first = pool.submit(self._list_level, root)  # ahead of the hinted folders: the diff starts with it
-        early: dict[str, Future] = {}
+        self.budget = budget = Budget(self.blob_budget, FULL_PAGE)
+        # A thread per stream while it lasts: a stream waiting for the budget never holds up the one the
+        # consumer needs (at most ``window`` folders, the levels being split, and the head out of turn).
+        self._pool = ThreadPoolExecutor(self.window + self.workers + 2, thread_name_prefix="list")
+        self._order = 0
+        first = self._open(root, DELIMITER)  # ahead of the hinted folders: the diff starts with it
         hinted = sorted({f"{root}{h}/" for h in hints if h and "/" not in h and (top_folder_ok is None or top_folder_ok(h))})
+        early: dict[str, Stream] = {}
         if len(hinted) >= self.workers:
-            # A top level wider than the window is a big tree: a few folders until the folders' sizes are
-            # known (32 folders of a million-file archive at once were 300 MB of pages and blobs).
             first_wave = self.window if len(hinted) <= self.window else self.first_wave
-            early = {name: pool.submit(self._list_flat, name) for name in hinted[:first_wave]}
+            early = {name: self._open(name, None) for name in hinted[:first_wave]}
         try:
-            yield from self._ordered(root, pool, early, first)
+            units = self._split(root, first, top_folder_ok, set(early))
+            yield from self._ordered(units, early)
         finally:
-            for future in early.values():
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            budget.close()
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- phases ------------------------------------------------------------------------------------
-    def _ordered(self, root: str, pool: ThreadPoolExecutor, early: dict[str, Future],
-                 first: Future) -> Iterator[RemoteBlob]:
-        units = self._split(root, pool, keep=set(early), first=first)
-        pending = dict(early)
-        present = {u.name for u in units if u.blob is None}
-        for name in [n for n in pending if n not in present]:  # hinted, but not in the container
-            pending.pop(name).cancel()
-        folders = deque(u.name for u in units if u.blob is None and u.name not in pending)
-        taken: set[str] = set()  # listed out of turn (see below): top_up must not list them again
-        seen = [0, 0]  # blobs and folders handed on so far: the mean folder size sets the window
-
-        def window() -> int:
-            if not seen[1]:
-                return self.first_wave  # sizes unknown yet
-            mean = max(1.0, seen[0] / seen[1])
-            return max(2, min(self.window, int(self.blob_budget / mean)))
+    def _ordered(self, units: Iterator[list[_Unit]], early: dict[str, Stream]) -> Iterator[RemoteBlob]:
+        budget = self.budget
+        pending = dict(early)  # folder -> its stream, opened ahead of its turn
+        ahead: deque[_Unit] = deque()  # units known, not yet handed on
+        unopened: deque[str] = deque()  # the folders among them not yet opened, in key order
 
         def top_up() -> None:
-            while folders and len(pending) < window():
-                name = folders.popleft()
-                if name not in taken:
-                    pending[name] = pool.submit(self._list_flat, name)
+            while unopened and len(pending) < self.window:
+                name = unopened.popleft()
+                if name not in pending:
+                    pending[name] = self._open(name, None)
 
         try:
-            for unit in units:
+            while True:
+                while not ahead:
+                    chunk = next(units, None)
+                    if chunk is None:
+                        return
+                    ahead.extend(chunk)
+                    unopened.extend(u.name for u in chunk if u.blob is None)
+                unit = ahead.popleft()
                 if unit.blob is not None:
                     yield unit.blob
                     continue
+                for name in [n for n in pending if n < unit.name]:  # hinted, but not in the container
+                    budget.stop(pending.pop(name))
+                if unopened and unopened[0] == unit.name:
+                    unopened.popleft()
                 top_up()
-                future = pending.pop(unit.name, None)
-                if future is None:  # its turn came while early (hinted) listings filled the window
-                    taken.add(unit.name)
-                    future = pool.submit(self._list_flat, unit.name)
-                listed = result(future)
-                seen[0] += len(listed)
-                seen[1] += 1
-                top_up()
-                yield from listed
+                stream = pending.pop(unit.name, None) or self._open(unit.name, None)  # its turn came first
+                budget.lead(stream)
+                for blobs, _ in stream.take(budget):
+                    top_up()
+                    yield from blobs
+                    blobs = None
         finally:
-            for future in pending.values():
-                future.cancel()
+            for stream in pending.values():
+                budget.stop(stream)
 
-    def _split(self, root: str, pool: ThreadPoolExecutor, keep: set[str], first: Future) -> list[_Unit]:
-        """Replace folders by their contents (delimiter listings, in parallel) until there are enough
-        folders to list in parallel, or the tree is that deep. ``first``: the root's own level, already
-        asked for. Folders in ``keep`` are already being listed flat."""
-        units = result(first)
-        if self._top_ok is not None:
-            units = [u for u in units if u.blob is not None or self._top_ok(u.name[len(root):].rstrip("/"))]
+    def _split(self, root: str, first: Stream, top_ok: Callable[[str], bool] | None,
+               keep: set[str]) -> Iterator[list[_Unit]]:
+        """The units in key order, a chunk at a time. Folders are replaced by their contents (delimiter
+        listings, in parallel) until there are enough folders to list in parallel, or the tree is that deep;
+        a level of more than a full page is not split (the root's is handed on as it comes, its folders
+        listed flat; a deeper one is listed flat). Folders in ``keep`` are already being listed flat."""
+        budget = self.budget
+        budget.lead(first)
+        units, rest = self._gather(first, root, top_ok)
+        if rest is not None:  # a big level: its units as they come
+            yield units
+            while True:
+                budget.lead(first)
+                chunk = next(rest, None)
+                if chunk is None:
+                    return
+                yield chunk
         for depth in range(1, self.max_depth):
             folders = [u for u in units if u.blob is None]
             splittable = [u.name for u in folders if u.name not in keep]
             if not splittable or len(folders) >= self.workers:
                 break
-            futures = [pool.submit(self._list_level, name) for name in splittable]
-            levels = dict(zip(splittable, (result(f) for f in futures)))
+            streams = {name: self._open(name, DELIMITER) for name in splittable}
+            levels: dict[str, list[_Unit]] = {}
+            for name, stream in streams.items():
+                budget.lead(stream)
+                level, more = self._gather(stream, name, None)
+                if more is None:
+                    levels[name] = level
+                else:  # more than a page: listed flat instead
+                    more.close()
+                    budget.stop(stream)
+            if not levels:
+                break
             units = [child for u in units for child in (levels[u.name] if u.blob is None and u.name in levels else (u,))]
-        return units
+        yield units
 
-    # -- one folder ------------------------------------------------------------------------------
-    def _list_level(self, folder: str) -> list[_Unit]:
-        """The blobs directly in ``folder`` and its sub-folders, sorted by name."""
-        items, folders = self._items(folder, DELIMITER)
-        units = [_Unit(blob.name, blob) for blob in self._convert(items)]
-        units.extend(_Unit(name) for name in folders if name != folder)
-        units.sort(key=attrgetter("name"))
-        return units
+    def _gather(self, stream: Stream, folder: str, top_ok) -> tuple[list[_Unit], Iterator[list[_Unit]] | None]:
+        """A level's units up to ``level_max`` (a full page); with the rest of its chunks when there are more."""
+        chunks = self._level_chunks(stream, folder, top_ok)
+        units: list[_Unit] = []
+        for chunk in chunks:
+            units.extend(chunk)
+            if len(units) > self.level_max:
+                return units, chunks
+        return units, None
 
-    def _list_flat(self, folder: str) -> list[RemoteBlob]:
-        blobs = self._convert(self._items(folder, None)[0])
-        blobs.sort(key=attrgetter("name"))
-        return blobs
+    def _level_chunks(self, stream: Stream, folder: str, top_ok) -> Iterator[list[_Unit]]:
+        """A level's units, a sorted chunk per page."""
+        for blobs, folders in stream.take(self.budget):
+            if top_ok is not None:
+                folders = [f for f in folders if top_ok(f[len(folder):].rstrip("/"))]
+            units = [_Unit(blob.name, blob) for blob in blobs]
+            units.extend(_Unit(name) for name in folders if name != folder)
+            units.sort(key=attrgetter("name"))
+            yield units
 
+    # -- one listing --------------------------------------------------------------------------------
+    def _open(self, folder: str, delimiter: str | None) -> Stream:
+        self._order += 1
+        stream = Stream(folder, delimiter, self._order)
+        self._pool.submit(self._produce, stream)
+        return stream
+
+    def _produce(self, stream: Stream) -> None:
+        try:
+            for chunk in self._chunks(stream):
+                stream.chunks.put(chunk)
+                chunk = None  # the consumer's now: not kept alive here while the next page is awaited
+            stream.chunks.put(END)
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - raised in the consumer
+            stream.chunks.put(exc)
+        if stream.stopped:
+            self.budget.drain(stream)
+
+    def _chunks(self, stream: Stream) -> Iterator[tuple[list[RemoteBlob], list[str], int | None]]:
+        """One listing as chunks in key order: a page's blobs (sorted, metadata filled in) and sub-folders,
+        with the blobs it counts for in the budget (None: nothing to release)."""
+        budget = self.budget
+        folder, delimiter = stream.folder, stream.delimiter
+        cost = budget.estimate(stream)
+        budget.admit(stream, cost)  # before the cache is read: a folder waiting its turn holds nothing
+        reader = self.cache.reader(folder, delimiter) if self.cache is not None else None
+        metadata = reader is None or reader.empty  # a folder remembered empty: as cheap with metadata
+        writer = self.cache.writer(folder, delimiter) if self.cache is not None and metadata else None
+        handed: str | None = None  # the last name handed on: a listing started again skips up to it
+        restarted = False
+        held: tuple[list, list] | None = None  # the rest of a folder whose names may sort otherwise
+        heads = 0  # look-ups allowed so far
+        first = True
+
+        def rewrite() -> FolderWriter | None:
+            """The cache learns something: a new copy of the folder's entries, from what was handed on."""
+            if writer is not None or self.cache is None:
+                return writer
+            fresh = self.cache.writer(folder, delimiter)
+            if handed is not None:
+                fresh.add(reader.entries(upto=handed))
+            return fresh
+
+        while True:
+            again = False
+            for page, page_cost in self._pages(stream, metadata, cost):
+                cost = page_cost  # what the next request was admitted at: a restart starts from it
+                actual = budget.arrived(stream, cost, len(page.blobs) + len(page.folders), first)
+                first = False
+                items, folders = page.blobs, page.folders
+                if handed is not None:  # a prefix may come again on the next page
+                    folders = [f for f in folders if f > handed]
+                    if restarted:
+                        items = [i for i in items if i[0] > handed]
+                items.sort(key=itemgetter(0))  # the cache is read in name order
+                if not metadata:
+                    heads += HEADS_PER_PAGE
+                    items, missing = _fill(items, reader)
+                    if missing:
+                        found = self._look_up(missing, limit=heads)
+                        if found is None:  # too many, or changed since: list again, with metadata
+                            budget.release(stream, actual)
+                            writer = rewrite() if held is None else None  # a held rest is listed again
+                            metadata = again = restarted = True
+                            held = None
+                            break
+                        heads -= len(missing)
+                        writer = rewrite()
+                        items.extend(found)
+                        items.sort(key=itemgetter(0))
+                blobs = self._convert(items)
+                folders.sort()
+                if writer is not None:
+                    writer.add((item[0], item[3], item[4]) for item in items)
+                page = items = None  # nothing of a page handed on stays alive here (see _produce)
+                if held is None and _plain(b.name for b in blobs) and _plain(folders):
+                    if not blobs and not folders:
+                        yield blobs, folders, actual
+                        continue
+                    low = min(blobs[0].name if blobs else folders[0], folders[0] if folders else blobs[0].name)
+                    if handed is not None and low <= handed:
+                        raise StorageError(f"storage listed {folder or 'the container'} out of order ({low!r} after "
+                                           f"{handed!r})", hint="check that the URL is an Azure Blob Storage container")
+                    last = max(blobs[-1].name if blobs else folders[-1], folders[-1] if folders else blobs[-1].name)
+                    yield blobs, folders, actual
+                    handed, blobs, folders = last, None, None
+                else:
+                    held = held or ([], [])
+                    held[0].extend(blobs)
+                    held[1].extend(folders)
+                    budget.release(stream, actual)  # held outside the budget: a rare folder's whole rest
+            if not again:
+                break
+            cost = None
+        if held is not None:
+            held[0].sort(key=attrgetter("name"))
+            held[1].sort()
+            yield held[0], held[1], None
+        if writer is not None:
+            writer.commit()
+
+    def _pages(self, stream: Stream, metadata: bool, admitted: int | None) -> Iterator[tuple[Page, int]]:
+        """Every page of one listing, each with what it was admitted for; the next page is requested
+        before this one is parsed. ``admitted``: the first request's cost, already admitted."""
+        budget = self.budget
+        starts = stream.folder or None
+
+        def get(marker: str | None, cost: int | None = None) -> tuple[bytes, int]:
+            if cost is None:
+                cost = budget.estimate(stream)
+                budget.admit(stream, cost)
+            try:
+                return self.fetch(starts, marker, stream.delimiter, metadata), cost
+            except BaseException:
+                budget.release(stream, cost)
+                raise
+
+        def discard(future: Future | None) -> None:
+            if future is not None and not future.cancel():
+                future.add_done_callback(lambda f: f.exception() is None and budget.release(stream, f.result()[1]))
+
+        body, cost = get(None, admitted)
+        ahead: ThreadPoolExecutor | None = None
+        pending: Future | None = None
+        try:
+            while True:
+                marker = next_marker(body)
+                if marker:
+                    ahead = ahead or ThreadPoolExecutor(1, thread_name_prefix="list-ahead")
+                    pending = ahead.submit(get, marker)
+                page = self.parse(body)
+                body = b""
+                if page.next_marker != marker:  # the quick look disagreed with the parser: trust the parser
+                    discard(pending)
+                    pending, marker = None, page.next_marker
+                yield page, cost
+                page = None
+                if not marker:
+                    return
+                if pending is not None:
+                    body, cost = pending.result()
+                    pending = None
+                else:
+                    body, cost = get(marker)
+        finally:
+            discard(pending)
+            if ahead is not None:
+                ahead.shutdown(wait=False, cancel_futures=True)
+
+    # -- blobs ---------------------------------------------------------------------------------------
     def _convert(self, items: list[tuple]) -> list[RemoteBlob]:
         blobs = []
         for item in items:
@@ -186,31 +376,6 @@ class Lister:
             if blob is not None:
                 blobs.append(blob)
         return blobs
-
-    def _items(self, folder: str, delimiter: str | None) -> tuple[list[tuple], list[str]]:
-        """One listing's blob tuples and sub-folders. With a metadata cache that knows the folder, the
-        listing leaves the metadata out and the cache fills it in, for the blobs whose ETag it has."""
-        known = self.cache.load(folder, delimiter) if self.cache is not None else None
-        if known:  # a folder remembered empty is as cheap to list with metadata as without
-            items, folders, pages = self._collect(folder, delimiter, metadata=False)
-            filled, missing = [], []
-            for item in items:
-                hit = known.get(item[0])
-                if hit is not None and hit[0] == item[3]:
-                    filled.append(item[:4] + (hit[1],) + item[5:])
-                else:
-                    missing.append(item)
-            if not missing:
-                return filled, folders
-            looked_up = self._look_up(missing, limit=HEADS_PER_PAGE * pages)
-            if looked_up is not None:
-                filled.extend(looked_up)
-                filled.sort(key=itemgetter(0))
-                self._remember(folder, delimiter, filled)
-                return filled, folders
-        items, folders, _ = self._collect(folder, delimiter, metadata=True)
-        self._remember(folder, delimiter, items)
-        return items, folders
 
     def _look_up(self, missing: list[tuple], *, limit: int) -> list[tuple] | None:
         """The missing blobs' metadata, one request each; None when there are too many (list again)."""
@@ -229,41 +394,15 @@ class Lister:
             found.append(item[:4] + (now[1],) + item[5:])
         return found
 
-    def _remember(self, folder: str, delimiter: str | None, items: list[tuple]) -> None:
-        if self.cache is not None:
-            self.cache.save(folder, delimiter, [(item[0], item[3], item[4]) for item in items])
 
-    def _collect(self, folder: str, delimiter: str | None, *, metadata: bool) -> tuple[list[tuple], list[str], int]:
-        items: list[tuple] = []
-        folders: list[str] = []
-        pages = 0
-        for page in self._pages(folder, delimiter, metadata):
-            items.extend(page.blobs)
-            folders.extend(page.folders)
-            pages += 1
-        return items, folders, pages
-
-    def _pages(self, folder: str, delimiter: str | None, metadata: bool) -> Iterator[Page]:
-        """Every page of one listing; the next page is requested before this one is parsed."""
-        starts = folder or None
-        body = self.fetch(starts, None, delimiter, metadata)
-        ahead: ThreadPoolExecutor | None = None
-        try:
-            while True:
-                marker = next_marker(body)
-                pending: Future | None = None
-                if marker:
-                    ahead = ahead or ThreadPoolExecutor(1, thread_name_prefix="list-ahead")
-                    pending = ahead.submit(self.fetch, starts, marker, delimiter, metadata)
-                page = self.parse(body)
-                if page.next_marker != marker:  # the quick look disagreed with the parser: trust the parser
-                    if pending is not None:
-                        pending.cancel()
-                    pending, marker = None, page.next_marker
-                yield page
-                if not marker:
-                    return
-                body = pending.result() if pending is not None else self.fetch(starts, marker, delimiter, metadata)
-        finally:
-            if ahead is not None:
-                ahead.shutdown(wait=True, cancel_futures=True)
+def _fill(items: list[tuple], known: FolderReader) -> tuple[list[tuple], list[tuple]]:
+    """Items with the cached mtime filled in where the ETag matches, and those the cache cannot vouch for."""
+    filled, missing = [], []
+    get = known.get
+    for item in items:
+        hit = get(item[0])
+        if hit is not None and hit[0] == item[3]:
+            filled.append(item[:4] + (hit[1],) + item[5:])
+        else:
+            missing.append(item)
+    return filled, missing

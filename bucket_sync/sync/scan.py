@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import os
 import stat
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -50,54 +51,67 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
     try:
         st = os.stat(path)
         seen.add((st.st_dev, st.st_ino))  # guards --follow-symlinks against loops
-        with os.scandir(path) as it:
-            entries = list(it)
+        it = os.scandir(path)
     except OSError as exc:
         on_skip(Skipped(prefix or ".", f"cannot read folder: {exc.strerror or exc}"))
         return
+    # Only what the walk needs is kept of each entry until the folder is sorted: (sort key, name, size,
+    # mtime), size None for a folder. A DirEntry with its stat result was ~1 KB: 200 MB for a flat folder
+    # of 200,000 files, now ~45 MB.
     keyed = []
-    for entry in entries:
-        if entry.name.endswith(PARTIAL_SUFFIX):
-            if on_partial is not None:
-                try:
-                    on_partial(names.child_key(prefix, entry.name[:-len(PARTIAL_SUFFIX)]), entry.path)
-                except UnsafeBlobNameError:
-                    pass  # not one of ours: we never write such a name
-            continue  # our own in-progress downloads are never a source
-        if entry.name.startswith((CASE_PROBE_PREFIX, MTIME_PROBE_PREFIX)):
-            continue  # nor are the probes (keys.is_case_insensitive_dir, mtime_precision.probe)
+    with it:
         try:
-            key = names.child_key(prefix, entry.name)
-        except UnsafeBlobNameError as exc:  # Windows names on a filesystem that holds what Windows cannot
-            on_skip(Skipped(f"{prefix}/{entry.name}" if prefix else entry.name, exc.message))
-            continue
-        try:
-            is_link = entry.is_symlink()
-            if is_link and not follow:
-                on_skip(Skipped(key, "symbolic link (use --follow-symlinks to follow it)"))
-                continue
-            st = entry.stat(follow_symlinks=True)
-        except OSError as exc:
-            on_skip(Skipped(key, f"cannot stat: {exc.strerror or exc}"))
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            if (st.st_dev, st.st_ino) in seen:
-                on_skip(Skipped(key, "folder loop through a symbolic link"))
-                continue
-            if "/" not in key and not filters.allows_top_folder(key):
-                continue  # another shard's folder (--shard-by folder): not even walked
-            keyed.append((key + "/", key, entry.path, None))
-        elif stat.S_ISREG(st.st_mode):
-            if filters.allows_file(key, st.st_size, st.st_mtime_ns):
-                keyed.append((key, key, entry.path, st))
+            for entry in it:
+                _keep(entry, prefix, filters, follow, on_skip, seen, on_partial, names, keyed)
+        except OSError as exc:  # the folder went away or turned unreadable mid-listing
+            on_skip(Skipped(prefix or ".", f"cannot read folder: {exc.strerror or exc}"))
+            return
+    keyed.sort(key=itemgetter(0))
+    join = os.path.join
+    for sort_key, name, size, mtime_ns in keyed:
+        if size is None:
+            yield from _walk(join(path, name), sort_key[:-1], filters, follow, on_skip, seen, on_partial, names)
         else:
-            on_skip(Skipped(key, "not a regular file (device, socket or pipe)"))
-    keyed.sort(key=lambda t: t[0])
-    for sort_key, key, full, st in keyed:
-        if st is None:
-            yield from _walk(full, key, filters, follow, on_skip, seen, on_partial, names)
-        else:
-            yield LocalFile(key=key, path=full, size=st.st_size, mtime_ns=st.st_mtime_ns)
+            yield LocalFile(key=sort_key, path=join(path, name), size=size, mtime_ns=mtime_ns)
+
+
+def _keep(entry: os.DirEntry, prefix: str, filters: PathFilter, follow: bool, on_skip, seen: set, on_partial,
+          names: LocalNames, keyed: list) -> None:
+    if entry.name.endswith(PARTIAL_SUFFIX):
+        if on_partial is not None:
+            try:
+                on_partial(names.child_key(prefix, entry.name[:-len(PARTIAL_SUFFIX)]), entry.path)
+            except UnsafeBlobNameError:
+                pass  # not one of ours: we never write such a name
+        return  # our own in-progress downloads are never a source
+    if entry.name.startswith((CASE_PROBE_PREFIX, MTIME_PROBE_PREFIX)):
+        return  # nor are the probes (keys.is_case_insensitive_dir, mtime_precision.probe)
+    try:
+        key = names.child_key(prefix, entry.name)
+    except UnsafeBlobNameError as exc:  # Windows names on a filesystem that holds what Windows cannot
+        on_skip(Skipped(f"{prefix}/{entry.name}" if prefix else entry.name, exc.message))
+        return
+    try:
+        is_link = entry.is_symlink()
+        if is_link and not follow:
+            on_skip(Skipped(key, "symbolic link (use --follow-symlinks to follow it)"))
+            return
+        st = entry.stat(follow_symlinks=True)
+    except OSError as exc:
+        on_skip(Skipped(key, f"cannot stat: {exc.strerror or exc}"))
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if (st.st_dev, st.st_ino) in seen:
+            on_skip(Skipped(key, "folder loop through a symbolic link"))
+            return
+        if "/" not in key and not filters.allows_top_folder(key):
+            return  # another shard's folder (--shard-by folder): not even walked
+        keyed.append((key + "/", entry.name, None, None))
+    elif stat.S_ISREG(st.st_mode):
+        if filters.allows_file(key, st.st_size, st.st_mtime_ns):
+            keyed.append((key, entry.name, st.st_size, st.st_mtime_ns))
+    else:
+        on_skip(Skipped(key, "not a regular file (device, socket or pipe)"))
 
 
 def top_level_folders(root: str) -> list[str]:

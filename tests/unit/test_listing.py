@@ -22,8 +22,9 @@ from bucket_sync.storage.metadata_cache import MetadataCache
 class FakeService:
     """Blob names in, List Blobs XML out; counts requests and how many run at once."""
 
-    def __init__(self, names, *, page_size=3, lie_about_marker=False, delay=0.0):
-        self.names = sorted(names)
+    def __init__(self, names, *, page_size=3, lie_about_marker=False, delay=0.0, collation=None):
+        self.collation = collation or (lambda n: n)  # the service's order of names (default: Python's)
+        self.names = sorted(names, key=self.collation)
         self.page_size = page_size
         self.lie_about_marker = lie_about_marker
         self.delay = delay  # seconds per request, so that parallel requests overlap
@@ -80,7 +81,7 @@ class FakeService:
             else:
                 entries.append((name, False))
         if marker:
-            entries = [e for e in entries if e[0] > marker]
+            entries = [e for e in entries if self.collation(e[0]) > self.collation(marker)]
         page, rest = entries[:self.page_size], entries[self.page_size:]
         items = "".join(
             f"<BlobPrefix><Name>{escape(n)}</Name></BlobPrefix>" if folder else
@@ -236,6 +237,95 @@ def test_hints_beyond_the_window_and_unhinted_folders_still_list_once_each():
     assert sorted(flat) == sorted(set(flat)) and set(flat) == {n.split("/")[0] + "/" for n in names}
 
 
+def utf16(name):
+    return name.encode("utf-16-be")  # Azurite's order (JavaScript strings): astral characters before U+E000
+
+
+@settings(max_examples=100, deadline=None)
+@given(names=st.lists(
+    st.lists(st.sampled_from(["a", "b", "é", "\ue000", "\U0001f600", "\uffee", "0", ""]), min_size=1, max_size=4)
+    .map("/".join).filter(lambda n: n and not n.startswith("/")), max_size=40, unique=True),
+    page_size=st.integers(1, 5), workers=st.integers(1, 4), budget=st.integers(1, 12), utf16_service=st.booleans())
+def test_page_by_page_hand_off_keeps_the_order_whatever_the_budget_and_collation(names, page_size, workers, budget,
+                                                                               utf16_service):
+    """Pages handed on one at a time, with a budget small enough that folders wait their turn: still one
+    sorted flat listing, also from a service that sorts by UTF-16 code units (Azurite), where names with
+    characters from U+E000 up sort otherwise than in Python."""
+    service = FakeService(names, page_size=page_size, collation=utf16 if utf16_service else None)
+    lister = Lister(service.fetch, workers=workers)
+    lister.blob_budget = budget
+    assert [b.key for b in lister.blobs("")] == expected(names)
+
+
+class PagedService:
+    """A fake List Blobs service over ``folders`` x ``per_folder`` blobs (or one flat folder), pages built on
+    the fly; counts pages fetched, so a test can see how far the listing ran ahead of its consumer."""
+
+    def __init__(self, folders, per_folder, page_size):
+        self.folders, self.per_folder, self.page_size = folders, per_folder, page_size
+        self.fetched = 0
+        self._lock = threading.Lock()
+
+    def name(self, i):
+        return f"f{i:07d}" if not self.folders else f"d{i // self.per_folder:03d}/f{i:07d}"
+
+    def fetch(self, prefix, marker, delimiter, metadata=True):
+        total = max(1, self.folders) * self.per_folder
+        if delimiter and self.folders and not prefix:  # the root level: just the folders
+            entries = [(f"d{k:03d}/", True) for k in range(self.folders)]
+            start = 0
+        else:
+            lo = 0 if not prefix else int(prefix[1:4]) * self.per_folder
+            hi = total if not prefix else lo + self.per_folder
+            start = int(marker) if marker else lo
+            entries = [(self.name(i), False) for i in range(start, min(hi, start + self.page_size))]
+            rest = start + self.page_size < hi
+        if entries and entries[0][1]:
+            rest = False
+        with self._lock:
+            self.fetched += 1
+        items = "".join(f"<BlobPrefix><Name>{n}</Name></BlobPrefix>" if folder else
+                        f"<Blob><Name>{n}</Name><Properties><Last-Modified>Mon, 23 Nov 2026 10:00:00 GMT</Last-Modified>"
+                        f"<Etag>0x1</Etag><Content-Length>1</Content-Length></Properties></Blob>" for n, folder in entries)
+        nxt = str(start + self.page_size) if rest else ""
+        return (f"<EnumerationResults><Blobs>{items}</Blobs><NextMarker>{nxt}</NextMarker></EnumerationResults>").encode()
+
+
+def most_pages_ahead(service, *, workers=4, budget=200):
+    """The most pages fetched and not yet taken by a slow consumer, over the whole listing."""
+    lister = Lister(service.fetch, workers=workers)
+    lister.blob_budget = budget
+    lister.level_max = service.page_size  # a level of more than a page is not split (one page: 5,000)
+    most = taken = 0
+    for i, _ in enumerate(lister.blobs("")):
+        if i % service.page_size == 0:
+            time.sleep(0.001)  # the diff is slower than the listing: the listing waits, it does not pile up
+            taken = i // service.page_size
+            most = max(most, service.fetched - taken)
+    assert i + 1 == max(1, service.folders) * service.per_folder
+    return most, lister.budget.most_pages
+
+
+@pytest.mark.parametrize("shape", [(0, 1000), (0, 5000), (8, 500), (40, 500)])
+def test_pages_held_do_not_grow_with_the_folders(shape):
+    """A flat folder of 1,000 or 5,000 blobs, 8 or 40 folders of 500: with pages of 50 and a budget of
+    four pages, the listing holds a handful of pages ahead of the consumer, the same for every size."""
+    folders, per_folder = shape
+    ahead, outstanding = most_pages_ahead(PagedService(folders, per_folder, page_size=50))
+    # 200 blobs of budget are 4 pages, plus the consumer's own folder (2) and the root level (1).
+    assert outstanding <= 8
+    assert ahead <= 10  # the same, seen from the service (a page or two in transit)
+
+
+def test_a_page_that_sorts_before_the_one_handed_on_is_an_error():
+    from bucket_sync.errors import StorageError
+
+    # A service that ignores case: "B1" comes after "a2", where Python puts it first.
+    service = FakeService(["a2", "B1", "c3"], page_size=1, collation=str.lower)
+    with pytest.raises(StorageError, match="out of order"):
+        listed(service, workers=1)
+
+
 # -- the metadata cache ----------------------------------------------------------------------------------
 
 def reset(service):
@@ -350,3 +440,41 @@ def test_a_lookup_the_sas_refuses_falls_back_to_a_listing_with_metadata(tmp_path
     reset(service)
     listed = {key: (etag, mtime) for key, etag, mtime, _ in cached_listing(service, cache)}
     assert listed["d/a"] == ("0x3-1", 1_795_428_001_000_000_001) and folders_listed_with_metadata(service) == ["d/"]
+
+
+def test_a_folder_listed_again_with_metadata_mid_way_hands_on_each_blob_once(tmp_path):
+    names = [f"d/f{j:03d}" for j in range(100)]
+    service = FakeService(names, page_size=20)
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    first = cached_listing(service, cache, workers=1)
+    for j in range(20, 100):  # rewritten since, after the first page: too many to look up one by one
+        service.versions[f"d/f{j:03d}"] = 3
+    reset(service)
+    again = cached_listing(service, cache, workers=1)
+    assert [k for k, *_ in again] == [k for k, *_ in first] == expected(names)
+    etags = {k: e for k, e, _, _ in again}
+    assert etags["d/f010"] == "0x6-0" and etags["d/f025"] == "0x6-3"
+    assert folders_listed_with_metadata(service) == ["d/"] * 5  # again from the start, all five pages
+    reset(service)
+    assert cached_listing(service, cache, workers=1) == again and folders_listed_with_metadata(service) == []
+
+
+def test_a_big_folder_is_remembered_in_parts_read_as_the_listing_reaches_them(tmp_path, monkeypatch):
+    from bucket_sync.storage import metadata_cache
+
+    monkeypatch.setattr(metadata_cache, "PART", 10)
+    names = [f"d/f{j:03d}" for j in range(95)]
+    service = FakeService(names, page_size=10)
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+    first = cached_listing(service, cache, workers=1)
+    files = sorted((tmp_path / "cache").iterdir())
+    assert len(files) >= 9  # the folder's own file (root level, d/) and its parts
+    service.versions["d/f093"] = 1  # in the last part
+    reset(service)
+    again = cached_listing(service, cache, workers=1)
+    assert [k for k, *_ in again] == [k for k, *_ in first] and folders_listed_with_metadata(service) == []
+    assert service.heads == ["d/f093"]
+    assert len(sorted((tmp_path / "cache").iterdir())) == len(files)  # rewritten: the old parts removed
+    reset(service)
+    assert cached_listing(service, cache, workers=1) == again
+    assert service.heads == [] and folders_listed_with_metadata(service) == []
