@@ -25,6 +25,7 @@ from ..sync.filters import PathFilter
 from ..sync.model import Direction
 from ..targets import RealityDataTarget
 from .context import Globals
+from .run_log import log_error
 from .sync_run import SyncRequest, run_sync
 
 if TYPE_CHECKING:
@@ -158,10 +159,8 @@ def _upload_and_finish(g: Globals, tokens: TokenProvider, target: RealityDataTar
         with g.api(tokens) as api:
             api.reality_data.update(rd_id, RealityDataFields(authoring=False), itwin_id=target.itwin_id)
     except BucketSyncError as exc:
-        log.error("error: every file is uploaded, but reality data %s still says authoring true: %s", rd_id,
-                  redact(exc.message))
-        log.error("  hint: %s", redact(_joined(exc.hint, f"run `bucket-sync reality-data update {rd_id} "
-                                                         f"--authoring false` (or `{resume}` again)")))
+        log_error(log, f"every file is uploaded, but reality data {rd_id} still says authoring true: {exc.message}",
+                  _joined(exc.hint, f"run `bucket-sync reality-data update {rd_id} --authoring false` (or `{resume}` again)"))
         return dataclasses.replace(summary, exit_code=int(exc.exit_code))
     renderer.on_info(f"reality data {rd_id} is completely uploaded: authoring set to false")
     return summary

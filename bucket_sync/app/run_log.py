@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import UsageError
-from ..redact import RedactingFilter
+from ..redact import RedactingFilter, redact
 from ..sync.listener import FanOut, Listener, Summary
 from ..sync.model import Status, TransferResult
 
@@ -31,6 +31,14 @@ logging.getLogger(RESULTS_LOGGER).propagate = False
 logging.getLogger(RESULTS_LOGGER).addHandler(logging.NullHandler())
 ROTATE_BYTES = 10 * 1024 * 1024
 ROTATE_KEEP = 5
+
+
+def log_error(log: logging.Logger, message: str, hint: str | None = None) -> None:
+    """An error the run reports as it ends, in the form cli/error_output.echo_error gives the terminal
+    (``error: ...`` and ``  hint: ...``, redacted), but through logging, so --log-file keeps it too."""
+    log.error("error: %s", redact(message))
+    if hint:
+        log.error("  hint: %s", redact(hint))
 
 
 def file_handler(path: str, *, rotating: bool) -> logging.Handler:

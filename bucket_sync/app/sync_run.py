@@ -30,6 +30,7 @@ from ..sync.plan import Counted, Plan
 from ..sync.prefetch import prefetch
 from ..sync.scan import Skipped, scan_sources, scan_tree, top_level_folders
 from ..storage.container import ContainerRef, Storage
+from .run_log import log_error
 
 
 log = logging.getLogger("bucket_sync")
@@ -196,9 +197,8 @@ def _guarded_run(req: SyncRequest, engine: Engine, plan: Plan, tally: Tally, sou
     prepare()
     engine.run(plan, delete=req.mirror and req.delete)
     if refusal is not None:
-        log.error("error: the real run would be refused: %s", refusal.message)
-        if refusal.hint:
-            log.error("  hint: %s", refusal.hint.replace("run with --dry-run to see them; ", ""))
+        log_error(log, f"the real run would be refused: {refusal.message}",
+                  refusal.hint.replace("run with --dry-run to see them; ", "") if refusal.hint else None)
         tally.set_fatal(refusal)
 
 

@@ -45,6 +45,7 @@ from .watch_observer import FolderObserver, QueueingHandler
 from .watch_queue import ChangeQueue
 from .watch_reconcile import Reconciler
 from .watch_status import StatusReporter
+from .run_log import log_error
 
 log = logging.getLogger("bucket_sync.watch")
 
@@ -114,9 +115,7 @@ class Watcher:
             self.runner.close()
         summary = self.tally.summary("watch")
         if fatal is not None:
-            log.error("error: %s", redact(fatal.message))
-            if fatal.hint:
-                log.error("  hint: %s", redact(fatal.hint))
+            log_error(log, fatal.message, fatal.hint)
             summary = dataclasses.replace(summary, exit_code=int(fatal.exit_code))
             self.monitors.on_stop(summary, redact(fatal.message))
             return summary

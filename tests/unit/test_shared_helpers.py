@@ -83,3 +83,19 @@ def test_an_error_and_its_hint_are_shown_redacted_on_stderr():
     assert result.stdout == ""
     assert "error: could not list" in result.stderr and "  hint: get a new SAS\n" in result.stderr
     assert "SECRETSIG123" not in result.stderr and result.stderr.count("hint:") == 1
+
+
+def test_an_error_logged_as_a_run_ends_has_the_terminal_form_and_no_secret(caplog):
+    """app/run_log.log_error: what watch, a refused dry run and a reality data left authoring log as they end."""
+    import logging
+
+    from bucket_sync.app.run_log import log_error
+
+    log = logging.getLogger("bucket_sync.test_log_error")
+    with caplog.at_level(logging.ERROR, logger=log.name):
+        log_error(log, "could not list ?sig=SECRETSIG456", "get a new SAS")
+        log_error(log, "no hint")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("error: could not list") and lines[1] == "  hint: get a new SAS"
+    assert lines[2] == "error: no hint" and len(lines) == 3
+    assert not any("SECRETSIG456" in line for line in lines)
