@@ -25,6 +25,7 @@ import time
 from bisect import bisect_right
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 from ..private_files import write_private
 
@@ -41,7 +42,7 @@ Known = dict[str, tuple[str, str | None]]
 Entry = tuple[str, str, "str | None"]  # (name, etag, mtime)
 
 
-def _entries(data) -> Known:
+def _entries(data: dict[str, Any]) -> Known:
     return {name: (etag, mtime) for name, etag, mtime in data["entries"]
             if isinstance(name, str) and isinstance(etag, str) and (mtime is None or isinstance(mtime, str))}
 
@@ -70,7 +71,7 @@ class FolderReader:
             self._loaded.move_to_end(index)
         return part.get(name)
 
-    def entries(self, upto: str | None = None):
+    def entries(self, upto: str | None = None) -> Iterator[Entry]:
         """Every remembered entry (with a name up to ``upto``), part by part."""
         for index in range(-1, len(self._ids)):
             if upto is not None and index >= 0 and self._firsts[index] > upto:
@@ -92,7 +93,7 @@ class FolderWriter:
         self._parts: list[tuple[str, str]] = []
         self.failed = False
 
-    def add(self, entries) -> None:
+    def add(self, entries: Iterable[Entry]) -> None:
         for entry in entries:
             if entry[1]:
                 self._pending.append(entry)
@@ -184,7 +185,7 @@ class MetadataCache:
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return {}  # a part gone (a concurrent run replaced it) or damaged: misses
 
-    def _write(self, path: Path, data: dict) -> bool:
+    def _write(self, path: Path, data: dict[str, Any]) -> bool:
         """Write one file atomically (a concurrent run reads the old file or the new one)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
