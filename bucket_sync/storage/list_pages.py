@@ -18,7 +18,7 @@ import base64
 import html
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Protocol
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 from xml.etree import ElementTree
@@ -210,7 +210,13 @@ def next_marker(body: bytes) -> str | None:
     return html.unescape(found.group(1).decode()) or None if found else None
 
 
-def blob_from_headers(key: str, name: str, headers: Mapping[str, str]) -> RemoteBlob:
+class Headers(Protocol):
+    """Response headers as http.client (an HTTPMessage) or a mapping gives them."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+def blob_from_headers(key: str, name: str, headers: Headers) -> RemoteBlob:
     """A blob as a HEAD describes it (Get Blob Properties): the same facts a listing gives."""
     md5_text = headers.get("Content-MD5")
     try:
