@@ -90,6 +90,18 @@ class Lister:
         self._pool: ThreadPoolExecutor | None = None
         self._order = 0
 
+    @property
+    def _budget(self) -> Budget:
+        """The budget of the listing in progress: ``blobs`` sets it before any phase runs."""
+        assert self.budget is not None, "a listing phase outside Lister.blobs"
+        return self.budget
+
+    @property
+    def _threads(self) -> ThreadPoolExecutor:
+        """The pool of the listing in progress: ``blobs`` starts it before any phase runs."""
+        assert self._pool is not None, "a listing phase outside Lister.blobs"
+        return self._pool
+
     def blobs(self, prefix: str, hints: Iterable[str] = (),
               top_folder_ok: Callable[[str], bool] | None = None) -> Iterator[RemoteBlob]:
         """Every blob under ``prefix`` (a folder, '' for the whole container), sorted by key.
@@ -122,7 +134,7 @@ class Lister:
 
     # -- phases ------------------------------------------------------------------------------------
     def _ordered(self, units: Iterator[list[_Unit]], early: dict[str, Stream]) -> Iterator[RemoteBlob]:
-        budget = self.budget
+        budget = self._budget
         pending = dict(early)  # folder -> its stream, opened ahead of its turn
         ahead: deque[_Unit] = deque()  # units known, not yet handed on
         unopened: deque[str] = deque()  # the folders among them not yet opened, in key order
@@ -166,7 +178,7 @@ class Lister:
         listings, in parallel) until there are enough folders to list in parallel, or the tree is that deep;
         a level of more than a full page is not split (the root's is handed on as it comes, its folders
         listed flat; a deeper one is listed flat). Folders in ``keep`` are already being listed flat."""
-        budget = self.budget
+        budget = self._budget
         budget.lead(first)
         units, rest = self._gather(first, root, top_ok)
         if rest is not None:  # a big level: its units as they come
@@ -209,7 +221,7 @@ class Lister:
 
     def _level_chunks(self, stream: Stream, folder: str, top_ok) -> Iterator[list[_Unit]]:
         """A level's units, a sorted chunk per page."""
-        for blobs, folders in stream.take(self.budget):
+        for blobs, folders in stream.take(self._budget):
             if top_ok is not None:
                 folders = [f for f in folders if top_ok(f[len(folder):].rstrip("/"))]
             units = [_Unit(blob.name, blob) for blob in blobs]
@@ -221,7 +233,7 @@ class Lister:
     def _open(self, folder: str, delimiter: str | None) -> Stream:
         self._order += 1
         stream = Stream(folder, delimiter, self._order)
-        self._pool.submit(self._produce, stream)
+        self._threads.submit(self._produce, stream)
         return stream
 
     def _produce(self, stream: Stream) -> None:
@@ -235,12 +247,12 @@ class Lister:
         except BaseException as exc:  # noqa: BLE001 - raised in the consumer
             stream.chunks.put(exc)
         if stream.stopped:
-            self.budget.drain(stream)
+            self._budget.drain(stream)
 
     def _chunks(self, stream: Stream) -> Iterator[tuple[list[RemoteBlob], list[str], int | None]]:
         """One listing as chunks in key order: a page's blobs (sorted, metadata filled in) and sub-folders,
         with the blobs it counts for in the budget (None: nothing to release)."""
-        budget = self.budget
+        budget = self._budget
         folder, delimiter = stream.folder, stream.delimiter
         cost = budget.estimate(stream)
         budget.admit(stream, cost)  # before the cache is read: a folder waiting its turn holds nothing
@@ -323,7 +335,7 @@ class Lister:
     def _pages(self, stream: Stream, metadata: bool, admitted: int | None) -> Iterator[tuple[Page, int]]:
         """Every page of one listing, each with what it was admitted for; the next page is requested
         before this one is parsed. ``admitted``: the first request's cost, already admitted."""
-        budget = self.budget
+        budget = self._budget
         starts = stream.folder or None
 
         def get(marker: str | None, cost: int | None = None) -> tuple[bytes, int]:
