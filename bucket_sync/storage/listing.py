@@ -29,11 +29,11 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter, itemgetter
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Generator, Iterable, Iterator
 
 from ..errors import BucketSyncError, StorageError
 from .list_ahead import END, Budget, Stopped, Stream
-from .list_pages import Page, next_marker, parse_page, to_remote_blob
+from .list_pages import BlobRow, Page, next_marker, parse_page, to_remote_blob
 from .metadata_cache import FolderReader, FolderWriter, MetadataCache
 from ..sync.model import RemoteBlob
 
@@ -164,6 +164,7 @@ class Lister:
                 top_up()
                 stream = pending.pop(unit.name, None) or self._open(unit.name, None)  # its turn came first
                 budget.lead(stream)
+                blobs: list[RemoteBlob] | None  # let go of once handed on
                 for blobs, _ in stream.take(budget):
                     top_up()
                     yield from blobs
@@ -209,7 +210,8 @@ class Lister:
             units = [child for u in units for child in (levels[u.name] if u.blob is None and u.name in levels else (u,))]
         yield units
 
-    def _gather(self, stream: Stream, folder: str, top_ok) -> tuple[list[_Unit], Iterator[list[_Unit]] | None]:
+    def _gather(self, stream: Stream, folder: str, top_ok: Callable[[str], bool] | None,
+                ) -> tuple[list[_Unit], Generator[list[_Unit], None, None] | None]:
         """A level's units up to ``level_max`` (a full page); with the rest of its chunks when there are more."""
         chunks = self._level_chunks(stream, folder, top_ok)
         units: list[_Unit] = []
@@ -219,7 +221,8 @@ class Lister:
                 return units, chunks
         return units, None
 
-    def _level_chunks(self, stream: Stream, folder: str, top_ok) -> Iterator[list[_Unit]]:
+    def _level_chunks(self, stream: Stream, folder: str,
+                      top_ok: Callable[[str], bool] | None) -> Generator[list[_Unit], None, None]:
         """A level's units, a sorted chunk per page."""
         for blobs, folders in stream.take(self._budget):
             if top_ok is not None:
@@ -237,6 +240,7 @@ class Lister:
         return stream
 
     def _produce(self, stream: Stream) -> None:
+        chunk: tuple[list[RemoteBlob], list[str], int | None] | None
         try:
             for chunk in self._chunks(stream):
                 stream.chunks.put(chunk)
@@ -254,6 +258,7 @@ class Lister:
         with the blobs it counts for in the budget (None: nothing to release)."""
         budget = self._budget
         folder, delimiter = stream.folder, stream.delimiter
+        cost: int | None  # None once listed again: the first request is admitted anew (_pages)
         cost = budget.estimate(stream)
         budget.admit(stream, cost)  # before the cache is read: a folder waiting its turn holds nothing
         reader = self.cache.reader(folder, delimiter) if self.cache is not None else None
@@ -261,7 +266,7 @@ class Lister:
         writer = self.cache.writer(folder, delimiter) if self.cache is not None and metadata else None
         handed: str | None = None  # the last name handed on: a listing started again skips up to it
         restarted = False
-        held: tuple[list, list] | None = None  # the rest of a folder whose names may sort otherwise
+        held: tuple[list[RemoteBlob], list[str]] | None = None  # the rest of a folder whose names may sort otherwise
         heads = 0  # look-ups allowed so far
         first = True
 
@@ -271,9 +276,15 @@ class Lister:
                 return writer
             fresh = self.cache.writer(folder, delimiter)
             if handed is not None:
+                assert reader is not None  # only a listing without metadata learns: the cache knew the folder
                 fresh.add(reader.entries(upto=handed))
             return fresh
 
+        # A page's parts are let go of once handed on (None)
+        page: Page | None
+        items: list[BlobRow] | None
+        blobs: list[RemoteBlob] | None
+        folders: list[str] | None
         while True:
             again = False
             for page, page_cost in self._pages(stream, metadata, cost):
@@ -287,6 +298,7 @@ class Lister:
                         items = [i for i in items if i[0] > handed]
                 items.sort(key=itemgetter(0))  # the cache is read in name order
                 if not metadata:
+                    assert reader is not None  # metadata is left out only for a folder the cache knows
                     heads += HEADS_PER_PAGE
                     items, missing = _fill(items, reader)
                     if missing:
@@ -348,13 +360,14 @@ class Lister:
                 budget.release(stream, cost)
                 raise
 
-        def discard(future: Future | None) -> None:
+        def discard(future: Future[tuple[bytes, int]] | None) -> None:
             if future is not None and not future.cancel():
-                future.add_done_callback(lambda f: f.exception() is None and budget.release(stream, f.result()[1]))
+                future.add_done_callback(lambda f: f.exception() is None and budget.release(stream, f.result()[1]))  # type: ignore[func-returns-value]  # `and` as a conditional call
 
         body, cost = get(None, admitted)
         ahead: ThreadPoolExecutor | None = None
-        pending: Future | None = None
+        pending: Future[tuple[bytes, int]] | None = None
+        page: Page | None  # let go of once handed on
         try:
             while True:
                 marker = next_marker(body)
@@ -381,7 +394,7 @@ class Lister:
                 ahead.shutdown(wait=False, cancel_futures=True)
 
     # -- blobs ---------------------------------------------------------------------------------------
-    def _convert(self, items: list[tuple]) -> list[RemoteBlob]:
+    def _convert(self, items: list[BlobRow]) -> list[RemoteBlob]:
         blobs = []
         for item in items:
             blob = to_remote_blob(self._prefix, item)
@@ -389,7 +402,7 @@ class Lister:
                 blobs.append(blob)
         return blobs
 
-    def _look_up(self, missing: list[tuple], *, limit: int) -> list[tuple] | None:
+    def _look_up(self, missing: list[BlobRow], *, limit: int) -> list[BlobRow] | None:
         """The missing blobs' metadata, one request each; None when there are too many (list again)."""
         if self.head is None or len(missing) > limit:
             return None
@@ -407,7 +420,7 @@ class Lister:
         return found
 
 
-def _fill(items: list[tuple], known: FolderReader) -> tuple[list[tuple], list[tuple]]:
+def _fill(items: list[BlobRow], known: FolderReader) -> tuple[list[BlobRow], list[BlobRow]]:
     """Items with the cached mtime filled in where the ETag matches, and those the cache cannot vouch for."""
     filled, missing = [], []
     get = known.get

@@ -40,6 +40,7 @@ PRUNE_AFTER_S = 30 * 24 * 3600.0
 # name -> (etag, mtime metadata or None)
 Known = dict[str, tuple[str, str | None]]
 Entry = tuple[str, str, "str | None"]  # (name, etag, mtime)
+Listed = tuple[str, "str | None", "str | None"]  # an entry as listed: one without an ETag is not remembered
 
 
 def _entries(data: dict[str, Any]) -> Known:
@@ -93,10 +94,10 @@ class FolderWriter:
         self._parts: list[tuple[str, str]] = []
         self.failed = False
 
-    def add(self, entries: Iterable[Entry]) -> None:
-        for entry in entries:
-            if entry[1]:
-                self._pending.append(entry)
+    def add(self, entries: Iterable[Listed]) -> None:
+        for name, etag, mtime in entries:
+            if etag:
+                self._pending.append((name, etag, mtime))
                 if len(self._pending) >= PART:
                     self._flush()
 
