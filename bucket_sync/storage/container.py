@@ -14,13 +14,14 @@ minutes. Errors come out as bucket_sync errors naming the operation (storage_err
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..errors import PermissionDeniedError
 from ..retry import Backoff
@@ -66,7 +67,7 @@ class ContainerRef:
     origin: str = "the SAS"
     limits: str = ""
 
-    def open(self, **options) -> "Storage":
+    def open(self, **options: Any) -> "Storage":  # Storage's keyword options
         return Storage(self.source, reads=self.reads, origin=self.origin, limits=self.limits, **options)
 
 
@@ -220,7 +221,7 @@ class Storage:
         """(key, blob or None) for each key, in the order of ``keys``. HEADs run ``lookup_workers`` at a
         time, at most twice that many ahead of the consumer (the diff), so memory stays flat however many
         keys there are."""
-        window: deque = deque()
+        window: deque[tuple[str, Future[RemoteBlob | None]]] = deque()
         it = iter(keys)
         pool = ThreadPoolExecutor(self.lookup_workers, thread_name_prefix="lookup")
 
@@ -280,7 +281,7 @@ class Storage:
         with self._learning():
             return self.ops.uncommitted_blocks(name)
 
-    def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int,
+    def commit(self, name: str, block_ids: builtins.list[str], md5: bytes, mtime_ns: int,  # list: our method
                extras: BlobExtras = BlobExtras()) -> None:
         with self._learning():
             self.ops.commit(name, block_ids, md5, mtime_ns, extras)
@@ -295,7 +296,7 @@ class Storage:
             self.ops.delete(name)
 
     def stream_range(self, name: str, offset: int, length: int, etag: str | None,
-                     sink: Callable[[int, bytes], None]) -> None:
+                     sink: Callable[[int, bytes | memoryview], None]) -> None:
         """Hand bytes [offset, offset+length) to ``sink(position, piece)`` as they arrive (``piece`` may be a
         view of a reused buffer: consume it before returning). Over http.client (range_reads.py), unless a
         proxy is configured: then through the SDK's transport, which knows proxies."""

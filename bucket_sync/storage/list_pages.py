@@ -18,6 +18,7 @@ import base64
 import html
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 from xml.etree import ElementTree
@@ -28,9 +29,13 @@ from ..sync.model import RemoteBlob
 from ..sync.mtime import datetime_to_ns, parse_mtime
 
 
+# A listed blob: (name, size, md5, etag, mtime metadata, Last-Modified)
+BlobRow = tuple[str, int, bytes | None, str | None, str | None, str | None]
+
+
 @dataclass
 class Page:
-    blobs: list[tuple] = field(default_factory=list)  # (name, size, md5, etag, mtime metadata, Last-Modified)
+    blobs: list[BlobRow] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # BlobPrefix names (delimiter listings only)
     next_marker: str | None = None
 
@@ -59,6 +64,8 @@ def _parse(body: bytes) -> Page:
         return page
     for blob in blobs.iter("Blob"):
         props = blob.find("Properties")
+        if props is None:
+            raise ValueError("a Blob without Properties")
         md5_text = props.findtext("Content-MD5")
         meta = blob.find("Metadata")
         mtime = None
@@ -117,7 +124,7 @@ def _field(tag: str, text: str, start: int, end: int) -> str | None:
     return None if found is None else (found.group(1) or "")
 
 
-def _xml_name(encoded, raw: str) -> str:
+def _xml_name(encoded: str | None, raw: str) -> str:
     name = _ENTITY.sub(lambda m: _ENTITIES[m.group()], raw) if "&" in raw else raw
     if not name:
         raise _Doubt
@@ -184,8 +191,10 @@ def _parse_fast(body: bytes) -> Page | None:
     return page
 
 
-def _name(element) -> str:
+def _name(element: ElementTree.Element) -> str:
     name_el = element.find("Name")
+    if name_el is None:
+        raise ValueError(f"a {element.tag} without a Name")
     name = name_el.text or ""
     # Names with characters XML cannot carry come percent-encoded.
     return unquote(name) if name_el.get("Encoded") == "true" else name
@@ -201,7 +210,13 @@ def next_marker(body: bytes) -> str | None:
     return html.unescape(found.group(1).decode()) or None if found else None
 
 
-def blob_from_headers(key: str, name: str, headers) -> RemoteBlob:
+class Headers(Protocol):
+    """Response headers as http.client (an HTTPMessage) or a mapping gives them."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+def blob_from_headers(key: str, name: str, headers: Headers) -> RemoteBlob:
     """A blob as a HEAD describes it (Get Blob Properties): the same facts a listing gives."""
     md5_text = headers.get("Content-MD5")
     try:
@@ -224,7 +239,7 @@ def blob_from_headers(key: str, name: str, headers) -> RemoteBlob:
                       etag=headers.get("ETag"), mtime_from_metadata=ns is not None)
 
 
-def to_remote_blob(prefix: str, item: tuple) -> RemoteBlob | None:
+def to_remote_blob(prefix: str, item: BlobRow) -> RemoteBlob | None:
     """A listed blob as the diff sees it; None for names outside ``prefix`` and folder markers."""
     name, size, md5, etag, mtime, last_modified = item
     key = key_from_blob_name(prefix, name)
@@ -233,7 +248,8 @@ def to_remote_blob(prefix: str, item: tuple) -> RemoteBlob | None:
     ns = parse_mtime(mtime)
     if ns is None:
         try:
-            ns_from_header = datetime_to_ns(parsedate_to_datetime(last_modified))
+            # None raises TypeError, reported below like an unreadable date
+            ns_from_header = datetime_to_ns(parsedate_to_datetime(last_modified))  # type: ignore[arg-type]
         except (TypeError, ValueError, OverflowError):
             raise StorageError(f"storage listed {name!r} without a readable Last-Modified ({str(last_modified)[:40]!r})",
                                hint="check that the URL is an Azure Blob Storage container") from None

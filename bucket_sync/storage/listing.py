@@ -29,11 +29,11 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter, itemgetter
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Generator, Iterable, Iterator
 
 from ..errors import BucketSyncError, StorageError
 from .list_ahead import END, Budget, Stopped, Stream
-from .list_pages import Page, next_marker, parse_page, to_remote_blob
+from .list_pages import BlobRow, Page, next_marker, parse_page, to_remote_blob
 from .metadata_cache import FolderReader, FolderWriter, MetadataCache
 from ..sync.model import RemoteBlob
 
@@ -90,6 +90,18 @@ class Lister:
         self._pool: ThreadPoolExecutor | None = None
         self._order = 0
 
+    @property
+    def _budget(self) -> Budget:
+        """The budget of the listing in progress: ``blobs`` sets it before any phase runs."""
+        assert self.budget is not None, "a listing phase outside Lister.blobs"
+        return self.budget
+
+    @property
+    def _threads(self) -> ThreadPoolExecutor:
+        """The pool of the listing in progress: ``blobs`` starts it before any phase runs."""
+        assert self._pool is not None, "a listing phase outside Lister.blobs"
+        return self._pool
+
     def blobs(self, prefix: str, hints: Iterable[str] = (),
               top_folder_ok: Callable[[str], bool] | None = None) -> Iterator[RemoteBlob]:
         """Every blob under ``prefix`` (a folder, '' for the whole container), sorted by key.
@@ -122,7 +134,7 @@ class Lister:
 
     # -- phases ------------------------------------------------------------------------------------
     def _ordered(self, units: Iterator[list[_Unit]], early: dict[str, Stream]) -> Iterator[RemoteBlob]:
-        budget = self.budget
+        budget = self._budget
         pending = dict(early)  # folder -> its stream, opened ahead of its turn
         ahead: deque[_Unit] = deque()  # units known, not yet handed on
         unopened: deque[str] = deque()  # the folders among them not yet opened, in key order
@@ -152,6 +164,7 @@ class Lister:
                 top_up()
                 stream = pending.pop(unit.name, None) or self._open(unit.name, None)  # its turn came first
                 budget.lead(stream)
+                blobs: list[RemoteBlob] | None  # let go of once handed on
                 for blobs, _ in stream.take(budget):
                     top_up()
                     yield from blobs
@@ -166,7 +179,7 @@ class Lister:
         listings, in parallel) until there are enough folders to list in parallel, or the tree is that deep;
         a level of more than a full page is not split (the root's is handed on as it comes, its folders
         listed flat; a deeper one is listed flat). Folders in ``keep`` are already being listed flat."""
-        budget = self.budget
+        budget = self._budget
         budget.lead(first)
         units, rest = self._gather(first, root, top_ok)
         if rest is not None:  # a big level: its units as they come
@@ -197,7 +210,8 @@ class Lister:
             units = [child for u in units for child in (levels[u.name] if u.blob is None and u.name in levels else (u,))]
         yield units
 
-    def _gather(self, stream: Stream, folder: str, top_ok) -> tuple[list[_Unit], Iterator[list[_Unit]] | None]:
+    def _gather(self, stream: Stream, folder: str, top_ok: Callable[[str], bool] | None,
+                ) -> tuple[list[_Unit], Generator[list[_Unit], None, None] | None]:
         """A level's units up to ``level_max`` (a full page); with the rest of its chunks when there are more."""
         chunks = self._level_chunks(stream, folder, top_ok)
         units: list[_Unit] = []
@@ -207,9 +221,10 @@ class Lister:
                 return units, chunks
         return units, None
 
-    def _level_chunks(self, stream: Stream, folder: str, top_ok) -> Iterator[list[_Unit]]:
+    def _level_chunks(self, stream: Stream, folder: str,
+                      top_ok: Callable[[str], bool] | None) -> Generator[list[_Unit], None, None]:
         """A level's units, a sorted chunk per page."""
-        for blobs, folders in stream.take(self.budget):
+        for blobs, folders in stream.take(self._budget):
             if top_ok is not None:
                 folders = [f for f in folders if top_ok(f[len(folder):].rstrip("/"))]
             units = [_Unit(blob.name, blob) for blob in blobs]
@@ -221,10 +236,11 @@ class Lister:
     def _open(self, folder: str, delimiter: str | None) -> Stream:
         self._order += 1
         stream = Stream(folder, delimiter, self._order)
-        self._pool.submit(self._produce, stream)
+        self._threads.submit(self._produce, stream)
         return stream
 
     def _produce(self, stream: Stream) -> None:
+        chunk: tuple[list[RemoteBlob], list[str], int | None] | None
         try:
             for chunk in self._chunks(stream):
                 stream.chunks.put(chunk)
@@ -235,13 +251,14 @@ class Lister:
         except BaseException as exc:  # noqa: BLE001 - raised in the consumer
             stream.chunks.put(exc)
         if stream.stopped:
-            self.budget.drain(stream)
+            self._budget.drain(stream)
 
     def _chunks(self, stream: Stream) -> Iterator[tuple[list[RemoteBlob], list[str], int | None]]:
         """One listing as chunks in key order: a page's blobs (sorted, metadata filled in) and sub-folders,
         with the blobs it counts for in the budget (None: nothing to release)."""
-        budget = self.budget
+        budget = self._budget
         folder, delimiter = stream.folder, stream.delimiter
+        cost: int | None  # None once listed again: the first request is admitted anew (_pages)
         cost = budget.estimate(stream)
         budget.admit(stream, cost)  # before the cache is read: a folder waiting its turn holds nothing
         reader = self.cache.reader(folder, delimiter) if self.cache is not None else None
@@ -249,7 +266,7 @@ class Lister:
         writer = self.cache.writer(folder, delimiter) if self.cache is not None and metadata else None
         handed: str | None = None  # the last name handed on: a listing started again skips up to it
         restarted = False
-        held: tuple[list, list] | None = None  # the rest of a folder whose names may sort otherwise
+        held: tuple[list[RemoteBlob], list[str]] | None = None  # the rest of a folder whose names may sort otherwise
         heads = 0  # look-ups allowed so far
         first = True
 
@@ -259,9 +276,15 @@ class Lister:
                 return writer
             fresh = self.cache.writer(folder, delimiter)
             if handed is not None:
+                assert reader is not None  # only a listing without metadata learns: the cache knew the folder
                 fresh.add(reader.entries(upto=handed))
             return fresh
 
+        # A page's parts are let go of once handed on (None)
+        page: Page | None
+        items: list[BlobRow] | None
+        blobs: list[RemoteBlob] | None
+        folders: list[str] | None
         while True:
             again = False
             for page, page_cost in self._pages(stream, metadata, cost):
@@ -275,6 +298,7 @@ class Lister:
                         items = [i for i in items if i[0] > handed]
                 items.sort(key=itemgetter(0))  # the cache is read in name order
                 if not metadata:
+                    assert reader is not None  # metadata is left out only for a folder the cache knows
                     heads += HEADS_PER_PAGE
                     items, missing = _fill(items, reader)
                     if missing:
@@ -323,7 +347,7 @@ class Lister:
     def _pages(self, stream: Stream, metadata: bool, admitted: int | None) -> Iterator[tuple[Page, int]]:
         """Every page of one listing, each with what it was admitted for; the next page is requested
         before this one is parsed. ``admitted``: the first request's cost, already admitted."""
-        budget = self.budget
+        budget = self._budget
         starts = stream.folder or None
 
         def get(marker: str | None, cost: int | None = None) -> tuple[bytes, int]:
@@ -336,13 +360,14 @@ class Lister:
                 budget.release(stream, cost)
                 raise
 
-        def discard(future: Future | None) -> None:
+        def discard(future: Future[tuple[bytes, int]] | None) -> None:
             if future is not None and not future.cancel():
-                future.add_done_callback(lambda f: f.exception() is None and budget.release(stream, f.result()[1]))
+                future.add_done_callback(lambda f: f.exception() is None and budget.release(stream, f.result()[1]))  # type: ignore[func-returns-value]  # `and` as a conditional call
 
         body, cost = get(None, admitted)
         ahead: ThreadPoolExecutor | None = None
-        pending: Future | None = None
+        pending: Future[tuple[bytes, int]] | None = None
+        page: Page | None  # let go of once handed on
         try:
             while True:
                 marker = next_marker(body)
@@ -369,7 +394,7 @@ class Lister:
                 ahead.shutdown(wait=False, cancel_futures=True)
 
     # -- blobs ---------------------------------------------------------------------------------------
-    def _convert(self, items: list[tuple]) -> list[RemoteBlob]:
+    def _convert(self, items: list[BlobRow]) -> list[RemoteBlob]:
         blobs = []
         for item in items:
             blob = to_remote_blob(self._prefix, item)
@@ -377,7 +402,7 @@ class Lister:
                 blobs.append(blob)
         return blobs
 
-    def _look_up(self, missing: list[tuple], *, limit: int) -> list[tuple] | None:
+    def _look_up(self, missing: list[BlobRow], *, limit: int) -> list[BlobRow] | None:
         """The missing blobs' metadata, one request each; None when there are too many (list again)."""
         if self.head is None or len(missing) > limit:
             return None
@@ -395,7 +420,7 @@ class Lister:
         return found
 
 
-def _fill(items: list[tuple], known: FolderReader) -> tuple[list[tuple], list[tuple]]:
+def _fill(items: list[BlobRow], known: FolderReader) -> tuple[list[BlobRow], list[BlobRow]]:
     """Items with the cached mtime filled in where the ETag matches, and those the cache cannot vouch for."""
     filled, missing = [], []
     get = known.get

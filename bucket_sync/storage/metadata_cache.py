@@ -25,6 +25,7 @@ import time
 from bisect import bisect_right
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 from ..private_files import write_private
 
@@ -39,9 +40,10 @@ PRUNE_AFTER_S = 30 * 24 * 3600.0
 # name -> (etag, mtime metadata or None)
 Known = dict[str, tuple[str, str | None]]
 Entry = tuple[str, str, "str | None"]  # (name, etag, mtime)
+Listed = tuple[str, "str | None", "str | None"]  # an entry as listed: one without an ETag is not remembered
 
 
-def _entries(data) -> Known:
+def _entries(data: dict[str, Any]) -> Known:
     return {name: (etag, mtime) for name, etag, mtime in data["entries"]
             if isinstance(name, str) and isinstance(etag, str) and (mtime is None or isinstance(mtime, str))}
 
@@ -70,7 +72,7 @@ class FolderReader:
             self._loaded.move_to_end(index)
         return part.get(name)
 
-    def entries(self, upto: str | None = None):
+    def entries(self, upto: str | None = None) -> Iterator[Entry]:
         """Every remembered entry (with a name up to ``upto``), part by part."""
         for index in range(-1, len(self._ids)):
             if upto is not None and index >= 0 and self._firsts[index] > upto:
@@ -92,10 +94,10 @@ class FolderWriter:
         self._parts: list[tuple[str, str]] = []
         self.failed = False
 
-    def add(self, entries) -> None:
-        for entry in entries:
-            if entry[1]:
-                self._pending.append(entry)
+    def add(self, entries: Iterable[Listed]) -> None:
+        for name, etag, mtime in entries:
+            if etag:
+                self._pending.append((name, etag, mtime))
                 if len(self._pending) >= PART:
                     self._flush()
 
@@ -184,7 +186,7 @@ class MetadataCache:
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return {}  # a part gone (a concurrent run replaced it) or damaged: misses
 
-    def _write(self, path: Path, data: dict) -> bool:
+    def _write(self, path: Path, data: dict[str, Any]) -> bool:
         """Write one file atomically (a concurrent run reads the old file or the new one)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

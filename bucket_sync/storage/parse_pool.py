@@ -20,8 +20,12 @@ import os
 import sys
 import threading
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from .list_pages import Page, parse_page
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,8 @@ class ParsePool:
         self._enabled = _available() if enabled is None else enabled
         self._lock = threading.Lock()
         self._pages = 0
-        self._pool = None
-        self._ready: Future | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._ready: Future[int] | None = None
         self._closed = False
 
     def parse(self, body: bytes) -> Page:
@@ -80,7 +84,7 @@ class ParsePool:
             pool.shutdown(wait=True, cancel_futures=True)
 
     # -- the helper ----------------------------------------------------------------------------------
-    def _helper(self):
+    def _helper(self) -> ProcessPoolExecutor | None:
         """The pool when it is ready to take pages, else None (start it when it is due)."""
         with self._lock:
             if not self._enabled or self._closed:

@@ -22,6 +22,9 @@ from .mtime_precision import PROBE_PREFIX as MTIME_PROBE_PREFIX
 
 PARTIAL_SUFFIX = ".bucket-sync-partial"
 
+# (sort key, name, size, mtime_ns) of an entry, see _walk; a folder has neither size nor mtime.
+_Kept = tuple[str, str, None, None] | tuple[str, str, int, int]
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -44,8 +47,9 @@ def scan_tree(root: str, *, filters: PathFilter = PathFilter(), follow_symlinks:
     yield from _walk(root, base_key, filters, follow_symlinks, on_skip, seen_dirs, on_partial, local_names())
 
 
-def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, seen: set,
-          on_partial, names: LocalNames) -> Iterator[LocalFile]:
+def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip: Callable[[Skipped], None],
+          seen: set[tuple[int, int]], on_partial: Callable[[str, str], None] | None,
+          names: LocalNames) -> Iterator[LocalFile]:
     if os.name == "nt":  # a deep folder: its entries' paths would pass the classic 260-character limit
         path = winnames.long_path_if_needed(path)
     try:
@@ -58,7 +62,7 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
     # Only what the walk needs is kept of each entry until the folder is sorted: (sort key, name, size,
     # mtime), size None for a folder. A DirEntry with its stat result was ~1 KB: 200 MB for a flat folder
     # of 200,000 files, now ~45 MB.
-    keyed = []
+    keyed: list[_Kept] = []
     with it:
         try:
             for entry in it:
@@ -72,11 +76,13 @@ def _walk(path: str, prefix: str, filters: PathFilter, follow: bool, on_skip, se
         if size is None:
             yield from _walk(join(path, name), sort_key[:-1], filters, follow, on_skip, seen, on_partial, names)
         else:
+            assert mtime_ns is not None  # a file's entry has both (_Kept): unpacking loses that for mypy
             yield LocalFile(key=sort_key, path=join(path, name), size=size, mtime_ns=mtime_ns)
 
 
-def _keep(entry: os.DirEntry, prefix: str, filters: PathFilter, follow: bool, on_skip, seen: set, on_partial,
-          names: LocalNames, keyed: list) -> None:
+def _keep(entry: os.DirEntry[str], prefix: str, filters: PathFilter, follow: bool,
+          on_skip: Callable[[Skipped], None], seen: set[tuple[int, int]],
+          on_partial: Callable[[str, str], None] | None, names: LocalNames, keyed: list[_Kept]) -> None:
     if entry.name.endswith(PARTIAL_SUFFIX):
         if on_partial is not None:
             try:
