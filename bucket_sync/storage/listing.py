@@ -190,7 +190,7 @@ class Lister:
                 if chunk is None:
                     return
                 yield chunk
-        for depth in range(1, self.max_depth):
+        for _depth in range(1, self.max_depth):
             folders = [u for u in units if u.blob is None]
             splittable = [u.name for u in folders if u.name not in keep]
             if not splittable or len(folders) >= self.workers:
