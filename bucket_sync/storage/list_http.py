@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
 from ..retry import RETRY_STATUSES, Backoff
-from ..sas import SasSource
+from ..sas import ContainerSas, SasSource
 from .errors import refresh_may_cure
 
 if TYPE_CHECKING:
@@ -125,20 +125,26 @@ class ListClient:
                           self._backoff.attempts)
                 self._backoff.wait(self._backoff.delay(attempt))
                 continue
-            if not refreshed and refresh_may_cure(status, answer.get("x-ms-error-code")):
-                fresh = source.refresh(sas)
-                if fresh.token != sas.token:
-                    log.info("storage answered 403; retrying with a refreshed SAS")
-                    refreshed = True
-                    attempt -= 1  # the resend is not a retry (as in policies.SasPolicy)
-                    continue
-            if status in RETRY_STATUSES and self._backoff.may_retry(attempt):
-                log.debug("storage answered %d; attempt %d of %d", status, attempt, self._backoff.attempts)
-                self._backoff.wait(self._backoff.delay(attempt, answer.get("Retry-After")))
-                continue
             if status not in ok:
-                raise StorageHttpError(status, answer.get("x-ms-error-code") or "")
+                attempt, refreshed = self._after_error(source, sas, status, answer, attempt, refreshed)
+                continue
             return status, answer, body
+
+    def _after_error(self, source: SasSource, sas: ContainerSas, status: int, answer: http.client.HTTPMessage,
+                     attempt: int, refreshed: bool) -> tuple[int, bool]:
+        """After an answer that is not a success: the (attempt, refreshed) to try again with, or
+        StorageHttpError. A 403 a fresh SAS may cure is resent once with it (not counted as a retry, as in
+        policies.SasPolicy); a status worth retrying waits out the backoff first. Ranged reads share it."""
+        if not refreshed and refresh_may_cure(status, answer.get("x-ms-error-code")):
+            fresh = source.refresh(sas)
+            if fresh.token != sas.token:
+                log.info("storage answered 403; retrying with a refreshed SAS")
+                return attempt - 1, True
+        if status in RETRY_STATUSES and self._backoff.may_retry(attempt):
+            log.debug("storage answered %d; attempt %d of %d", status, attempt, self._backoff.attempts)
+            self._backoff.wait(self._backoff.delay(attempt, answer.get("Retry-After")))
+            return attempt, refreshed
+        raise StorageHttpError(status, answer.get("x-ms-error-code") or "")
 
     def close(self) -> None:
         with self._lock:

@@ -17,9 +17,7 @@ from typing import Callable
 from urllib.parse import quote
 
 from ..errors import TransientError
-from ..retry import RETRY_STATUSES
-from .errors import refresh_may_cure
-from .list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError
+from .list_http import API_VERSION, ConnectionFailed, ListClient
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +74,8 @@ class RangeClient(ListClient):
             if status not in (200, 206):
                 answer = response.headers
                 self._finish(response)
-                if not refreshed and refresh_may_cure(status, answer.get("x-ms-error-code")):
-                    fresh = self._source.refresh(sas)
-                    if fresh.token != sas.token:
-                        log.info("storage answered 403; retrying with a refreshed SAS")
-                        refreshed = True
-                        attempt -= 1  # the resend is not a retry (as in policies.SasPolicy)
-                        continue
-                if status in RETRY_STATUSES and self._backoff.may_retry(attempt):
-                    log.debug("storage answered %d; attempt %d of %d", status, attempt, self._backoff.attempts)
-                    self._backoff.wait(self._backoff.delay(attempt, answer.get("Retry-After")))
-                    continue
-                raise StorageHttpError(status, answer.get("x-ms-error-code") or "")
+                attempt, refreshed = self._after_error(self._source, sas, status, answer, attempt, refreshed)
+                continue
             try:
                 _check_start(name, response, status, offset + got)
             except TransientError:
