@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bucket_sync.sas import ContainerSas, SasSource
 from bucket_sync.retry import Backoff
 from bucket_sync.storage.list_http import API_VERSION, ConnectionFailed, ListClient, StorageHttpError, proxy_configured
+from tests.support.sas_sources import RenewingSource
 
 
 class Script:
@@ -55,21 +55,6 @@ def serve(script: Script):
     return server
 
 
-class Source(SasSource):
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.sas = ContainerSas.from_url(f"{base}?sv=1&sig=one")
-        self.refreshes = 0
-
-    def current(self) -> ContainerSas:
-        return self.sas
-
-    def refresh(self, stale: ContainerSas) -> ContainerSas:
-        self.refreshes += 1
-        self.sas = ContainerSas.from_url(f"{self.base}?sv=1&sig=two")
-        return self.sas
-
-
 @pytest.fixture
 def run():
     servers = []
@@ -78,7 +63,7 @@ def run():
         script = Script(*answers)
         server = serve(script)
         servers.append(server)
-        source = Source(f"http://127.0.0.1:{server.server_port}/acct/cont")
+        source = RenewingSource(f"http://127.0.0.1:{server.server_port}/acct/cont")
         client = ListClient(source.current().container_url, source, Backoff(attempts=attempts, sleep=lambda s: None))
         return client, script, source
 
@@ -132,7 +117,7 @@ def test_a_refused_connection_is_a_connection_failure():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    source = Source(f"http://127.0.0.1:{port}/acct/cont")
+    source = RenewingSource(f"http://127.0.0.1:{port}/acct/cont")
     client = ListClient(source.current().container_url, source, Backoff(attempts=2, sleep=lambda s: None))
     with pytest.raises(ConnectionFailed):
         client.get({"comp": "list"}, {})

@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bucket_sync.errors import TransientError
-from bucket_sync.sas import ContainerSas, SasSource
 from bucket_sync.storage.list_http import ConnectionFailed, StorageHttpError
 from bucket_sync.storage.range_reads import RangeClient
 from bucket_sync.retry import Backoff
+from tests.support.sas_sources import RenewingSource
 
 BLOB = os.urandom(3 * 1024 * 1024 + 77)
 
@@ -70,21 +70,6 @@ class Blob:
         return server
 
 
-class Source(SasSource):
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.sas = ContainerSas.from_url(f"{base}?sv=1&sig=one")
-        self.refreshes = 0
-
-    def current(self) -> ContainerSas:
-        return self.sas
-
-    def refresh(self, stale: ContainerSas) -> ContainerSas:
-        self.refreshes += 1
-        self.sas = ContainerSas.from_url(f"{self.base}?sv=1&sig=two")
-        return self.sas
-
-
 @pytest.fixture
 def read():
     servers = []
@@ -93,7 +78,7 @@ def read():
         blob = Blob(*faults)
         server = blob.serve()
         servers.append(server)
-        source = Source(f"http://127.0.0.1:{server.server_port}/acct/cont")
+        source = RenewingSource(f"http://127.0.0.1:{server.server_port}/acct/cont")
         client = RangeClient(source.current().container_url, source, Backoff(attempts=attempts, sleep=lambda s: None))
 
         def fetch(offset: int, length: int) -> bytes:
