@@ -427,6 +427,28 @@ class Bench:
         return result, ""
 
 
+def rclone_version(rclone: str | None) -> str:
+    """The first line of `rclone version`, or why the rclone columns are empty."""
+    if not rclone:
+        return "rclone not installed (rclone columns empty)"
+    return subprocess.run([rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0]
+
+
+def short_commit() -> str:
+    """The commit the figures belong to ('?' outside a git checkout)."""
+    done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
+def write_tables(table: str, out_dir: Path, name: str, latest: str) -> None:
+    """The Markdown of a run, once under its own name and once as the latest (scripts/bench's rows: bench-<stamp>.md
+    and latest.md; --scale: scale-<stamp>.md and scale-latest.md)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / name).write_text(table)
+    (out_dir / latest).write_text(table)
+    say(f"bench: written {out_dir / name} and {out_dir / latest}")
+
+
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -571,23 +593,15 @@ def main(argv: list[str] | None = None) -> int:
         bench.stop()
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
-    rclone_version = "not installed (rclone columns empty)"
-    if bench.rclone:
-        rclone_version = subprocess.run([bench.rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0]
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     header = [f"# bucket-sync vs rclone, {bench.stamp} UTC", "",
-              f"commit {commit or '?'}; {os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after "
-              f"{load_after[0]:.2f}; Azurite on loopback with disk persistence; {rclone_version}; "
+              f"commit {short_commit()}; {os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after "
+              f"{load_after[0]:.2f}; Azurite on loopback with disk persistence; {rclone_version(bench.rclone)}; "
               f"{args.runs} run(s) per tool and row, median shown; concurrency {CONCURRENCY} for both "
               f"(rclone: --transfers/--checkers/--azureblob-upload-concurrency {CONCURRENCY}, --azureblob-chunk-size 8Mi); "
               f"data scale {scale:g}."]
     table = render(results, ceiling, watch, header, bench.watch_files)
     print(table, end="")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"bench-{bench.stamp}.md"
-    out.write_text(table)
-    (args.out_dir / "latest.md").write_text(table)
-    say(f"bench: written {out} and {args.out_dir / 'latest.md'}")
+    write_tables(table, args.out_dir, f"bench-{bench.stamp}.md", "latest.md")
     return 0
 
 

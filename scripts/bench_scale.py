@@ -280,21 +280,13 @@ def main_scale(args, bench) -> int:
         sb.stub.stop()
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
-    version = "rclone not installed (rclone columns empty)"
-    if sb.rclone:
-        version = subprocess.run([sb.rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0]
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     header = [f"# bucket-sync vs rclone at scale (List Blobs stub), {stamp} UTC", "",
-              f"commit {commit or '?'}; {os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after "
-              f"{load_after[0]:.2f}; {version}; {args.runs} run(s) per tool and row after an untimed no-op check, "
+              f"commit {bench.short_commit()}; {os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after "
+              f"{load_after[0]:.2f}; {bench.rclone_version(sb.rclone)}; {args.runs} run(s) per tool and row after an untimed no-op check, "
               f"median shown; concurrency {CONCURRENCY} for both; the stub (devtools/list_stub.py) served "
               f"{sum(stub_stats['requests'].values()):,} requests, page cache {stub_stats['cache_hits']:,} hits / "
               f"{stub_stats['cache_misses']:,} misses, {stub_stats['cpu_s']:.1f} s of CPU in all."]
     table = render(results, header)
     print(table, end="")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"scale-{stamp}.md"
-    out.write_text(table)
-    (args.out_dir / "scale-latest.md").write_text(table)
-    bench.say(f"bench: written {out} and {args.out_dir / 'scale-latest.md'}")
+    bench.write_tables(table, args.out_dir, f"scale-{stamp}.md", "scale-latest.md")
     return 0
