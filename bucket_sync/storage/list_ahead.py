@@ -15,7 +15,6 @@ pages outstanding, budget or not: it never waits for folders further on, so the 
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import queue
 import sys
@@ -47,6 +46,8 @@ def fewer_malloc_arenas() -> None:
 
     if not _main_is_ours():
         return
+    import ctypes  # here: only a Linux command run needs it, and every listing imports this module
+
     try:
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
     except (OSError, AttributeError) as exc:  # not glibc (musl has no mallopt arenas)
