@@ -29,8 +29,11 @@ from devtools.azurite import AzuriteServer  # noqa: E402
 from devtools.emulator import FULL_PERMISSIONS, PlatformEmulator  # noqa: E402
 from bench_data import DataSets, human_size, prepare_data  # noqa: E402
 
-ROWS = ("upload-small", "upload-medium", "upload-large", "download-all", "download-large", "noop", "noop-2k",
-        "noop-rw")
+ROWS = ("upload-small", "upload-medium", "upload-large", "download-all", "download-large", "download-large-md5",
+        "noop", "noop-2k", "noop-rw")
+# download-large-md5: the same blob without the piece digest bucket-sync's chunked uploads store
+# (bucket_sync/sync/piece_digest.py), as another tool writes it: checked by its Content-MD5, on one core.
+PIECES_KEY = "sha256pieces"
 # The file-by-file path (a SAS without list, as the documented bucket SAS sp=rw) against the listing path
 # on the same 2,000 files: bucket-sync's own ratio, with its target.
 TARGET_LOOKUP_RATIO = 3.0
@@ -70,6 +73,7 @@ class Row:
     note: str = ""
     floor: float | None = None  # what the storage itself needs for the row's requests, where measured
     md5_floor: float | None = None  # download rows: hashlib MD5 of the same bytes, from the page cache
+    pieces_floor: float | None = None  # download rows: the piece digest's SHA-256 of them, on every core
     stub: tuple[float, float] | None = None  # noop-rw: (listing, file by file) seconds against the list stub
     files: int = 0  # download rows: how many files (for the CPU per file)
 
@@ -230,11 +234,22 @@ class Bench:
         if row.startswith("download-"):
             say(f"preparing: uploading {human_size(self.data.transfer_bytes)} for {row}")
             measure(self.bs_argv("upload", str(self.data.transfer), self.remote(t, "all")), self.bs_env, "upload (prep)")
+            if row == "download-large-md5":
+                self.without_piece_digest(t, "all/large/")
         else:
             say(f"preparing: uploading {self.data.noop_count} files for the no-op row")
             measure(self.bs_argv("upload", str(self.data.noop), self.remote(t, "noop")), self.bs_env, "upload (prep)")
             self.check_noop(t)
         return t
+
+    def without_piece_digest(self, t: "Target", prefix: str) -> None:
+        """The blobs under ``prefix`` as another tool would have written them: no ``sha256pieces``."""
+        container = self.azurite.container_client(t.container)
+        for blob in container.list_blobs(name_starts_with=prefix, include=["metadata"]):
+            if PIECES_KEY not in (blob.metadata or {}):
+                raise BenchError(f"{blob.name} has no piece digest to take away: the row would measure nothing new")
+            kept = {k: v for k, v in blob.metadata.items() if k != PIECES_KEY}
+            container.get_blob_client(blob.name).set_blob_metadata(kept)
 
     def check_noop(self, t: "Target") -> None:
         """Both tools must see nothing to do, or the no-op row measures transfers (untimed warm-up)."""
@@ -296,8 +311,10 @@ class Bench:
     def md5_floor(self, row: Row) -> None:
         """What verifying costs on one core: hashlib MD5 of the row's bytes, read from the page cache
         (read once first), best of three. A download that overlaps its hash with the transfer can come
-        close to it; none can go below it without a faster digest."""
+        close to it; none can go below it without a faster digest. Also the piece digest's floor: SHA-256
+        of each 8 MiB piece, on as many threads as cores (hashlib lets the GIL go), best of three."""
         import hashlib
+        from concurrent.futures import ThreadPoolExecutor
 
         root = self.data.transfer if row.name == "download-all" else self.data.transfer / "large"
         paths = sorted(p for p in root.rglob("*") if p.is_file())
@@ -316,6 +333,22 @@ class Bench:
                         digest.update(chunk)
             best = min(best, time.perf_counter() - started)
         row.md5_floor = best
+
+        piece = 8 * 1024 * 1024
+
+        def sha256_piece(job: tuple[Path, int]) -> bytes:
+            with open(job[0], "rb") as fh:
+                fh.seek(job[1])
+                return hashlib.sha256(fh.read(piece)).digest()
+
+        jobs = [(p, at) for p in paths for at in range(0, max(1, p.stat().st_size), piece)]
+        best = float("inf")
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            for _ in range(3):
+                started = time.perf_counter()
+                list(pool.map(sha256_piece, jobs))
+                best = min(best, time.perf_counter() - started)
+        row.pieces_floor = best
 
     def client_lookup_ratio(self) -> tuple[float, float]:
         """bucket-sync's own file-by-file cost, away from Azurite's table scans: the same no-op upload of
@@ -489,19 +522,23 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
         lines += ["", "Downloads at equal guarantees: bucket-sync checks every file's MD5; rclone does only on "
                       "single-stream downloads, so its default skips the check above --multi-thread-cutoff (250 MiB) "
                       "and `--multi-thread-streams 0` is the same guarantee. MD5 floor: hashlib MD5 of the same bytes "
-                      "from the page cache, one core.", "",
+                      "from the page cache, one core. Blobs bucket-sync uploaded in blocks carry a piece digest "
+                      "(SHA-256 of each block, bound to the Content-MD5; bucket_sync/sync/piece_digest.py) that each "
+                      "range checks on its own core; its floor: hashlib SHA-256 of the same 8 MiB pieces, on every "
+                      "core. download-large-md5 is the same blob without it (as another tool writes it).", "",
                   "| row | bucket-sync s | rclone default s (unverified above 250 MiB) | rclone verified s | MD5 floor s | "
-                  "bucket-sync / rclone verified (target ≤ 0.8) | bucket-sync / MD5 floor | CPU ms per file, bucket-sync / rclone verified "
-                  "| CPU s, bucket-sync / rclone verified / Azurite during each |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+                  "piece-digest floor s | bucket-sync / rclone verified (target ≤ 0.8) | bucket-sync / MD5 floor | "
+                  "CPU ms per file, bucket-sync / rclone verified | CPU s, bucket-sync / rclone verified / Azurite during each |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
         for r in downloads:
             bs, verified = r.median("bucket-sync"), r.median("rclone-verified")
             vs_rc = bs / verified if bs and verified else None
             vs_floor = bs / r.md5_floor if bs and r.md5_floor else None
-            floor_target = 1.15 if r.name == "download-large" else None
+            floor_target = 1.15 if r.name.startswith("download-large") else None
             per_file = " / ".join(fmt(c * 1000 / r.files, ".2f") if c is not None and r.files else "–"
                                   for c in (r.cpu("bucket-sync"), r.cpu("rclone-verified")))
             lines.append(f"| {r.name} | {fmt(bs)} | {fmt(r.median('rclone'))} | {fmt(verified)} | {fmt(r.md5_floor)} | "
+                         f"{fmt(r.pieces_floor)} | "
                          f"{fmt(vs_rc)}{'' if vs_rc is None else (' ✓' if vs_rc <= TARGET_RATIO else ' ✗')} | "
                          f"{fmt(vs_floor)}{'' if vs_floor is None or floor_target is None else (' ✓' if vs_floor <= floor_target else ' ✗')}"
                          f"{f' (target ≤ {floor_target})' if floor_target else ''} | {per_file} | "

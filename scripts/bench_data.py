@@ -75,7 +75,8 @@ class DataSets:
     def row_bytes(self, row: str) -> int:
         s = self.spec
         return {"upload-small": s.small_count * s.small_size, "upload-medium": s.medium_count * s.medium_size,
-                "upload-large": s.large_size, "download-large": s.large_size, "download-all": self.transfer_bytes,
+                "upload-large": s.large_size, "download-large": s.large_size, "download-large-md5": s.large_size,
+                "download-all": self.transfer_bytes,
                 "noop": s.noop_count * s.noop_size, "noop-2k": s.small_count * s.small_size,
                 "noop-rw": s.small_count * s.small_size}[row]
 
@@ -86,6 +87,7 @@ class DataSets:
             "upload-medium": f"{s.medium_count} × {human_size(s.medium_size)}",
             "upload-large": f"1 × {human_size(s.large_size)}",
             "download-large": f"1 × {human_size(s.large_size)}",
+            "download-large-md5": f"1 × {human_size(s.large_size)}, no piece digest",
             "download-all": f"{s.small_count + s.medium_count + 1} files, {human_size(self.transfer_bytes)}",
             "noop": f"{s.noop_count} × {human_size(s.noop_size)}, in sync",
             "noop-2k": f"{s.small_count} × {human_size(s.small_size)}, in sync, SAS with list",

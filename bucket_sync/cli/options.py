@@ -14,6 +14,7 @@ from ..app.render import HumanRenderer, JsonRenderer
 from ..app.run_log import ResultLog, Stats, WithExtras, stats_line
 from ..config import Config
 from ..errors import UsageError
+from ..sync.blob_metadata import OWN_KEYS
 from ..sync.budget import MAX_BLOCK_SIZE, MiB
 from ..sync.filters import PathFilter
 from ..sync.model import BlobExtras
@@ -131,9 +132,9 @@ def parse_metadata(items: Iterable[object]) -> tuple[tuple[str, str], ...]:
         if not sep or not _METADATA_KEY.match(key):
             raise UsageError(f"--metadata {item!r} is not KEY=VALUE with a name of letters, digits and _",
                              hint="e.g. --metadata project=bridge_7 --metadata camera=DJI")
-        if key.lower() == "mtime":
-            raise UsageError("--metadata mtime is bucket-sync's own (the file's modification time)",
-                             hint="choose another name")
+        if key.lower() in OWN_KEYS:
+            raise UsageError(f"--metadata {key} is bucket-sync's own (the file's modification time, or the "
+                             "digest downloads are checked against)", hint="choose another name")
         if not value.isascii() or not value.isprintable():
             raise UsageError(f"--metadata {key}: the value must be printable ASCII (storage sends it as a header)")
         pairs.append((key, value))

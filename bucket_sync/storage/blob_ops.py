@@ -22,6 +22,8 @@ from ..errors import BucketSyncError, TransientError
 from ..sas import SasSource
 from .list_http import API_VERSION
 from ..sync.content_types import content_type_for
+from ..sync.blob_metadata import MTIME_KEY, metadata_for
+from ..sync.piece_digest import PIECES_KEY
 from ..sync.model import BlobExtras, RemoteBlob
 from ..sync.mtime import datetime_to_ns, format_mtime, parse_mtime
 from .policies import RetryPolicy, SasPolicy, is_dropped_connection
@@ -89,7 +91,7 @@ class BlobOps:
     def put(self, name: str, data: bytes, md5: bytes, mtime_ns: int, extras: BlobExtras = BlobExtras()) -> None:
         try:
             self.container.get_blob_client(name).upload_blob(
-                data, length=len(data), overwrite=True, metadata=blob_metadata(mtime_ns, extras),
+                data, length=len(data), overwrite=True, metadata=metadata_for(mtime_ns, extras),
                 content_settings=content_settings(name, md5, extras), max_concurrency=1,
             )
         except (AzureError, BucketSyncError) as exc:
@@ -116,10 +118,10 @@ class BlobOps:
         return {b.id: b.size for b in uncommitted}
 
     def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int,
-               extras: BlobExtras = BlobExtras()) -> None:
+               extras: BlobExtras = BlobExtras(), *, digest: str | None = None) -> None:
         try:
             self.container.get_blob_client(name).commit_block_list(
-                [BlobBlock(block_id=b) for b in block_ids], metadata=blob_metadata(mtime_ns, extras),
+                [BlobBlock(block_id=b) for b in block_ids], metadata=metadata_for(mtime_ns, extras, digest),
                 content_settings=content_settings(name, md5, extras),
             )
         except (AzureError, BucketSyncError) as exc:
@@ -131,7 +133,7 @@ class BlobOps:
         try:
             props = blob.get_blob_properties()
             metadata = dict(props.metadata or {})
-            metadata["mtime"] = format_mtime(mtime_ns)
+            metadata[MTIME_KEY] = format_mtime(mtime_ns)
             blob.set_blob_metadata(metadata, etag=props.etag, match_condition=MatchConditions.IfNotModified)
         except (AzureError, BucketSyncError) as exc:
             raise self.translate(exc, "metadata", name) from None
@@ -197,17 +199,12 @@ def remote_blob(key: str, item: BlobProperties) -> RemoteBlob:
     return RemoteBlob(
         key=key, name=item.name, size=item.size or 0,
         mtime_ns=mtime if mtime is not None else datetime_to_ns(item.last_modified),
-        md5=md5, etag=item.etag, mtime_from_metadata=mtime is not None,
+        md5=md5, etag=item.etag, mtime_from_metadata=mtime is not None, pieces=metadata.get(PIECES_KEY),
     )
 
 
 def content_settings(name: str, md5: bytes, extras: BlobExtras = BlobExtras()) -> ContentSettings:
     return ContentSettings(content_type=extras.content_type or content_type_for(name), content_md5=bytearray(md5))
-
-
-def blob_metadata(mtime_ns: int, extras: BlobExtras) -> dict[str, str]:
-    """--metadata entries, and our ``mtime`` (which they cannot replace: the skip rules need it)."""
-    return {**dict(extras.metadata), "mtime": format_mtime(mtime_ns)}
 
 
 def _response_error(response: HttpResponse) -> HttpResponseError:

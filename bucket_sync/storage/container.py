@@ -203,12 +203,13 @@ class Storage:
         with self._plain_errors("list", starts or "/"):
             return self._list_client.get(params, headers)
 
-    def _head(self, name: str) -> tuple[str, str | None] | None:
-        """(ETag, mtime metadata) of one blob as it is now; None when it is gone."""
+    def _head(self, name: str) -> tuple[str, str | None, str | None] | None:
+        """(ETag, mtime metadata, sha256pieces metadata) of one blob as it is now; None when it is gone."""
         blob = self.get(name, name)
         if blob is None:
             return None
-        return (blob.etag or "").strip('"'), format_mtime(blob.mtime_ns) if blob.mtime_from_metadata else None
+        mtime = format_mtime(blob.mtime_ns) if blob.mtime_from_metadata else None
+        return (blob.etag or "").strip('"'), mtime, blob.pieces
 
     def look_up_each(self, prefix: str, keys: Iterable[str]) -> Iterator[RemoteBlob]:
         """The blobs at ``prefix/key`` for each key that exists, in the order of ``keys``: the file-by-file
@@ -282,9 +283,9 @@ class Storage:
             return self.ops.uncommitted_blocks(name)
 
     def commit(self, name: str, block_ids: builtins.list[str], md5: bytes, mtime_ns: int,  # list: our method
-               extras: BlobExtras = BlobExtras()) -> None:
+               extras: BlobExtras = BlobExtras(), *, digest: str | None = None) -> None:
         with self._learning():
-            self.ops.commit(name, block_ids, md5, mtime_ns, extras)
+            self.ops.commit(name, block_ids, md5, mtime_ns, extras, digest=digest)
 
     def set_mtime(self, name: str, mtime_ns: int) -> None:
         """Only the mtime differs: rewrite the metadata, keep the content (and its MD5 and type)."""

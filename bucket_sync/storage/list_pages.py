@@ -27,10 +27,11 @@ from ..errors import StorageError
 from ..sync.keys import key_from_blob_name
 from ..sync.model import RemoteBlob
 from ..sync.mtime import datetime_to_ns, parse_mtime
+from ..sync.piece_digest import PIECES_KEY
 
 
-# A listed blob: (name, size, md5, etag, mtime metadata, Last-Modified)
-BlobRow = tuple[str, int, bytes | None, str | None, str | None, str | None]
+# A listed blob: (name, size, md5, etag, mtime metadata, Last-Modified, sha256pieces metadata)
+BlobRow = tuple[str, int, bytes | None, str | None, str | None, str | None, str | None]
 
 
 @dataclass
@@ -68,15 +69,16 @@ def _parse(body: bytes) -> Page:
             raise ValueError("a Blob without Properties")
         md5_text = props.findtext("Content-MD5")
         meta = blob.find("Metadata")
-        mtime = None
+        mtime = pieces = None
         if meta is not None:
             mtime = meta.findtext("mtime") or meta.findtext("Mtime")
+            pieces = meta.findtext(PIECES_KEY)
         size = int(props.findtext("Content-Length") or 0)
         if size < 0:
             raise ValueError(f"negative Content-Length {size}")
         page.blobs.append((_name(blob), size,
                            base64.b64decode(md5_text) if md5_text else None,
-                           props.findtext("Etag"), mtime, props.findtext("Last-Modified")))
+                           props.findtext("Etag"), mtime, props.findtext("Last-Modified"), pieces))
     for folder in blobs.iter("BlobPrefix"):
         page.folders.append(_name(folder))
     return page
@@ -107,7 +109,7 @@ _PREFIX = re.compile(r"<BlobPrefix>" + _NAME + r"</BlobPrefix>")
 _TAIL = re.compile(r"</Blobs>(?:<NextMarker>(" + _TEXT + r")</NextMarker>|<NextMarker ?/>)?</EnumerationResults>\s*\Z")
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]")  # refused by XML, or (\r) rewritten
 _FIELDS = {tag: re.compile(f"<{tag}(?: ?/>|>({_TEXT})</{tag}>)")
-           for tag in ("Content-Length", "Content-MD5", "Etag", "Last-Modified", "mtime", "Mtime")}
+           for tag in ("Content-Length", "Content-MD5", "Etag", "Last-Modified", "mtime", "Mtime", PIECES_KEY)}
 _DIGITS = re.compile(r"\d+")
 _MD5_B64 = re.compile(r"[A-Za-z0-9+/]{22}==")
 _ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
@@ -151,11 +153,14 @@ def _parse_fast(body: bytes) -> Page | None:
             m = azure_match(text, pos)
             if m is not None:
                 encoded, raw, last_modified, etag, size_text, _, md5_text, _, mtime, rest, _ = m.groups()
-                if mtime is None and rest:  # other metadata first: look for ours among it
+                pieces = None
+                if rest:  # other metadata: ours may be among it (mtime too, if it did not come first)
                     rs, re_ = m.span(10)
-                    mtime = _field("mtime", text, rs, re_) or _field("Mtime", text, rs, re_)
+                    if mtime is None:
+                        mtime = _field("mtime", text, rs, re_) or _field("Mtime", text, rs, re_)
+                    pieces = _field(PIECES_KEY, text, rs, re_)
                 append((_xml_name(encoded, raw), int(size_text), base64.b64decode(md5_text) if md5_text else None,
-                        etag, mtime, last_modified))
+                        etag, mtime, last_modified, pieces))
                 pos = m.end()
                 continue
             m = blob_match(text, pos)
@@ -168,13 +173,14 @@ def _parse_fast(body: bytes) -> Page | None:
                 md5_text = _field("Content-MD5", text, ps, pe)
                 if md5_text and not _MD5_B64.fullmatch(md5_text):
                     raise _Doubt
-                mtime = None
+                mtime = pieces = None
                 if meta is not None:
                     ms, me = m.span(5)
                     mtime = _field("mtime", text, ms, me) or _field("Mtime", text, ms, me)
+                    pieces = _field(PIECES_KEY, text, ms, me)
                 page.blobs.append((_xml_name(encoded, raw), int(size_text or 0),
                                    base64.b64decode(md5_text) if md5_text else None,
-                                   _field("Etag", text, ps, pe), mtime, _field("Last-Modified", text, ps, pe)))
+                                   _field("Etag", text, ps, pe), mtime, _field("Last-Modified", text, ps, pe), pieces))
                 pos = m.end()
                 continue
             m = prefix_match(text, pos)
@@ -236,12 +242,13 @@ def blob_from_headers(key: str, name: str, headers: Headers) -> RemoteBlob:
     except ValueError:
         size = 0
     return RemoteBlob(key=key, name=name, size=size, mtime_ns=ns if ns is not None else fallback, md5=md5,
-                      etag=headers.get("ETag"), mtime_from_metadata=ns is not None)
+                      etag=headers.get("ETag"), mtime_from_metadata=ns is not None,
+                      pieces=headers.get("x-ms-meta-" + PIECES_KEY))
 
 
 def to_remote_blob(prefix: str, item: BlobRow) -> RemoteBlob | None:
     """A listed blob as the diff sees it; None for names outside ``prefix`` and folder markers."""
-    name, size, md5, etag, mtime, last_modified = item
+    name, size, md5, etag, mtime, last_modified, pieces = item
     key = key_from_blob_name(prefix, name)
     if not key or name.endswith("/"):
         return None  # folder markers written by other tools carry no data
@@ -255,4 +262,4 @@ def to_remote_blob(prefix: str, item: BlobRow) -> RemoteBlob | None:
                                hint="check that the URL is an Azure Blob Storage container") from None
     return RemoteBlob(key=key, name=name, size=size,
                       mtime_ns=ns if ns is not None else ns_from_header,
-                      md5=md5, etag=etag, mtime_from_metadata=ns is not None)
+                      md5=md5, etag=etag, mtime_from_metadata=ns is not None, pieces=pieces)

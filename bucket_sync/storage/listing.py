@@ -40,7 +40,7 @@ from ..sync.model import RemoteBlob
 # (prefix, marker, delimiter, with metadata) -> the XML body of one List Blobs page
 Fetch = Callable[[str | None, str | None, str | None, bool], bytes]
 # blob name -> (ETag, mtime metadata or None) as the service has it now; None when the blob is gone
-Head = Callable[[str], "tuple[str, str | None] | None"]
+Head = Callable[[str], "tuple[str, str | None, str | None] | None"]  # (etag, mtime, pieces) as now
 
 # A folder whose cached metadata misses more than this many blobs per page listed so far is listed again
 # with metadata; fewer are looked up one by one (a growing capture folder should not cost two listings).
@@ -316,7 +316,7 @@ class Lister:
                 blobs = self._convert(items)
                 folders.sort()
                 if writer is not None:
-                    writer.add((item[0], item[3], item[4]) for item in items)
+                    writer.add((item[0], item[3], item[4], item[6]) for item in items)
                 page = items = None  # nothing of a page handed on stays alive here (see _produce)
                 if held is None and _plain(b.name for b in blobs) and _plain(folders):
                     if not blobs and not folders:
@@ -416,7 +416,7 @@ class Lister:
                 return None
             if now is None or now[0] != item[3]:
                 return None  # changed or gone since the listing: list the folder again
-            found.append(item[:4] + (now[1],) + item[5:])
+            found.append(item[:4] + (now[1], item[5], now[2]))
         return found
 
 
@@ -427,7 +427,7 @@ def _fill(items: list[BlobRow], known: FolderReader) -> tuple[list[BlobRow], lis
     for item in items:
         hit = get(item[0])
         if hit is not None and hit[0] == item[3]:
-            filled.append(item[:4] + (hit[1],) + item[5:])
+            filled.append(item[:4] + (hit[1], item[5], hit[2]))
         else:
             missing.append(item)
     return filled, missing

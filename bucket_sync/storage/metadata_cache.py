@@ -31,21 +31,29 @@ from ..private_files import write_private
 
 log = logging.getLogger(__name__)
 
-_VERSION = 2
+_VERSION = 3  # 3: entries may carry the sha256pieces metadata (a 4th item)
 PART = 2_000  # entries per part: what a folder being listed holds of the cache, about (plus its own file's)
 # Files not written for this long are removed (once per run that writes): folders that are gone, or
 # containers no longer synced. One still in use merely costs a listing with metadata.
 PRUNE_AFTER_S = 30 * 24 * 3600.0
 
-# name -> (etag, mtime metadata or None)
-Known = dict[str, tuple[str, str | None]]
-Entry = tuple[str, str, "str | None"]  # (name, etag, mtime)
-Listed = tuple[str, "str | None", "str | None"]  # an entry as listed: one without an ETag is not remembered
+# name -> (etag, mtime metadata, sha256pieces metadata), either metadata None when absent
+Known = dict[str, tuple[str, "str | None", "str | None"]]
+Entry = tuple[str, str, "str | None", "str | None"]  # (name, etag, mtime, pieces)
+Listed = tuple[str, "str | None", "str | None", "str | None"]  # as listed: one without an ETag is not remembered
 
 
 def _entries(data: dict[str, Any]) -> Known:
-    return {name: (etag, mtime) for name, etag, mtime in data["entries"]
-            if isinstance(name, str) and isinstance(etag, str) and (mtime is None or isinstance(mtime, str))}
+    known: Known = {}
+    for entry in data["entries"]:
+        # [name, etag, mtime] or, for a blob with a piece digest, [name, etag, mtime, pieces]
+        if not isinstance(entry, list) or len(entry) not in (3, 4):
+            continue
+        name, etag, mtime, pieces = entry if len(entry) == 4 else (*entry, None)
+        if (isinstance(name, str) and isinstance(etag, str) and (mtime is None or isinstance(mtime, str))
+                and (pieces is None or isinstance(pieces, str))):
+            known[name] = (etag, mtime, pieces)
+    return known
 
 
 class FolderReader:
@@ -59,7 +67,7 @@ class FolderReader:
         self._loaded: OrderedDict[int, Known] = OrderedDict({-1: first})
         self.empty = not first and not parts
 
-    def get(self, name: str) -> tuple[str, str | None] | None:
+    def get(self, name: str) -> tuple[str, str | None, str | None] | None:
         index = bisect_right(self._firsts, name) - 1  # -1: the entries in the folder's own file
         part = self._loaded.get(index)
         if part is None:
@@ -78,9 +86,9 @@ class FolderReader:
             if upto is not None and index >= 0 and self._firsts[index] > upto:
                 return
             part = self._loaded.get(index) or self._cache._read_part(self._base, self._ids[index])  # noqa: SLF001
-            for name, (etag, mtime) in part.items():
+            for name, (etag, mtime, pieces) in part.items():
                 if upto is None or name <= upto:
-                    yield name, etag, mtime
+                    yield name, etag, mtime, pieces
 
 
 class FolderWriter:
@@ -95,9 +103,9 @@ class FolderWriter:
         self.failed = False
 
     def add(self, entries: Iterable[Listed]) -> None:
-        for name, etag, mtime in entries:
+        for name, etag, mtime, pieces in entries:
             if etag:
-                self._pending.append((name, etag, mtime))
+                self._pending.append((name, etag, mtime, pieces))
                 if len(self._pending) >= PART:
                     self._flush()
 
@@ -157,7 +165,7 @@ class MetadataCache:
     def load(self, folder: str, delimiter: str | None) -> Known | None:
         """Every remembered entry of the folder at once (small folders, tests)."""
         reader = self.reader(folder, delimiter)
-        return None if reader is None else {name: (etag, mtime) for name, etag, mtime in reader.entries()}
+        return None if reader is None else {name: (etag, mtime, pieces) for name, etag, mtime, pieces in reader.entries()}
 
     def save(self, folder: str, delimiter: str | None, entries: list[Entry]) -> None:
         """Replace the folder's entries (sorted by name)."""

@@ -59,6 +59,22 @@ def choose_block_size(file_size: int, requested: int | None = None) -> int:
     return min(block, MAX_BLOCK_SIZE)
 
 
+# A download's ranges: fewer, longer requests for big files (each request costs the service a look-up of the
+# blob: Azurite, 1 GiB among 2,049 blobs, spent 1.96 s of CPU serving 8 MiB ranges), but never so long
+# that a file spreads over fewer than ``streams`` requests while it could use them. Memory does not grow
+# with the range: a request holds one network read (download.py).
+MAX_RANGE = 32 * MiB
+
+
+def choose_range_size(file_size: int, requested: int | None, streams: int) -> int:
+    """--block-size when given (a download's range size too), else between 8 and 32 MiB: the file split
+    across ``streams`` requests, in whole MiB."""
+    if requested:
+        return choose_block_size(file_size, requested)
+    per_stream = -(-file_size // max(1, streams))
+    return max(DEFAULT_BLOCK_SIZE, min(MAX_RANGE, -(-per_stream // MiB) * MiB))
+
+
 _M_MMAP_THRESHOLD = -3  # glibc mallopt() parameter
 BIG_BUFFER = 4 * MiB
 

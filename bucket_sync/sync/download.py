@@ -3,9 +3,10 @@
 A file never appears under its final name until it is complete and verified; a killed run leaves at most a
 partial file, which the next run overwrites. Large blobs are fetched as ranges in parallel, all pinned to
 the ETag seen in the listing, so a blob that changes mid-download fails instead of mixing two versions.
-Ranges stream straight into the file (memory: one network read per request, whatever the chunk size);
-their MD5 is fed in file order right behind the writers (OrderedMd5), so it overlaps the transfer instead
-of reading the whole file again once it is done.
+Ranges stream straight into the file (memory: one network read per request, whatever the chunk size).
+A blob bucket-sync wrote in blocks carries a piece digest (piece_digest.py): each range hashes its own
+pieces as they arrive, on every core. Any other blob's MD5 is fed in file order right behind the writers
+(OrderedMd5), so it overlaps the transfer instead of reading the whole file again once it is done.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Callable
 
 from ..errors import BucketSyncError, LocalFileError
 from .bandwidth import RateLimiter, Unlimited
-from .budget import ByteBudget, choose_block_size
+from .budget import ByteBudget, choose_range_size
 from .keys import local_path_for
 from .model import RemoteBlob
+from .piece_digest import PieceDigest, RangeHasher, root_of, usable
 from .positional import BINARY, pread_into, pwrite
 from .scan import PARTIAL_SUFFIX
 from .remote import Remote
@@ -33,12 +35,13 @@ STREAM_BUFFER = 1024 * 1024  # what one ranged GET holds at a time (the transpor
 class Downloader:
     def __init__(self, storage: Remote, chunk_pool: Executor, budget: ByteBudget, *,
                  chunk_size: int | None, on_bytes: Callable[[int], None], cancel: threading.Event,
-                 limiter: RateLimiter | Unlimited = Unlimited()) -> None:
+                 limiter: RateLimiter | Unlimited = Unlimited(), streams: int = 16) -> None:
         self.storage = storage
         self.limiter = limiter
         self.chunk_pool = chunk_pool
         self.budget = budget
         self.chunk_size = chunk_size
+        self.streams = streams  # requests a large file may spread over (the run's --concurrency)
         self.on_bytes = on_bytes
         self.cancel = cancel
         self._made_dirs: set[str] = set()
@@ -51,13 +54,16 @@ class Downloader:
             if parent not in self._made_dirs:  # thousands of files share a few folders: one makedirs each
                 os.makedirs(parent, exist_ok=True)
                 self._made_dirs.add(parent)
-            chunk = choose_block_size(blob.size, self.chunk_size)
-            digest: bytes | None
+            chunk = choose_range_size(blob.size, self.chunk_size, self.streams)
+            pieces = usable(blob.pieces, blob.md5) if blob.size > chunk else None
+            if pieces is not None:  # ranges of whole pieces, each range hashing its own
+                chunk = max(1, round(chunk / pieces.piece)) * pieces.piece
+            md5: bytes | None
             if blob.size <= chunk:
-                digest = self._single(blob, partial)
+                md5 = self._single(blob, partial)
             else:
-                digest = self._ranges(blob, partial, chunk)
-            if blob.md5 and digest != blob.md5:
+                md5 = self._ranges(blob, partial, chunk, pieces)
+            if pieces is None and blob.md5 and md5 != blob.md5:
                 raise BucketSyncError(f"{blob.key}: downloaded content does not match the blob's Content-MD5; not kept")
             os.utime(partial, ns=(blob.mtime_ns, blob.mtime_ns))
             try:
@@ -101,10 +107,13 @@ class Downloader:
                 os.close(fd)
         return md5.digest()
 
-    def _ranges(self, blob: RemoteBlob, partial: str, chunk: int) -> bytes | None:
+    def _ranges(self, blob: RemoteBlob, partial: str, chunk: int, pieces: PieceDigest | None) -> bytes | None:
+        """Fetch the ranges in parallel; check the piece digest (``pieces``, raising if it does not match),
+        else return the MD5 of the content (None when the blob has no Content-MD5 to check it against)."""
         failed = threading.Event()
         fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC | BINARY, 0o644)
-        hasher = OrderedMd5(fd, chunk) if blob.md5 else None
+        hasher = OrderedMd5(fd, chunk) if blob.md5 and pieces is None else None
+        digests = None if pieces is None else [b""] * -(-blob.size // pieces.piece)
         try:
             os.ftruncate(fd, blob.size)
             futures: list[Future[None]] = []
@@ -114,7 +123,9 @@ class Downloader:
                 length = min(chunk, blob.size - offset)
                 # The budget counts what a request buffers (one network read), and bounds chunks queued.
                 taken = self.budget.acquire(min(length, STREAM_BUFFER))
-                futures.append(self.chunk_pool.submit(self._fetch, blob, fd, offset, length, taken, failed, hasher))
+                ranged = None if pieces is None or digests is None else RangeHasher(pieces.piece, digests, offset // pieces.piece)
+                futures.append(self.chunk_pool.submit(self._fetch, blob, fd, offset, length, taken, failed, hasher,
+                                                      ranged))
             wait(futures)
             for fut in futures:
                 error = fut.exception()
@@ -122,6 +133,11 @@ class Downloader:
                     raise error
             if self.cancel.is_set():
                 raise BucketSyncError(f"{blob.key}: interrupted")
+            if pieces is not None and digests is not None:
+                if not all(digests) or root_of(digests) != pieces.root:
+                    raise BucketSyncError(f"{blob.key}: downloaded content does not match the digest bucket-sync "
+                                          "stored at upload (sha256pieces metadata); not kept")
+                return None
             if hasher is None:
                 return None
             if hasher.hashed != blob.size:  # every chunk succeeded, so this cannot happen: never trust it
@@ -131,7 +147,7 @@ class Downloader:
             os.close(fd)
 
     def _fetch(self, blob: RemoteBlob, fd: int, offset: int, length: int, taken: int, failed: threading.Event,
-               hasher: "OrderedMd5 | None") -> None:
+               hasher: "OrderedMd5 | None", ranged: RangeHasher | None) -> None:
         def write(at: int, piece: bytes | memoryview) -> None:
             view, to = memoryview(piece), at
             while view:
@@ -139,6 +155,8 @@ class Downloader:
                 view, to = view[written:], to + written
             if hasher is not None:
                 hasher.written(offset, at, piece)
+            if ranged is not None:
+                ranged.update(at, piece)  # from memory, in this thread: the GIL is let go while it hashes
             self.on_bytes(len(piece))
 
         try:
@@ -148,6 +166,8 @@ class Downloader:
             if self.cancel.is_set():
                 return
             self.storage.stream_range(blob.name, offset, length, blob.etag, write)
+            if ranged is not None:
+                ranged.finish(offset + length)
         except BaseException:
             failed.set()
             raise

@@ -97,7 +97,8 @@ class Engine:
                                       on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter,
                                       extras=self.settings.extras)
             self._downloader = Downloader(self.storage, blocks, budget, chunk_size=self.settings.block_size,
-                                          on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter)
+                                          on_bytes=self.listener.on_bytes, cancel=self.stop, limiter=limiter,
+                                          streams=concurrency)
             work: Sequence[PlannedAction]
             blocked: Sequence[PlannedAction]
             work, blocked = plan.work, []

@@ -23,6 +23,7 @@ class RemoteBlob:
     md5: bytes | None
     etag: str | None = None
     mtime_from_metadata: bool = False
+    pieces: str | None = None  # the ``sha256pieces`` metadata as stored, read only if downloaded (piece_digest.py)
 
 
 Entry = LocalFile | RemoteBlob

@@ -24,8 +24,9 @@ class Remote(Protocol):
     def uncommitted_blocks(self, name: str) -> dict[str, int]:
         """Blocks staged but not committed (an interrupted upload), id -> size; {} when there are none."""
 
-    def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int, extras: BlobExtras = ...) -> None:
-        """Commit staged blocks in this order as the blob's content."""
+    def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int, extras: BlobExtras = ...,
+               *, digest: str | None = None) -> None:
+        """Commit staged blocks in this order as the blob's content (``digest``: its piece digest's text)."""
 
     def set_mtime(self, name: str, mtime_ns: int) -> None:
         """Rewrite only the mtime metadata, keeping the content, its MD5 and its type."""

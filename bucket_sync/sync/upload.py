@@ -3,7 +3,9 @@
 Block ids derive from the file's size, mtime and the block size, so re-running an interrupted upload of an
 unchanged file finds the blocks already staged (``get_block_list("uncommitted")``) and commits them
 instead of sending them again; a changed file gets new ids and starts over. The whole-file MD5 is computed
-while reading (each block is read once) and set as Content-MD5 on commit.
+while reading (each block is read once) and set as Content-MD5 on commit, with the piece digest of the same
+bytes (piece_digest.py: each block's SHA-256, hashed by the thread that sends it) that lets a download of
+the blob verify it on every core.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..errors import BucketSyncError, LocalFileError
 from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, choose_block_size
 from .model import BlobExtras, LocalFile
+from .piece_digest import digest_of
 from .remote import Remote
 
 BLOCK_ID_VERSION = "bs1"
@@ -109,6 +112,7 @@ class Uploader:
         ids = [block_id(fingerprint, i) for i in range(count)]
         staged = self.storage.uncommitted_blocks(name)
         md5 = hashlib.md5()
+        pieces = [b""] * count  # each block's SHA-256, filled in by whoever has its bytes
         futures: list[Future[None]] = []
         failed = threading.Event()
         sent = 0
@@ -129,11 +133,12 @@ class Uploader:
                     raise LocalFileError(f"{f.key}: the file shrank while it was read; the next run will retry it")
                 md5.update(data)
                 if staged.get(ids[i]) == length:
+                    pieces[i] = hashlib.sha256(data).digest()
                     self.budget.release(taken)
                     self.on_bytes(length)  # already there from an interrupted run: progress, not traffic
                     continue
                 sent += length
-                futures.append(self.block_pool.submit(self._stage, name, ids[i], data, taken, failed))
+                futures.append(self.block_pool.submit(self._stage, name, ids[i], data, taken, failed, pieces, i))
             wait(futures)
             for fut in futures:
                 error = fut.exception()
@@ -142,13 +147,19 @@ class Uploader:
             if self.cancel.is_set():
                 raise BucketSyncError(f"{f.key}: interrupted; staged blocks are kept and the next run resumes")
             check_still_there(f, fh, "while it was read")
-        self.storage.commit(name, ids, md5.digest(), f.mtime_ns, self.extras)
+        if not all(pieces):  # every block was sent or found staged, so this cannot happen: never trust it
+            raise BucketSyncError(f"{f.key}: internal error: a block's digest is missing; not committed")
+        whole = md5.digest()
+        self.storage.commit(name, ids, whole, f.mtime_ns, self.extras,
+                            digest=digest_of(block_size, whole, pieces).text())
         return sent
 
-    def _stage(self, name: str, bid: str, data: bytes, taken: int, failed: threading.Event) -> None:
+    def _stage(self, name: str, bid: str, data: bytes, taken: int, failed: threading.Event,
+               pieces: list[bytes], index: int) -> None:
         try:
             if failed.is_set() or self.cancel.is_set():
                 return
+            pieces[index] = hashlib.sha256(data).digest()  # the GIL is let go: blocks hash in parallel
             self.limiter.consume(len(data))
             if self.cancel.is_set():
                 return

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-ROWS = ("upload-small", "upload-medium", "upload-large", "download-all", "download-large", "noop")
+ROWS = ("upload-small", "upload-medium", "upload-large", "download-all", "download-large", "download-large-md5", "noop")
 
 
 def test_bench_quick_prints_the_table_and_writes_markdown(tmp_path):

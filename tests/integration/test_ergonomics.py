@@ -148,6 +148,9 @@ def test_content_type_from_one_table_and_metadata(cli, azurite, make_files, tmp_
     assert blob.content_settings.content_type == "text/plain"
     bad = cli("upload", src, url, "--metadata", "no-equals-sign")
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr, bad
+    for own in ("mtime", "SHA256Pieces"):  # what the skip rules and the download check rely on
+        refused = cli("upload", src, url, "--metadata", f"{own}=x")
+        assert refused.returncode == 2 and "bucket-sync's own" in refused.stderr, refused
 
 
 def test_shell_completion_answers_for_bash(cli):

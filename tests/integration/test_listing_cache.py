@@ -69,7 +69,7 @@ def test_a_damaged_cache_costs_nothing_but_time(cli, listing_itwin, bucket_conta
             path.write_text("{not json")
         else:
             data = json.loads(path.read_text())
-            data["entries"] = [[name, "0xWRONG", "1999-01-01T00:00:00Z"] for name, _, _ in data["entries"]]
+            data["entries"] = [[name, "0xWRONG", "1999-01-01T00:00:00Z"] for name, *_ in data["entries"]]
             path.write_text(json.dumps(data))
     os.chmod(cache_files(cli)[0], 0o000)  # unreadable too (tests run as root: best effort)
     run = cli("mirror", src, remote, "--json")

@@ -3,8 +3,8 @@ plus the listing and look-ups the planner's callers use, with the same observabl
 Storage on the points the engine relies on (tests/functional/test_remote_conformance.py runs one suite
 against this and against ``Storage`` on Azurite):
 
-- a blob carries its Content-MD5 and the ``mtime`` metadata as text (storage/mtime.py's format), so a
-  listing gives back what a real one would, including ``mtime_from_metadata``;
+- a blob carries its Content-MD5 and the ``mtime`` (and ``sha256pieces``) metadata as text (sync/mtime.py's
+  format), so a listing gives back what a real one would, including ``mtime_from_metadata``;
 - staged blocks stay uncommitted until ``commit`` names them; committing clears the other staged ones;
 - every write (content or metadata) gives the blob a new ETag; a ranged read pinned to an old one fails
   as a 412 does (TransientError);
@@ -29,8 +29,10 @@ from typing import Callable, Iterable, Iterator
 from bucket_sync.errors import StorageError, TransientError
 from bucket_sync.sync.access import Access
 from bucket_sync.sync.keys import join_blob_name, key_from_blob_name
+from bucket_sync.sync.blob_metadata import metadata_for
 from bucket_sync.sync.model import BlobExtras, RemoteBlob
 from bucket_sync.sync.mtime import format_mtime, parse_mtime
+from bucket_sync.sync.piece_digest import PIECES_KEY
 
 PIECE = 64 * 1024  # a ranged read reaches its sink in pieces, as a network read does
 EPOCH_NS = 1_700_000_000 * 1_000_000_000  # Last-Modified of the first write; one second more per write
@@ -138,7 +140,7 @@ class MemoryRemote:
         self._call("put")
         with self._lock:
             etag, now = self._stamp()
-            self.blobs[name] = _Blob(bytes(data), md5, _metadata(mtime_ns, extras), etag, now, extras.content_type)
+            self.blobs[name] = _Blob(bytes(data), md5, metadata_for(mtime_ns, extras), etag, now, extras.content_type)
             self.staged.pop(name, None)  # Put Blob discards uncommitted blocks
 
     def stage_block(self, name: str, block_id: str, data: bytes) -> None:
@@ -152,7 +154,7 @@ class MemoryRemote:
             return {bid: len(data) for bid, data in self.staged.get(name, {}).items()}
 
     def commit(self, name: str, block_ids: list[str], md5: bytes, mtime_ns: int,
-               extras: BlobExtras = BlobExtras()) -> None:
+               extras: BlobExtras = BlobExtras(), *, digest: str | None = None) -> None:
         self._call("commit")
         with self._lock:
             staged = self.staged.get(name, {})
@@ -161,7 +163,7 @@ class MemoryRemote:
                 raise StorageError(f"write {name!r}: storage answered 400 InvalidBlockList")
             etag, now = self._stamp()
             data = b"".join(staged[b] for b in block_ids)
-            self.blobs[name] = _Blob(data, md5, _metadata(mtime_ns, extras), etag, now, extras.content_type)
+            self.blobs[name] = _Blob(data, md5, metadata_for(mtime_ns, extras, digest), etag, now, extras.content_type)
             del self.staged[name]
 
     def set_mtime(self, name: str, mtime_ns: int) -> None:
@@ -196,15 +198,12 @@ class MemoryRemote:
             sink(offset + at, data[at:at + PIECE])
 
 
-def _metadata(mtime_ns: int, extras: BlobExtras) -> dict[str, str]:
-    return {**dict(extras.metadata), "mtime": format_mtime(mtime_ns)}
-
-
 def _remote_blob(key: str, name: str, blob: _Blob) -> RemoteBlob:
     mtime = parse_mtime(blob.metadata.get("mtime"))
     return RemoteBlob(key=key, name=name, size=len(blob.data),
                       mtime_ns=mtime if mtime is not None else blob.last_modified_ns,
-                      md5=blob.md5, etag=blob.etag, mtime_from_metadata=mtime is not None)
+                      md5=blob.md5, etag=blob.etag, mtime_from_metadata=mtime is not None,
+                      pieces=blob.metadata.get(PIECES_KEY))
 
 
 __all__ = ["MemoryRemote"]

@@ -11,7 +11,7 @@ from bucket_sync.errors import UsageError
 from bucket_sync.redact import RedactingFilter, redact, register_secret
 from bucket_sync.sas import ContainerSas
 from bucket_sync.sync.bandwidth import RateLimiter
-from bucket_sync.sync.budget import MAX_BLOCKS, MiB, ByteBudget, choose_block_size
+from bucket_sync.sync.budget import MAX_BLOCKS, MiB, ByteBudget, choose_block_size, choose_range_size
 from bucket_sync.sync.filters import PathFilter
 from bucket_sync.sync.mtime import format_mtime, parse_mtime
 from bucket_sync.targets import ItwinBucketTarget, RealityDataTarget, SasUrlTarget, parse_remote
@@ -96,6 +96,13 @@ class TestBlocks:
         block = choose_block_size(huge)
         assert -(-huge // block) <= MAX_BLOCKS and block % MiB == 0
         assert choose_block_size(100, 64 * 1024) == 64 * 1024
+
+    def test_download_ranges_are_long_for_big_files_yet_spread_over_every_stream(self):
+        assert choose_range_size(1024 * MiB, None, 16) == 32 * MiB  # 32 requests, not 128
+        assert choose_range_size(200 * MiB, None, 16) == 13 * MiB  # 16 requests of whole MiB
+        assert choose_range_size(20 * MiB, None, 16) == 8 * MiB
+        assert choose_range_size(1024 * MiB, 64 * 1024, 16) == 64 * 1024  # --block-size decides when given
+        assert choose_range_size(1024 * MiB, None, 1) == 32 * MiB
 
     def test_budget_clamps_oversized_requests(self):
         """A request larger than the budget runs (no deadlock) and holds the whole budget meanwhile."""

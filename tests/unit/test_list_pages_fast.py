@@ -38,7 +38,10 @@ def pages(draw) -> bytes:
             props += "<Unclosed>x</Other>"
         meta = draw(st.sampled_from(["", "<Metadata />", "<Metadata><mtime>2026-11-23T10:00:00.5Z</mtime></Metadata>",
                                      "<Metadata><author>x</author><Mtime>2026-11-23T10:00:00Z</Mtime></Metadata>",
-                                     "<Metadata><mtime /><Mtime>m</Mtime></Metadata>", "<Metadata><mtime>a&amp;b</mtime></Metadata>"]))
+                                     "<Metadata><mtime /><Mtime>m</Mtime></Metadata>", "<Metadata><mtime>a&amp;b</mtime></Metadata>",
+                                     "<Metadata><mtime>2026-11-23T10:00:00Z</mtime><sha256pieces>v1:8:ab:cd</sha256pieces></Metadata>",
+                                     "<Metadata><sha256pieces>v1:8:ab:cd</sha256pieces><author>x</author></Metadata>",
+                                     "<Metadata><sha256pieces /><mtime>2026-11-23T10:00:00Z</mtime></Metadata>"]))
         encoded = ' Encoded="true"' if draw(st.booleans()) else ""
         blobs.append(f"<Blob><Name{encoded}>{esc(draw(text))}</Name>"
                      + (f"<Properties>{props}</Properties>" if draw(st.integers(0, 7)) else "") + meta

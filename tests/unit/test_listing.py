@@ -33,6 +33,7 @@ class FakeService:
         self.done_before: dict[tuple, list[tuple]] = {}  # request -> requests already answered when it started
         self.with_metadata: list[bool] = []
         self.versions: dict[str, int] = {}  # name -> version: bumps the ETag and the mtime, like a write
+        self.pieces: dict[str, str] = {}  # name -> its sha256pieces metadata, for the blobs that have one
         self.heads: list[str] = []
         self.in_flight = 0
         self.most_in_flight = 0
@@ -42,7 +43,7 @@ class FakeService:
         self.heads.append(name)
         if name not in self.names:
             return None
-        return self._etag(name), self._mtime(name)
+        return self._etag(name), self._mtime(name), self.pieces.get(name)
 
     def _etag(self, name):
         return f"0x{len(name)}-{self.versions.get(name, 0)}"
@@ -87,7 +88,9 @@ class FakeService:
             f"<BlobPrefix><Name>{escape(n)}</Name></BlobPrefix>" if folder else
             f"<Blob><Name>{escape(n)}</Name><Properties><Last-Modified>Mon, 23 Nov 2026 10:00:00 GMT</Last-Modified>"
             f"<Etag>{self._etag(n)}</Etag><Content-Length>{len(n)}</Content-Length></Properties>"
-            + (f"<Metadata><mtime>{self._mtime(n)}</mtime></Metadata>" if metadata else "") + "</Blob>"
+            + (f"<Metadata><mtime>{self._mtime(n)}</mtime>"
+               + (f"<sha256pieces>{self.pieces[n]}</sha256pieces>" if n in self.pieces else "")
+               + "</Metadata>" if metadata else "") + "</Blob>"
             for n, folder in page)
         nxt = escape(page[-1][0]) if rest else ""
         quick = "<NextMarker>bogus</NextMarker>" if self.lie_about_marker and rest else ""
@@ -356,6 +359,27 @@ def test_a_known_container_is_listed_without_metadata_and_gets_the_same_answer(t
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in (tmp_path / "cache").iterdir())
 
 
+def test_the_piece_digest_comes_through_a_listing_the_cache_and_a_look_up_alike(tmp_path):
+    # Downloads trust it only as the blob's metadata says it now: a listing without metadata must give
+    # the remembered one, and a blob looked up (rewritten since) its new one.
+    names = [f"d{i}/f{j}" for i in range(3) for j in range(3)]
+    service = FakeService(names)
+    service.pieces = {"d0/f1": "v1:8:" + "a" * 32 + ":" + "b" * 64, "d2/f2": "v1:8:" + "c" * 32 + ":" + "d" * 64}
+    cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
+
+    def pieces():
+        return {b.key: b.pieces for b in Lister(service.fetch, workers=2, cache=cache, head=service.head).blobs("")
+                if b.pieces}
+
+    assert pieces() == service.pieces and all(service.with_metadata)
+    reset(service)
+    assert pieces() == service.pieces and folders_listed_with_metadata(service) == []
+    service.versions["d2/f2"] = 1
+    service.pieces["d2/f2"] = "v1:8:" + "e" * 32 + ":" + "f" * 64
+    reset(service)
+    assert pieces() == service.pieces and service.heads == ["d2/f2"]
+
+
 def test_a_blob_written_since_is_looked_up_and_a_busy_folder_listed_again(tmp_path):
     names = [f"d{i}/f{j}" for i in range(5) for j in range(20)]
     service = FakeService(names, page_size=50)
@@ -416,13 +440,13 @@ def test_cache_files_long_unwritten_are_pruned(tmp_path):
     import time as clock
 
     cache = MetadataCache(tmp_path / "cache", "https://acct/cont")
-    cache.save("old/", None, [("old/a", "0x1", None)])
-    cache.save("new/", None, [("new/a", "0x2", None)])
+    cache.save("old/", None, [("old/a", "0x1", None, None)])
+    cache.save("new/", None, [("new/a", "0x2", None, None)])
     old = cache._path("old/", None)  # noqa: SLF001
     month_ago = clock.time() - 31 * 24 * 3600
     os.utime(old, (month_ago, month_ago))
     MetadataCache(tmp_path / "cache", "https://acct/cont").save("other/", "/", [])
-    assert not old.exists() and cache.load("new/", None) == {"new/a": ("0x2", None)}
+    assert not old.exists() and cache.load("new/", None) == {"new/a": ("0x2", None, None)}
 
 
 def test_a_lookup_the_sas_refuses_falls_back_to_a_listing_with_metadata(tmp_path):
