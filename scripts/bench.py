@@ -546,9 +546,9 @@ def render(rows: list[Row], ceiling: dict | None, watch: tuple[dict | None, str]
                          f"{fmt(r.storage_cpu('bucket-sync'))}, {fmt(r.storage_cpu('rclone-verified'))} |")
     shares = []
     for r in rows:
-        if r.name.startswith("upload-"):
+        if r.name.startswith(("upload-", "download-")):
             parts = []
-            for tool in ("bucket-sync", "rclone"):
+            for tool in ("bucket-sync", "rclone", "rclone-verified"):
                 runs = [x for x in r.runs[tool] if x.storage_cpu_s is not None and x.seconds > 0]
                 if runs:
                     parts.append(f"{tool} {statistics.median(x.storage_cpu_s / x.seconds for x in runs):.0%}")

@@ -16,21 +16,30 @@ PIECE = 64 * 1024
 SIZE = 10 * PIECE + 4321  # eleven pieces, the last one short
 
 
-@pytest.fixture
-def uploaded(cli, listing_itwin, bucket_container, tmp_path):
+@pytest.fixture(params=["listing", "sp=rw"])
+def uploaded(request, cli, emulator, listing_itwin, bucket_container, tmp_path):
+    """The blob, and the remote its download names: the folder through a SAS that lists, or the blob by
+    name through the documented bucket SAS (sp=rw: no listing, the blob's facts come from a HEAD)."""
     data = os.urandom(SIZE)
     src = tmp_path / "src"
     src.mkdir()
     (src / "scan.las").write_bytes(data)
-    remote = f"itwin://{listing_itwin}/clouds"
-    up = cli("upload", str(src), remote, "--block-size", "64K", "--json")
+    itwin = listing_itwin if request.param == "listing" else emulator.add_itwin()
+    up = cli("upload", str(src), f"itwin://{itwin}/clouds", "--block-size", "64K", "--json")
     assert up.returncode == 0 and up.summary["uploaded"] == 1, up
-    blob = bucket_container(listing_itwin).get_blob_client("clouds/scan.las")
-    return remote, blob, data
+    blob = bucket_container(itwin).get_blob_client("clouds/scan.las")
+    if request.param == "listing":
+        return f"itwin://{itwin}/clouds", blob, data, tmp_path / "dst" / "scan.las"
+    return f"itwin://{itwin}/clouds/scan.las", blob, data, tmp_path / "dst"  # by name: DEST is the file
+
+
+def downloaded_files(tmp_path):
+    """Files a download left anywhere outside the source (the file, or its partial beside DEST)."""
+    return [p for p in tmp_path.rglob("*") if p.is_file() and not {"src", "home"} & set(p.relative_to(tmp_path).parts)]
 
 
 def test_a_chunked_upload_stores_the_piece_digest_of_its_bytes(uploaded):
-    _remote, blob, data = uploaded
+    _remote, blob, data, _landed = uploaded
     props = blob.get_blob_properties()
     md5 = hashlib.md5(data).digest()
     assert bytes(props.content_settings.content_md5) == md5
@@ -41,16 +50,16 @@ def test_a_chunked_upload_stores_the_piece_digest_of_its_bytes(uploaded):
 
 @pytest.mark.parametrize("chunk", ["64K", "128K", "200K"])  # ranges of one, two and (rounded) three pieces
 def test_a_download_checked_by_pieces_is_exact(cli, uploaded, tmp_path, chunk):
-    remote, _blob, data = uploaded
+    remote, _blob, data, landed = uploaded
     down = cli("download", remote, str(tmp_path / "dst"), "--block-size", chunk, "--json")
     assert down.returncode == 0 and down.summary["downloaded"] == 1, down
-    assert (tmp_path / "dst" / "scan.las").read_bytes() == data
+    assert landed.read_bytes() == data
 
 
 def test_bytes_changed_under_the_digest_are_refused_by_it(cli, uploaded, tmp_path):
     # Another writer commits new bytes and copies the old metadata and Content-MD5 along: only a check of
     # the content can tell. The piece digest is the one that applies (its MD5 is still the blob's).
-    remote, blob, data = uploaded
+    remote, blob, data, _landed = uploaded
     props = blob.get_blob_properties()
     tampered = bytearray(data)
     tampered[3 * PIECE + 7] ^= 0x01
@@ -61,16 +70,16 @@ def test_bytes_changed_under_the_digest_are_refused_by_it(cli, uploaded, tmp_pat
     assert down.returncode == 1, down
     [failed] = down.transfers(status="failed")
     assert "does not match the digest bucket-sync stored at upload" in failed["error"], failed
-    assert list((tmp_path / "dst").rglob("*")) == []  # neither the file nor its partial
+    assert downloaded_files(tmp_path) == []  # neither the file nor its partial
 
 
 def test_a_content_md5_that_no_longer_matches_the_digest_is_what_gets_checked(cli, uploaded, tmp_path):
     # The digest names the Content-MD5 it was made with: once that changes, the digest is not trusted and the
     # download checks the Content-MD5 itself (here wrong, so the file is refused).
-    remote, blob, data = uploaded
+    remote, blob, data, _landed = uploaded
     blob.set_http_headers(ContentSettings(content_md5=bytearray(hashlib.md5(data + b"!").digest())))
     down = cli("download", remote, str(tmp_path / "dst"), "--block-size", "64K", "--json")
     assert down.returncode == 1, down
     [failed] = down.transfers(status="failed")
     assert "does not match the blob's Content-MD5" in failed["error"], failed
-    assert list((tmp_path / "dst").rglob("*")) == []
+    assert downloaded_files(tmp_path) == []
