@@ -93,8 +93,10 @@ _TEXT = r"[^<&]*"
 _LEAF = r"<([A-Za-z][\w.:-]*)(?: ?/>|>[^<&]*</\1>)"  # an element holding text only, closed by its own name
 _NAME = r'<Name( Encoded="true")?>([^<&]*(?:&(?:amp|lt|gt|quot|apos);[^<&]*)*)</Name>'
 _ATTRS = r'(?: [A-Za-z][\w:.-]*="[^"<&]*")*'
-_HEAD = re.compile(r'(?:<\?xml version="1\.0" encoding="utf-8"\?>)?<EnumerationResults' + _ATTRS + r">(?:"
-                   + _LEAF + r")*<Blobs>")
+# The declaration as Azure writes it, or as Azurite does (``encoding="UTF-8" standalone="yes"``: the same
+# encoding, and no external declarations): Azurite's pages went to ElementTree, ~1.4x the fast reader's time.
+_HEAD = re.compile(r'(?:<\?xml version="1\.0" encoding="(?:utf|UTF)-8"(?: standalone="yes")?\?>)?<EnumerationResults'
+                   + _ATTRS + r">(?:" + _LEAF + r")*<Blobs>")
 _BLOB = re.compile(r"<Blob>" + _NAME + r"<Properties>((?:" + _LEAF.replace("\\1", "\\4") + r")*)</Properties>"
                    r"(?:<Metadata>((?:" + _LEAF.replace("\\1", "\\6") + r")*)</Metadata>|(<Metadata ?/>))?"
                    r"(?:<OrMetadata ?/>)?</Blob>")
