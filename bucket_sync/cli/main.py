@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
                        f"read it; run: chmod 600 {config.path}", err=True)
         obj: dict[str, Any] = {"config": config}
         _install_login_loader(obj)
+        gc.freeze()  # as LazyGroup.get_command does: this module's imports, for the commands click answers alone
         code = cli.main(args=args, prog_name="bucket-sync", standalone_mode=False,
                         default_map=config.default_map(), obj=obj)
         code = code if isinstance(code, int) else 0
