@@ -14,7 +14,6 @@ folder, the state folder (``BUCKET_SYNC_STATE_DIR`` overrides it) and the cache 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AbstractSet, Any, Mapping
@@ -167,6 +166,8 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
         if required:
             raise ConfigError(f"config file not found: {path}", hint="check --config or BUCKET_SYNC_CONFIG")
         return Config(path=None)
+    import tomllib  # here: most runs have no config file, and its parser is a few ms of regexes to compile
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -593,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --scale: comma-separated rows, e.g. noop-250k,noop-1m,flat-200k,upload-250k")
     p.add_argument("--wan", action="store_true",
                    help="the WAN rows instead (40 ms RTT, 400 Mbit/s through devtools/wan_proxy.py; scripts/bench_wan.py)")
+    p.add_argument("--wan-rows", dest="rows_wan", default=None,
+                   help="with --wan: comma-separated rows, e.g. small-noop (default: photos-up,photos-down,small-up,small-noop)")
     args = p.parse_args(argv)
     if args.wan:
         from bench_wan import main_wan

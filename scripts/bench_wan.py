@@ -83,15 +83,25 @@ def _files(folder: Path, count: int, size: int) -> Path:
     return folder
 
 
+ROWS = ("photos-up", "photos-down", "small-up", "small-noop")
+# What a row needs run first, untimed when not asked for: a download needs the photos up, a no-op the upload.
+NEEDS = {"photos-down": "photos-up", "small-noop": "small-up"}
+
+
 def main_wan(args, bench) -> int:
     from devtools.azurite import AzuriteServer
     from devtools.wan_proxy import WanProxy
 
+    wanted = [r.strip() for r in (args.rows_wan or ",".join(ROWS)).split(",") if r.strip()]
+    unknown = [r for r in wanted if r not in ROWS]
+    if unknown:
+        raise SystemExit(f"bench: unknown WAN rows {unknown} (known: {', '.join(ROWS)})")
+    steps_run = set(wanted) | {NEEDS[r] for r in wanted if r in NEEDS}
     runs = max(1, args.runs)
     photos_n, photos_size = (6, 1024 * 1024) if args.quick else PHOTOS
     small_n, small_size = (20, 16 * 1024) if args.quick else SMALL
     data = (args.data_dir or args.out_dir / "data") / "wan"
-    photos = _files(data / "photos", photos_n, photos_size)
+    photos = _files(data / "photos", photos_n, photos_size) if steps_run & {"photos-up", "photos-down"} else data / "photos"
     small = _files(data / "small", small_n, small_size)
     work = Path(tempfile.mkdtemp(prefix="bucket-sync-bench-wan-"))
     rclone = None if args.no_rclone else shutil.which("rclone")
@@ -104,6 +114,7 @@ def main_wan(args, bench) -> int:
         WanRow("small-up", f"{small_n} x 16 KiB up", small_n * small_size, "≤ 0.5 x rclone tuned"),
         WanRow("small-noop", f"{small_n} x 16 KiB, in sync", 0, "≤ 0.8 x rclone tuned"),
     ]
+    rows = [r for r in rows if r.name in wanted]
     home = work / "home"
     home.mkdir()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
@@ -121,6 +132,10 @@ def main_wan(args, bench) -> int:
             for run in range(runs):
                 for name, method, folder in (("photos-up", "PUT", photos), ("photos-down", "GET", photos),
                                              ("small-up", "PUT", small)):
+                    if name not in wanted:
+                        continue
+                    if name == "photos-down" and "photos-up" not in wanted:
+                        raw_floor(floor_url, sorted(folder.iterdir()), "PUT")  # the blobs it reads, untimed
                     seconds = raw_floor(floor_url, sorted(folder.iterdir()), method)
                     next(r for r in rows if r.name == name).floor.append(seconds)
                     bench.say(f"  {name:12} {'raw floor':12} run {run + 1}: {seconds:6.2f} s")
@@ -146,7 +161,11 @@ def main_wan(args, bench) -> int:
                              ("small-up", cmd("upload", str(small), remote("small"))),
                              ("small-noop", cmd("upload", str(small), remote("small")))]
                     for name, argv in steps:
+                        if name not in steps_run:
+                            continue
                         result, _, _ = bench.measure(argv, the_env, f"{tool} {name} (WAN)")
+                        if name not in wanted:
+                            continue
                         next(r for r in rows if r.name == name).seconds[tool].append(result.seconds)
                         bench.say(f"  {name:12} {tool:12} run {run + 1}: {result.seconds:6.2f} s")
                     shutil.rmtree(work / f"down-{tool}-{run}", ignore_errors=True)

@@ -10,7 +10,6 @@ redacting filter as the console.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import threading
 import time
 from pathlib import Path
@@ -47,7 +46,11 @@ def file_handler(path: str, *, rotating: bool) -> logging.Handler:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if rotating:
-            handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            # Imported here: logging.handlers pulls in pickle, queue and socket, a few ms every run pays at
+            # start-up when only `watch --log-file` rotates.
+            from logging.handlers import RotatingFileHandler
+
+            handler: logging.Handler = RotatingFileHandler(
                 target, maxBytes=ROTATE_BYTES, backupCount=ROTATE_KEEP, encoding="utf-8")
         else:
             handler = logging.FileHandler(target, encoding="utf-8")

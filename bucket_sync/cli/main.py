@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -46,7 +47,13 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attribute = COMMANDS[name]
-        return with_env_vars(getattr(importlib.import_module(f".{module}", __package__), attribute))
+        command = with_env_vars(getattr(importlib.import_module(f".{module}", __package__), attribute))
+        # What the imports made (~21,000 objects: functions, classes, constants) lives as long as the process.
+        # Frozen, the collector no longer walks it in each full collection, nor in the interpreter's exit,
+        # where those walks were ~20 ms of CPU of a no-op run. What the run makes is collected as before;
+        # the price is that garbage cycles left by the imports themselves (a few) are never freed.
+        gc.freeze()
+        return command
 
 
 ENV_PREFIX = "BUCKET_SYNC_"
@@ -144,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
                        f"read it; run: chmod 600 {config.path}", err=True)
         obj: dict[str, Any] = {"config": config}
         _install_login_loader(obj)
+        gc.freeze()  # as LazyGroup.get_command does: this module's imports, for the commands click answers alone
         code = cli.main(args=args, prog_name="bucket-sync", standalone_mode=False,
                         default_map=config.default_map(), obj=obj)
         code = code if isinstance(code, int) else 0

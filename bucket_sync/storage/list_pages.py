@@ -15,19 +15,23 @@ only ever accepts pages that ElementTree reads to the same tuples (a property te
 from __future__ import annotations
 
 import base64
-import html
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
-from xml.etree import ElementTree
 
 from ..errors import StorageError
 from ..sync.keys import key_from_blob_name
 from ..sync.model import RemoteBlob
 from ..sync.mtime import datetime_to_ns, parse_mtime
 from ..sync.piece_digest import PIECES_KEY
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree
+
+# ElementTree and html are imported where used: pages as Azure writes them never reach ElementTree, and a
+# marker rarely needs unescaping (the last page has none); importing both cost every run ~2 ms of its start.
 
 
 # A listed blob: (name, size, md5, etag, mtime metadata, Last-Modified, sha256pieces metadata)
@@ -52,12 +56,14 @@ def parse_page(body: bytes) -> Page:
     try:
         fast = _parse_fast(body)
         return fast if fast is not None else _parse(body)
-    except (ElementTree.ParseError, ValueError, TypeError, AttributeError) as exc:
+    except (SyntaxError, ValueError, TypeError, AttributeError) as exc:  # SyntaxError: ElementTree.ParseError
         raise StorageError(f"storage answered a listing page that cannot be read ({type(exc).__name__}: "
                            f"{str(exc)[:200]})", hint="check that the URL is an Azure Blob Storage container") from None
 
 
 def _parse(body: bytes) -> Page:
+    from xml.etree import ElementTree
+
     root = ElementTree.fromstring(body)
     page = Page(next_marker=root.findtext("NextMarker") or None)
     blobs = root.find("Blobs")
@@ -89,8 +95,10 @@ _TEXT = r"[^<&]*"
 _LEAF = r"<([A-Za-z][\w.:-]*)(?: ?/>|>[^<&]*</\1>)"  # an element holding text only, closed by its own name
 _NAME = r'<Name( Encoded="true")?>([^<&]*(?:&(?:amp|lt|gt|quot|apos);[^<&]*)*)</Name>'
 _ATTRS = r'(?: [A-Za-z][\w:.-]*="[^"<&]*")*'
-_HEAD = re.compile(r'(?:<\?xml version="1\.0" encoding="utf-8"\?>)?<EnumerationResults' + _ATTRS + r">(?:"
-                   + _LEAF + r")*<Blobs>")
+# The declaration as Azure writes it, or as Azurite does (``encoding="UTF-8" standalone="yes"``: the same
+# encoding, and no external declarations): Azurite's pages went to ElementTree, ~1.4x the fast reader's time.
+_HEAD = re.compile(r'(?:<\?xml version="1\.0" encoding="(?:utf|UTF)-8"(?: standalone="yes")?\?>)?<EnumerationResults'
+                   + _ATTRS + r">(?:" + _LEAF + r")*<Blobs>")
 _BLOB = re.compile(r"<Blob>" + _NAME + r"<Properties>((?:" + _LEAF.replace("\\1", "\\4") + r")*)</Properties>"
                    r"(?:<Metadata>((?:" + _LEAF.replace("\\1", "\\6") + r")*)</Metadata>|(<Metadata ?/>))?"
                    r"(?:<OrMetadata ?/>)?</Blob>")
@@ -107,13 +115,24 @@ _AZURE_BLOB = re.compile(
     r"(?:<OrMetadata ?/>)?</Blob>")
 _PREFIX = re.compile(r"<BlobPrefix>" + _NAME + r"</BlobPrefix>")
 _TAIL = re.compile(r"</Blobs>(?:<NextMarker>(" + _TEXT + r")</NextMarker>|<NextMarker ?/>)?</EnumerationResults>\s*\Z")
-_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]")  # refused by XML, or (\r) rewritten
+# Characters XML refuses, or (\r) rewrites: U+0000-U+001F but tab and newline, U+FFFE and U+FFFF. Looked for
+# in the UTF-8 bytes (valid, as decoded), where a control character is its own byte and U+FFFE/U+FFFF
+# their three: bytes.translate keeps only the refused bytes, ~3x faster than a regex over the text
+# (1.4 instead of 3.9 ms for a page of 1,000 Azurite blobs).
+_REFUSED_BYTES = bytes([*range(0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20)])
+_OTHER_BYTES = bytes(b for b in range(256) if b not in _REFUSED_BYTES)
+_REFUSED_SEQUENCES = ("\ufffe".encode(), "\uffff".encode())
+
 _FIELDS = {tag: re.compile(f"<{tag}(?: ?/>|>({_TEXT})</{tag}>)")
            for tag in ("Content-Length", "Content-MD5", "Etag", "Last-Modified", "mtime", "Mtime", PIECES_KEY)}
 _DIGITS = re.compile(r"\d+")
 _MD5_B64 = re.compile(r"[A-Za-z0-9+/]{22}==")
 _ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
 _ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos);")
+
+
+def _has_refused_chars(body: bytes) -> bool:
+    return bool(body.translate(None, _OTHER_BYTES)) or any(seq in body for seq in _REFUSED_SEQUENCES)
 
 
 class _Doubt(Exception):
@@ -139,7 +158,7 @@ def _parse_fast(body: bytes) -> Page | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if "<!" in text or "]]>" in text or text.count("<?") > text.startswith("<?xml ") or _BAD_CHARS.search(text):
+    if "<!" in text or "]]>" in text or text.count("<?") > text.startswith("<?xml ") or _has_refused_chars(body):
         return None  # comments, CDATA, processing instructions, characters XML refuses: ElementTree decides
     head = _HEAD.match(text)
     if head is None:
@@ -213,7 +232,11 @@ def next_marker(body: bytes) -> str | None:
     """The continuation marker, found without parsing the page (it ends the body): lets the next page be
     requested before this one is parsed."""
     found = _NEXT_MARKER.search(body, max(0, len(body) - 4096))
-    return html.unescape(found.group(1).decode()) or None if found else None
+    if not found:
+        return None
+    import html
+
+    return html.unescape(found.group(1).decode()) or None
 
 
 class Headers(Protocol):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 import threading
 from contextlib import contextmanager
@@ -89,8 +87,11 @@ def return_big_buffers_to_os() -> None:
     """
     if not sys.platform.startswith("linux"):
         return
+    # ctypes is imported here, as in storage/list_ahead.py: a no-op never transfers. The process' own symbols
+    # hold libc's mallopt: ctypes.util.find_library("c") ran `ldconfig -p` in a subprocess on every run.
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, BIG_BUFFER)
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, BIG_BUFFER)
     except (OSError, AttributeError):
         pass

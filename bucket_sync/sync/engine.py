@@ -87,6 +87,8 @@ class Engine:
             for action in plan.deletes if delete else ():
                 self._emit(Action.DELETE, action, Status.PLANNED)
             return
+        if not plan.work and not (delete and plan.deletes):
+            return  # a no-op: no pools to start and stop, no allocator to tune (that imports ctypes)
         concurrency = max(1, self.settings.concurrency)
         return_big_buffers_to_os()
         budget = ByteBudget(max(self.settings.memory_budget, 2 * (self.settings.block_size or 0)))

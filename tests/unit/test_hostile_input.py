@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -89,6 +90,22 @@ def test_sas_urls_and_remotes_are_parsed_or_refused_as_usage_errors(value):
         except UsageError as exc:
             assert exc.exit_code == ExitCode.USAGE and "sig=x" not in exc.message
     assert parse_sas_time(value) is None or parse_sas_time(value).tzinfo is not None
+
+
+@FUZZ
+@given(st.tuples(st.integers(0, 9999), st.integers(0, 99), st.integers(0, 99), st.integers(0, 99), st.integers(0, 99),
+                 st.integers(0, 99)).map(lambda t: "%04d-%02d-%02dT%02d:%02d:%02dZ" % t))
+def test_a_sas_time_in_the_common_form_reads_as_strptime_reads_it(value):
+    """se= as Azure writes it is read without strptime: to the same instant, and impossible dates (month 13,
+    second 60) still go through strptime and the ISO fallback, as before."""
+    try:
+        expected = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        try:
+            expected = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            expected = None
+    assert parse_sas_time(value) == expected
 
 
 @FUZZ
