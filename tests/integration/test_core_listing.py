@@ -57,7 +57,7 @@ def test_page_parser_reads_encoded_names_and_the_marker():
             b'</Blobs><NextMarker>m&amp;1</NextMarker></EnumerationResults>')
     page = parse_page(body)
     assert page.next_marker == "m&1" == next_marker(body)
-    assert page.blobs == [("a\ufffeb", 5, None, "0x1", "2026-11-23T10:00:00.5Z", "Mon, 23 Nov 2026 10:00:00 GMT")]
+    assert page.blobs == [("a\ufffeb", 5, None, "0x1", "2026-11-23T10:00:00.5Z", "Mon, 23 Nov 2026 10:00:00 GMT", None)]
     assert next_marker(body.replace(b"<NextMarker>m&amp;1</NextMarker>", b"<NextMarker />")) is None
 
 
