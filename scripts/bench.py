@@ -393,6 +393,9 @@ class Bench:
                         # guarantee it must not split files into streams.
                         argv = [*argv, "--multi-thread-streams", "0"]
                     try:
+                        # Untimed: the page cache written back, so no run pays for the dirty pages of the one
+                        # before it (1.4 GiB downloaded just before made a 1 GiB download take 1.1-3.3 s).
+                        os.sync()
                         before = self.storage_cpu()
                         run, _, _ = measure(argv, env, f"{tool} {row.name}")
                         after = self.storage_cpu()
