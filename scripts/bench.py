@@ -27,13 +27,13 @@ sys.path.insert(0, str(ROOT))
 
 from devtools.azurite import AzuriteServer  # noqa: E402
 from devtools.emulator import FULL_PERMISSIONS, PlatformEmulator  # noqa: E402
+from bucket_sync.sync.piece_digest import PIECES_KEY  # noqa: E402
 from bench_data import DataSets, human_size, prepare_data  # noqa: E402
 
 ROWS = ("upload-small", "upload-medium", "upload-large", "download-all", "download-large", "download-large-md5",
         "noop", "noop-2k", "noop-rw")
 # download-large-md5: the same blob without the piece digest bucket-sync's chunked uploads store
-# (bucket_sync/sync/piece_digest.py), as another tool writes it: checked by its Content-MD5, on one core.
-PIECES_KEY = "sha256pieces"
+# (bucket_sync/sync/piece_digest.py, PIECES_KEY), as another tool writes it: checked by its Content-MD5.
 # The file-by-file path (a SAS without list, as the documented bucket SAS sp=rw) against the listing path
 # on the same 2,000 files: bucket-sync's own ratio, with its target.
 TARGET_LOOKUP_RATIO = 3.0

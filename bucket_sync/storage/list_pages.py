@@ -145,6 +145,14 @@ def _field(tag: str, text: str, start: int, end: int) -> str | None:
     return None if found is None else (found.group(1) or "")
 
 
+def _ours(text: str, start: int, end: int, mtime: str | None = None) -> tuple[str | None, str | None]:
+    """Our metadata entries, mtime and sha256pieces, in the Metadata between ``start`` and ``end`` (``mtime``:
+    already read, where it came first)."""
+    if mtime is None:
+        mtime = _field("mtime", text, start, end) or _field("Mtime", text, start, end)
+    return mtime, _field(PIECES_KEY, text, start, end)
+
+
 def _xml_name(encoded: str | None, raw: str) -> str:
     name = _ENTITY.sub(lambda m: _ENTITIES[m.group()], raw) if "&" in raw else raw
     if not name:
@@ -174,10 +182,7 @@ def _parse_fast(body: bytes) -> Page | None:
                 encoded, raw, last_modified, etag, size_text, _, md5_text, _, mtime, rest, _ = m.groups()
                 pieces = None
                 if rest:  # other metadata: ours may be among it (mtime too, if it did not come first)
-                    rs, re_ = m.span(10)
-                    if mtime is None:
-                        mtime = _field("mtime", text, rs, re_) or _field("Mtime", text, rs, re_)
-                    pieces = _field(PIECES_KEY, text, rs, re_)
+                    mtime, pieces = _ours(text, *m.span(10), mtime)
                 append((_xml_name(encoded, raw), int(size_text), base64.b64decode(md5_text) if md5_text else None,
                         etag, mtime, last_modified, pieces))
                 pos = m.end()
@@ -194,9 +199,7 @@ def _parse_fast(body: bytes) -> Page | None:
                     raise _Doubt
                 mtime = pieces = None
                 if meta is not None:
-                    ms, me = m.span(5)
-                    mtime = _field("mtime", text, ms, me) or _field("Mtime", text, ms, me)
-                    pieces = _field(PIECES_KEY, text, ms, me)
+                    mtime, pieces = _ours(text, *m.span(5))
                 page.blobs.append((_xml_name(encoded, raw), int(size_text or 0),
                                    base64.b64decode(md5_text) if md5_text else None,
                                    _field("Etag", text, ps, pe), mtime, _field("Last-Modified", text, ps, pe), pieces))

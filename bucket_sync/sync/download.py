@@ -23,7 +23,7 @@ from .bandwidth import RateLimiter, Unlimited
 from .budget import ByteBudget, choose_range_size
 from .keys import local_path_for
 from .model import RemoteBlob
-from .piece_digest import PieceDigest, RangeHasher, root_of, usable
+from .piece_digest import PieceCheck, PieceDigest, RangeHasher, usable
 from .positional import BINARY, pread_into, pwrite
 from .scan import PARTIAL_SUFFIX
 from .remote import Remote
@@ -56,8 +56,8 @@ class Downloader:
                 self._made_dirs.add(parent)
             chunk = choose_range_size(blob.size, self.chunk_size, self.streams)
             pieces = usable(blob.pieces, blob.md5) if blob.size > chunk else None
-            if pieces is not None:  # ranges of whole pieces, each range hashing its own
-                chunk = max(1, round(chunk / pieces.piece)) * pieces.piece
+            if pieces is not None:
+                chunk = pieces.range_size(chunk)
             md5: bytes | None
             if blob.size <= chunk:
                 md5 = self._single(blob, partial)
@@ -113,7 +113,7 @@ class Downloader:
         failed = threading.Event()
         fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC | BINARY, 0o644)
         hasher = OrderedMd5(fd, chunk) if blob.md5 and pieces is None else None
-        digests = None if pieces is None else [b""] * -(-blob.size // pieces.piece)
+        check = None if pieces is None else PieceCheck(pieces, blob.size)
         try:
             os.ftruncate(fd, blob.size)
             futures: list[Future[None]] = []
@@ -123,7 +123,7 @@ class Downloader:
                 length = min(chunk, blob.size - offset)
                 # The budget counts what a request buffers (one network read), and bounds chunks queued.
                 taken = self.budget.acquire(min(length, STREAM_BUFFER))
-                ranged = None if pieces is None or digests is None else RangeHasher(pieces.piece, digests, offset // pieces.piece)
+                ranged = None if check is None else check.range_at(offset)
                 futures.append(self.chunk_pool.submit(self._fetch, blob, fd, offset, length, taken, failed, hasher,
                                                       ranged))
             wait(futures)
@@ -133,8 +133,8 @@ class Downloader:
                     raise error
             if self.cancel.is_set():
                 raise BucketSyncError(f"{blob.key}: interrupted")
-            if pieces is not None and digests is not None:
-                if not all(digests) or root_of(digests) != pieces.root:
+            if check is not None:
+                if not check.matches():
                     raise BucketSyncError(f"{blob.key}: downloaded content does not match the digest bucket-sync "
                                           "stored at upload (sha256pieces metadata); not kept")
                 return None

@@ -43,6 +43,10 @@ class PieceDigest:
     def text(self) -> str:
         return f"{_VERSION}:{self.piece}:{self.md5.hex()}:{self.root.hex()}"
 
+    def range_size(self, near: int) -> int:
+        """The range size closest to ``near`` in whole pieces (at least one): each range hashes its own."""
+        return max(1, round(near / self.piece)) * self.piece
+
 
 def parse(text: str | None) -> PieceDigest | None:
     """The digest a blob's metadata carries; None when absent or not one this version writes."""
@@ -68,6 +72,21 @@ def root_of(pieces: list[bytes]) -> bytes:
 
 def digest_of(piece: int, md5: bytes, pieces: list[bytes]) -> PieceDigest:
     return PieceDigest(piece, md5, root_of(pieces))
+
+
+class PieceCheck:
+    """A download checked against ``digest``: a RangeHasher for each range (any order, in parallel), and
+    the digests they fill checked once every range is done."""
+
+    def __init__(self, digest: PieceDigest, size: int) -> None:
+        self._digest = digest
+        self._pieces = [b""] * -(-size // digest.piece)
+
+    def range_at(self, offset: int) -> "RangeHasher":
+        return RangeHasher(self._digest.piece, self._pieces, offset // self._digest.piece)
+
+    def matches(self) -> bool:
+        return all(self._pieces) and root_of(self._pieces) == self._digest.root
 
 
 class RangeHasher:
@@ -112,4 +131,4 @@ class RangeHasher:
         self._left = self._piece
 
 
-__all__ = ["PIECES_KEY", "PieceDigest", "RangeHasher", "digest_of", "parse", "root_of", "usable"]
+__all__ = ["PIECES_KEY", "PieceCheck", "PieceDigest", "RangeHasher", "digest_of", "parse", "root_of", "usable"]
