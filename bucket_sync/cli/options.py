@@ -133,8 +133,7 @@ def parse_metadata(items: Iterable[object]) -> tuple[tuple[str, str], ...]:
             raise UsageError(f"--metadata {item!r} is not KEY=VALUE with a name of letters, digits and _",
                              hint="e.g. --metadata project=bridge_7 --metadata camera=DJI")
         if key.lower() in OWN_KEYS:
-            raise UsageError(f"--metadata {key} is bucket-sync's own (the file's modification time, or the "
-                             "digest downloads are checked against)", hint="choose another name")
+            raise UsageError(f"--metadata {key} is bucket-sync's own ({OWN_KEYS[key.lower()]})", hint="choose another name")
         if not value.isascii() or not value.isprintable():
             raise UsageError(f"--metadata {key}: the value must be printable ASCII (storage sends it as a header)")
         pairs.append((key, value))

@@ -12,7 +12,7 @@ from .mtime import format_mtime
 from .piece_digest import PIECES_KEY
 
 MTIME_KEY = "mtime"
-OWN_KEYS = (MTIME_KEY, PIECES_KEY)
+OWN_KEYS = {MTIME_KEY: "the file's modification time", PIECES_KEY: "the digest downloads are checked against"}
 
 
 def metadata_for(mtime_ns: int, extras: BlobExtras, digest: str | None = None) -> dict[str, str]:
